@@ -1,0 +1,39 @@
+# Two entry points a newcomer needs: `make repro` (whole study) and `make test`.
+# Both create .venv from the pinned lock file if it is missing.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# Two torch processes on two cores thrash badly without this.
+export OMP_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+
+.PHONY: venv repro test test-fast bench lock clean-venv
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+repro: venv
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+
+test: venv
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+test-fast: venv
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not slow"
+
+bench: venv
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+lock: venv
+	$(BIN)/pip install -q -r requirements.txt
+	( echo "# Full resolved environment (pip freeze of a venv built from requirements.txt). Do not edit by hand: \`make lock\`."; \
+	  $(BIN)/pip freeze --exclude-editable | grep -v '^nessa'; \
+	  $(BIN)/pip freeze --all | grep '^setuptools==' ) > requirements.lock
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,10 @@
+"""nessa_lib: align speaker-embedding spaces of two independently trained models.
+
+Modules (import the one you need; importing the package itself loads nothing heavy):
+
+- ``nessa_lib.metrics``  EER, minDCF, FRR at a FAR, DET curve (numpy only)
+- ``nessa_lib.scoring``  L2 normalisation, voice profiles, vectorised cosine trial scoring
+- ``nessa_lib.align``    ``fit(method, ...)`` for NESSA M1/M2/M3 and the baselines, safe save/load
+"""
+
+__version__ = "0.1.0"
