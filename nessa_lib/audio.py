@@ -1,0 +1,275 @@
+"""Audio loading and probing: mono float32 at the model's sample rate, or an ``AudioError`` naming the file.
+
+Conventions (see field notes F): stereo is averaged to mono (SpeechBrain ``avg-to-mono``, pyannote
+``mono='downmix'``), other sample rates are resampled with a logged warning (WeSpeaker, 3D-Speaker, NeMo), and
+anything a speaker model would crash on or silently turn into a NaN embedding (unreadable, empty, too short,
+NaN/inf, digital silence) is refused up front with a short machine-readable ``reason``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import tempfile
+from math import gcd
+from typing import Iterable, NamedTuple
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+#: Every ``AudioError.reason`` this module produces.
+REASONS = ("missing", "unreadable", "empty", "too_short", "non_finite", "silent", "multichannel")
+
+
+class AudioError(ValueError):
+    """An audio file cannot be used; ``str(err)`` names the file and the problem.
+
+    Attributes
+    ----------
+    path : str
+        The offending file.
+    reason : str
+        Short machine-readable tag, one of :data:`REASONS`.
+    """
+
+    def __init__(self, path, reason: str, detail: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {detail} [{reason}]")
+
+
+class AudioInfo(NamedTuple):
+    """Header facts about one audio file (no samples decoded)."""
+
+    sample_rate: int
+    channels: int
+    frames: int
+    duration_s: float
+    path: str = ""
+
+
+def _check_is_file(path) -> None:
+    if not os.path.exists(path):
+        raise AudioError(path, "missing", "file does not exist")
+    if not os.path.isfile(path):
+        raise AudioError(path, "unreadable", "is not a regular file (a directory?)")
+    if os.path.getsize(path) == 0:
+        raise AudioError(path, "empty", "file is 0 bytes")
+
+
+def probe_audio(path) -> AudioInfo:
+    """Read the header of an audio file with ``soundfile.info``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Audio file (any format libsndfile reads: wav, flac, ogg, ...; not m4a/aac).
+
+    Returns
+    -------
+    AudioInfo
+        ``(sample_rate, channels, frames, duration_s, path)``. A valid file with 0 frames is returned as is;
+        :func:`scan_audio` and :func:`load_audio` reject it.
+
+    Raises
+    ------
+    AudioError
+        ``reason`` 'missing', 'empty' (0-byte file) or 'unreadable' (not an audio file libsndfile understands).
+
+    Examples
+    --------
+    >>> import tempfile, os, numpy as np, soundfile as sf
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     f = os.path.join(d, "a.wav")
+    ...     sf.write(f, np.zeros(8000, dtype=np.float32), 16000)
+    ...     probe_audio(f)[:4]
+    (16000, 1, 8000, 0.5)
+    """
+    import soundfile as sf
+
+    _check_is_file(path)
+    try:
+        info = sf.info(str(path))
+    except (sf.SoundFileError, RuntimeError) as e:
+        raise AudioError(path, "unreadable", f"not a readable audio file ({e})") from e
+    sr = int(info.samplerate)
+    if sr <= 0:
+        raise AudioError(path, "unreadable", f"header has sample rate {sr}")
+    frames = int(info.frames)
+    return AudioInfo(sr, int(info.channels), frames, frames / sr, str(path))
+
+
+def load_audio(path, *, target_sr: int = 16000, min_dur_s: float = 0.5, mono: str = "downmix") -> np.ndarray:
+    """Load an audio file as a 1-D float32 array at ``target_sr``; never modifies the file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Audio file.
+    target_sr : int
+        Sample rate of the result. Other rates are resampled with ``scipy.signal.resample_poly``
+        (up/down ratio reduced by their gcd) and a warning is logged on ``nessa_lib.audio``.
+    min_dur_s : float
+        Shortest accepted duration in seconds (speaker models crash or return garbage on ~25 ms clips).
+    mono : {'downmix', 'first', 'error'}
+        Multi-channel handling: average the channels (logged warning), keep channel 0 (logged warning), or raise.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,), float32
+        Samples in [-1, 1] for PCM input.
+
+    Raises
+    ------
+    AudioError
+        With ``reason`` 'missing', 'unreadable', 'empty', 'too_short', 'non_finite' (any NaN/inf sample),
+        'silent' (all samples exactly 0) or 'multichannel' (``mono='error'``).
+
+    Examples
+    --------
+    >>> import tempfile, os, numpy as np, soundfile as sf
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     f = os.path.join(d, "a.wav")
+    ...     sf.write(f, 0.1 * np.ones(8000, dtype=np.float32), 8000)
+    ...     x = load_audio(f, target_sr=16000)
+    >>> x.shape, x.dtype
+    ((16000,), dtype('float32'))
+    """
+    import soundfile as sf
+
+    if mono not in ("downmix", "first", "error"):
+        raise ValueError(f"mono must be 'downmix', 'first' or 'error', got {mono!r} (loading {path})")
+    info = probe_audio(path)
+    # Cheap header checks first so a 10-minute file with a bad header is not decoded for nothing.
+    if info.frames == 0:
+        raise AudioError(path, "empty", "contains 0 samples")
+    if info.duration_s < min_dur_s:
+        raise AudioError(path, "too_short", f"duration {info.duration_s:.3f} s < min_dur_s={min_dur_s} s")
+    try:
+        x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError) as e:
+        raise AudioError(path, "unreadable", f"header is readable but decoding failed ({e})") from e
+    # A truncated file can decode to fewer frames than its header claims: re-check on the real data.
+    if x.shape[0] == 0:
+        raise AudioError(path, "empty", "decoded to 0 samples (truncated file?)")
+    if x.shape[0] / sr < min_dur_s:
+        raise AudioError(path, "too_short", f"decoded duration {x.shape[0] / sr:.3f} s < min_dur_s={min_dur_s} s")
+    finite = np.isfinite(x)
+    if not finite.all():
+        n_bad = int(x.size - finite.sum())
+        raise AudioError(path, "non_finite", f"{n_bad} of {x.size} samples are NaN/inf")
+    if not np.any(x):
+        raise AudioError(path, "silent", "all samples are exactly 0 (digital silence gives NaN/garbage embeddings)")
+    if x.shape[1] > 1:
+        if mono == "error":
+            raise AudioError(path, "multichannel", f"has {x.shape[1]} channels and mono='error'")
+        if mono == "downmix":
+            logger.warning("%s: %d channels, averaging to mono", path, x.shape[1])
+            x = x.mean(axis=1, dtype=np.float32)
+        else:
+            logger.warning("%s: %d channels, keeping channel 0", path, x.shape[1])
+            x = x[:, 0]
+    else:
+        x = x[:, 0]
+    if sr != target_sr:
+        from scipy.signal import resample_poly
+
+        g = gcd(int(sr), int(target_sr))
+        logger.warning("%s: sample rate %d Hz, resampling to %d Hz", path, sr, target_sr)
+        x = resample_poly(x, target_sr // g, sr // g)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def scan_audio(paths: Iterable, *, min_dur_s: float = 0.5, decode: bool = False, target_sr: int = 16000,
+               progress: bool = True, desc: str = "scan audio"):
+    """Probe many files, separating usable ones from a skip list instead of failing on the first bad file.
+
+    Parameters
+    ----------
+    paths : iterable of str or os.PathLike
+        Audio files.
+    min_dur_s : float
+        Files shorter than this are skipped with reason 'too_short'.
+    decode : bool
+        Also decode every file with :func:`load_audio` to catch NaN content and digital silence
+        (slow: reads all samples). By default only headers are read.
+    target_sr : int
+        Passed to :func:`load_audio` when ``decode`` is true.
+    progress : bool
+        Show a tqdm progress bar.
+    desc : str
+        Progress bar label.
+
+    Returns
+    -------
+    ok : list of AudioInfo
+        Usable files, in input order.
+    skipped : list of (str, str, str)
+        ``(path, reason, message)`` for every rejected file; ``reason`` is an ``AudioError.reason``.
+
+    Examples
+    --------
+    >>> import tempfile, os, numpy as np, soundfile as sf
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     good, short = os.path.join(d, "good.wav"), os.path.join(d, "short.wav")
+    ...     sf.write(good, np.ones(16000, dtype=np.float32) * 0.1, 16000)
+    ...     sf.write(short, np.ones(160, dtype=np.float32) * 0.1, 16000)
+    ...     ok, skipped = scan_audio([good, short], progress=False)
+    >>> len(ok), [s[1] for s in skipped]
+    (1, ['too_short'])
+    """
+    from tqdm import tqdm
+
+    ok, skipped = [], []
+    for p in tqdm(list(paths), desc=desc, disable=not progress, unit="file"):
+        try:
+            info = probe_audio(p)
+            if info.frames == 0:
+                raise AudioError(p, "empty", "contains 0 samples")
+            if info.duration_s < min_dur_s:
+                raise AudioError(p, "too_short", f"duration {info.duration_s:.3f} s < min_dur_s={min_dur_s} s")
+            if decode:
+                load_audio(p, target_sr=target_sr, min_dur_s=min_dur_s)
+        except AudioError as e:
+            skipped.append((str(p), e.reason, str(e)))
+            continue
+        ok.append(info)
+    if skipped:
+        logger.warning("skipped %d of %d audio files (first: %s)", len(skipped), len(ok) + len(skipped),
+                       skipped[0][2])
+    return ok, skipped
+
+
+def write_skip_report(skipped, path) -> None:
+    """Write a skip list from :func:`scan_audio` as CSV ``path,reason,message`` (atomic replace).
+
+    Parameters
+    ----------
+    skipped : list of (str, str, str)
+        ``(path, reason, message)`` tuples.
+    path : str or os.PathLike
+        Output CSV file; written even when ``skipped`` is empty so a pipeline stage always has its output.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     out = os.path.join(d, "skipped.csv")
+    ...     write_skip_report([("x.wav", "empty", "x.wav: file is 0 bytes [empty]")], out)
+    ...     open(out).read().splitlines()[0]
+    'path,reason,message'
+    """
+    path = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["path", "reason", "message"])
+            w.writerows(skipped)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

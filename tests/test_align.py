@@ -1,0 +1,216 @@
+"""nessa_lib.align on synthetic two-space problems whose answer is known (nessa_lib.toy)."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from nessa_lib import align, toy
+from nessa_lib.metrics import eer
+
+FAST = dict(max_epochs=30, patience=5, hidden_dim=64)  # keeps each trained fit to ~1 s
+
+
+def pair_eer(enr, run, spk):
+    """EER over all cross-utterance pairs (i < j) scored enrollment-side i against runtime-side j."""
+    s = enr @ run.T
+    iu = np.triu_indices(len(spk), 1)
+    return eer(s[iu], (spk[:, None] == spk[None, :])[iu].astype(int))
+
+
+def unit(a):
+    return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def rotation():
+    """Equal dims, Y = rotated X plus a little noise: every sensible method should undo it."""
+    kw = dict(d_latent=8, d_x=8, d_y=8, warp_x="rotation", warp_y="rotation", noise_x=0.2, noise_y=0.2)
+    fit_set = toy.make_paired_spaces(150, 6, rng=np.random.default_rng(3), **kw)
+    eval_set = toy.make_paired_spaces(40, 6, rng=np.random.default_rng(3), speaker_offset=1000, **kw)
+    return fit_set, eval_set
+
+
+@pytest.fixture(scope="module")
+def warp():
+    """Different dims; Y is a strongly nonlinear (saturating) warp of the latent, so no linear map undoes it."""
+    kw = dict(d_latent=8, d_x=8, d_y=12, warp_x="rotation", warp_y="nonlinear", warp_gain=2.5,
+              session_noise=0.5, noise_x=0.05, noise_y=0.05)
+    fit_set = toy.make_paired_spaces(300, 8, rng=np.random.default_rng(5), **kw)
+    eval_set = toy.make_paired_spaces(60, 8, rng=np.random.default_rng(5), speaker_offset=1000, **kw)
+    return fit_set, eval_set
+
+
+def test_same_models_across_offsets():
+    a = toy.make_paired_spaces(2, 2, rng=np.random.default_rng(0))
+    b = toy.make_paired_spaces(2, 2, rng=np.random.default_rng(0), speaker_offset=5)
+    assert not np.allclose(a.x, b.x)  # new voices
+    assert b.speakers.tolist() == [5, 5, 6, 6]
+
+
+@pytest.mark.parametrize("method", ["linear", "procrustes", "nessa-m1", "nessa-m2", "nessa-m3"])
+def test_rotation_is_undone(rotation, method):
+    fit_set, ev = rotation
+    hp = FAST if method.startswith("nessa") else {}
+    a = align.fit(method, fit_set.x, fit_set.y, fit_set.speakers, seed=0, **hp)
+    sym = pair_eer(unit(ev.x), unit(ev.x), ev.speakers)
+    unaligned = pair_eer(unit(ev.x), unit(ev.y), ev.speakers)
+    aligned = pair_eer(a.map_enrollment(ev.x), a.map_runtime(ev.y), ev.speakers)
+    assert unaligned > 0.3  # a random rotation makes raw cross-model cosine useless...
+    assert aligned < sym + 0.03  # ...and alignment brings it back to symmetric quality
+
+
+def test_identity_is_a_no_op(rotation):
+    fit_set, ev = rotation
+    a = align.fit("identity", fit_set.x, fit_set.y, fit_set.speakers)
+    np.testing.assert_allclose(a.map_enrollment(ev.x), unit(ev.x), atol=1e-6)
+    np.testing.assert_allclose(a.map_runtime(ev.y), unit(ev.y), atol=1e-6)
+
+
+def test_procrustes_is_orthogonal_for_equal_dims(rotation):
+    fit_set, _ = rotation
+    a = align.fit("procrustes", fit_set.x, fit_set.y, fit_set.speakers)
+    w = a.runtime_map.weight.detach().numpy()
+    np.testing.assert_allclose(w @ w.T, np.eye(8), atol=1e-5)
+
+
+def test_speaker_logit_maps_to_centroid_cosines():
+    # Two reference speakers on the axes; an embedding at 45 degrees has cosine 1/sqrt(2) to both.
+    x = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [0.0, 3.0]])
+    a = align.fit("speaker-logit", x, x, ["a", "a", "b", "b"])
+    assert a.shared_dim == 2
+    out = a.map_enrollment([[1.0, 1.0]])
+    np.testing.assert_allclose(out, [[2**-0.5, 2**-0.5]], atol=1e-6)  # (c, c) renormalised
+
+
+def test_linear_solves_a_known_affine_map():
+    rng = np.random.default_rng(0)
+    y = unit(rng.normal(size=(200, 3)))
+    # w has orthonormal rows, so x = y @ w keeps unit norm and the normalised target stays linear in y.
+    w = np.linalg.qr(rng.normal(size=(4, 3)))[0].T
+    x = y @ w
+    a = align.fit("linear", x, y, np.arange(200) % 10, ridge=0.0)
+    np.testing.assert_allclose(a.map_runtime(y), x, atol=1e-5)
+
+
+def test_nonlinear_warp_nessa_beats_baselines(warp):
+    fit_set, ev = warp
+    eers = {}
+    for method in ["speaker-logit", "linear", "procrustes", "nessa-m1"]:
+        a = align.fit(method, fit_set.x, fit_set.y, fit_set.speakers, seed=0)
+        assert a.shared_dim == a.map_runtime(ev.y).shape[1]
+        eers[method] = pair_eer(a.map_enrollment(ev.x), a.map_runtime(ev.y), ev.speakers)
+    # M1 must invert the warp better than any linear map, and beat centroid cosines.
+    assert eers["nessa-m1"] < eers["linear"] - 0.005, eers
+    assert eers["nessa-m1"] < eers["procrustes"], eers
+    assert eers["nessa-m1"] < eers["speaker-logit"], eers
+
+
+def test_m3_shared_dim_follows_reference(warp):
+    fit_set, ev = warp
+    for ref, dim in [("enroll", 8), ("runtime", 12)]:
+        a = align.fit("nessa-m3", fit_set.x, fit_set.y, fit_set.speakers, reference=ref, **FAST)
+        assert a.shared_dim == dim
+        assert a.map_enrollment(ev.x).shape == (len(ev.x), dim)
+        assert a.history and {"epoch", "train_loss", "val_loss"} <= set(a.history[0])
+
+
+@pytest.mark.parametrize("method", align.METHODS)
+def test_save_load_round_trip(tmp_path, rotation, method):
+    fit_set, ev = rotation
+    hp = FAST if method.startswith("nessa") else {}
+    a = align.fit(method, fit_set.x, fit_set.y, fit_set.speakers, seed=1,
+                  enroll_model_id="ecapa@abc", runtime_model_id="xvector@def", **hp)
+    path = tmp_path / "sub" / f"{method}.safetensors"
+    a.save(path)
+    b = align.load(path)
+    assert b.metadata() == json.loads(json.dumps(a.metadata()))
+    np.testing.assert_array_equal(a.map_enrollment(ev.x), b.map_enrollment(ev.x))
+    np.testing.assert_array_equal(a.map_runtime(ev.y), b.map_runtime(ev.y))
+
+
+@pytest.mark.parametrize("method", ["nessa-m1", "nessa-m3"])
+def test_same_seed_same_result(rotation, method):
+    fit_set, ev = rotation
+    out = [
+        align.fit(method, fit_set.x, fit_set.y, fit_set.speakers, seed=s, **FAST).map_runtime(ev.y)
+        for s in (7, 7, 8)
+    ]
+    np.testing.assert_array_equal(out[0], out[1])
+    assert not np.array_equal(out[0], out[2])
+
+
+def test_fit_leaves_global_torch_rng_alone(rotation):
+    fit_set, _ = rotation
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    align.fit("nessa-m1", fit_set.x, fit_set.y, fit_set.speakers, max_epochs=1, hidden_dim=8)
+    np.testing.assert_array_equal(torch.rand(3), expected)
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_unknown_method():
+    with pytest.raises(ValueError, match="unknown alignment method 'nessa-m4'.*nessa-m1"):
+        align.fit("nessa-m4", np.eye(2), np.eye(2), [0, 1])
+
+
+def test_unknown_hparam():
+    with pytest.raises(ValueError, match="unknown hyper-parameter.*'hiddendim'"):
+        align.fit("nessa-m1", np.eye(2), np.eye(2), [0, 1], hiddendim=3)
+
+
+def test_identity_needs_equal_dims():
+    with pytest.raises(ValueError, match="equal embedding dims.*3 vs runtime 2"):
+        align.fit("identity", np.eye(3), np.eye(3)[:, :2] + 1, [0, 1, 2])
+
+
+def test_length_mismatch():
+    with pytest.raises(ValueError, match="3 enrollment, 2 runtime"):
+        align.fit("linear", np.eye(3), np.eye(2), [0, 1, 2])
+
+
+def test_nan_in_fit_input():
+    x = np.eye(3)
+    x[1, 2] = np.nan
+    with pytest.raises(ValueError, match=r"enrollment embeddings contains NaN/inf in 1 row\(s\), first at row\(s\) \[1\]"):
+        align.fit("linear", x, np.eye(3), [0, 1, 2])
+
+
+def test_map_rejects_wrong_dim_nan_and_foreign_model(rotation):
+    fit_set, _ = rotation
+    a = align.fit("linear", fit_set.x, fit_set.y, fit_set.speakers, runtime_model_id="xvector@1")
+    with pytest.raises(ValueError, match="dimension 5, expected 8"):
+        a.map_runtime(np.ones((2, 5)))
+    with pytest.raises(ValueError, match=r"runtime embeddings \(from probe.npz\) contains NaN"):
+        a.map_runtime(np.full((1, 8), np.nan), source="probe.npz")
+    with pytest.raises(ValueError, match="model 'ecapa@2'.*fitted for runtime model 'xvector@1'"):
+        a.map_runtime(np.ones((1, 8)), model_id="ecapa@2")
+    a.map_runtime(np.ones((1, 8)), model_id="xvector@1")  # the right model passes
+
+
+def test_load_refuses_non_aligner_files(tmp_path):
+    from safetensors.torch import save_file
+
+    missing = tmp_path / "nope.safetensors"
+    with pytest.raises(FileNotFoundError, match="nope.safetensors"):
+        align.load(missing)
+    pkl = tmp_path / "evil.safetensors"
+    pkl.write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(ValueError, match="evil.safetensors is not a readable safetensors"):
+        align.load(pkl)
+    other = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(other))
+    with pytest.raises(ValueError, match="not a NESSA aligner"):
+        align.load(other)
+
+
+def test_zero_vector_in_fit_input():
+    x = np.eye(3)
+    x[2] = 0.0
+    with pytest.raises(ValueError, match=r"enrollment embeddings has 1 all-zero row\(s\).*\[2\]"):
+        align.fit("linear", x, np.eye(3), [0, 1, 2])
