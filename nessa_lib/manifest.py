@@ -284,11 +284,15 @@ def make_enrollment_and_trials(df_eval: pd.DataFrame, *, k_enroll: int, n_nontar
     without replacement. Speakers with fewer than ``k_enroll + 1`` utterances are dropped with a logged
     warning.
 
+    If ``df_eval`` has a boolean ``enroll`` column (the synthetic corpus marks the utterances it recorded in
+    the enrollment condition, e.g. clean enrollment vs augmented test), the profile takes ``k_enroll`` of the
+    flagged utterances and only unflagged utterances become test utterances.
+
     Parameters
     ----------
     df_eval : pandas.DataFrame
-        Manifest rows of the evaluation speakers (``utt_id``, ``speaker_id``). If it has a ``split`` column, no
-        row may be 'train' or 'align' (guards against passing the whole manifest).
+        Manifest rows of the evaluation speakers (``utt_id``, ``speaker_id``, optional ``enroll``). If it has a
+        ``split`` column, no row may be 'train' or 'align' (guards against passing the whole manifest).
     k_enroll : int
         Utterances per profile, >= 1.
     n_nontarget_per_profile : int
@@ -330,7 +334,16 @@ def make_enrollment_and_trials(df_eval: pd.DataFrame, *, k_enroll: int, n_nontar
     rng = np.random.default_rng(rng)
     k = int(k_enroll)
     groups = {spk: sorted(g.tolist()) for spk, g in df_eval.groupby("speaker_id", sort=False)["utt_id"]}
+    flagged = None
+    if "enroll" in df_eval.columns:
+        flagged = set(df_eval.loc[df_eval["enroll"].astype(str).str.lower().isin(["true", "1"]), "utt_id"])
     speakers = sorted(groups, key=str)
+    if flagged is not None:
+        short = [s for s in speakers if sum(u in flagged for u in groups[s]) < k]
+        if short:
+            logger.warning("dropping %d speaker(s) with fewer than k_enroll=%d enrollment-flagged utterances "
+                           "(first: %r)", len(short), k, short[0])
+        speakers = [s for s in speakers if s not in set(short)]
     dropped = [s for s in speakers if len(groups[s]) < k + 1]
     if dropped:
         logger.warning("dropping %d speaker(s) with fewer than k_enroll+1=%d utterances (first: %r)",
@@ -342,6 +355,12 @@ def make_enrollment_and_trials(df_eval: pd.DataFrame, *, k_enroll: int, n_nontar
     enroll_rows, tests = [], {}
     for s in speakers:
         utts = groups[s]
+        if flagged is not None:
+            enr = [u for u in utts if u in flagged]
+            pick = sorted(rng.permutation(len(enr))[:k])
+            enroll_rows += [(s, enr[i]) for i in pick]
+            tests[s] = [u for u in utts if u not in flagged]
+            continue
         perm = rng.permutation(len(utts))
         enroll_rows += [(s, utts[i]) for i in sorted(perm[:k])]
         tests[s] = [utts[i] for i in sorted(perm[k:])]

@@ -231,3 +231,16 @@ def test_trial_reader_errors(tmp_path):
 def test_single_utterance_enrollment():
     t = pd.DataFrame({"label": [1, 0, 1], "profile_id": ["u1", "u1", "u2"], "test_utt_id": ["u3", "u4", "u1"]})
     assert single_utterance_enrollment(t).values.tolist() == [["u1", "u1"], ["u2", "u2"]]
+
+
+def test_enrollment_uses_flagged_utterances_when_present():
+    # Speaker a: utterances 0,1 flagged for enrollment (e.g. recorded clean), 2,3 are test.
+    df = pd.DataFrame({
+        "utt_id": [f"{s}/{i}" for s in "ab" for i in range(4)],
+        "speaker_id": [s for s in "ab" for _ in range(4)],
+        "enroll": [i < 2 for _ in "ab" for i in range(4)],
+    })
+    enroll, trials = make_enrollment_and_trials(df, k_enroll=2, n_nontarget_per_profile=2, rng=0)
+    assert enroll.values.tolist() == [["a", "a/0"], ["a", "a/1"], ["b", "b/0"], ["b", "b/1"]]
+    assert set(trials["test_utt_id"]) == {"a/2", "a/3", "b/2", "b/3"}
+    assert trials["label"].tolist() == [1, 1, 0, 0, 1, 1, 0, 0]
