@@ -95,3 +95,43 @@ def test_prepare_data_smoke(tmp_path):
     assert 0.0 <= metrics["baseline_mfcc_eer"] <= 1.0
     assert metrics["n_speakers_eval"] == 8.0
     assert (tmp_path / "reports" / "figures" / "spectrograms.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_prepare_data_smoke_voxceleb_layout(tmp_path):
+    """Stage 01 pointed at a dataset laid out like VoxCeleb1, with an official-format trial list used as given."""
+    import numpy as np
+    import papermill as pm
+    import soundfile as sf
+
+    from nessa_lib import manifest
+
+    root = tmp_path / "vox1" / "wav"
+    rng = np.random.default_rng(0)
+    for s in range(10):
+        for v in range(2):
+            d = root / f"id1{s:04d}" / f"vid{v}XyZ"
+            d.mkdir(parents=True)
+            for u in range(2):
+                # Each speaker gets its own pitch so the MFCC baseline has something to find.
+                t = np.arange(16000) / 16000
+                wave = 0.3 * np.sin(2 * np.pi * (120 + 25 * s) * t) + 0.01 * rng.standard_normal(16000)
+                sf.write(d / f"{u + 1:05d}.wav", wave, 16000)
+    (root / "id10000" / "vid0XyZ" / "00003.wav").write_bytes(b"corrupt")  # must be skipped and reported
+    lines = [f"1 id1{s:04d}/vid0XyZ/00001.wav id1{s:04d}/vid1XyZ/00002.wav" for s in range(6, 10)]
+    lines += [f"0 id1{s:04d}/vid0XyZ/00001.wav id1{(s + 1) % 4 + 6:04d}/vid1XyZ/00001.wav" for s in range(6, 10)]
+    trial_list = tmp_path / "veri_test2.txt"
+    trial_list.write_text("\n".join(lines) + "\n")
+    params = dict(source="voxceleb", dataset_root=str(root), trial_list=str(trial_list), n_train_speakers=4,
+                  n_align_speakers=2, min_eval_speakers=4, baseline_resemblyzer=False,
+                  out_dir=str(tmp_path / "data"), report_dir=str(tmp_path / "reports"))
+    pm.execute_notebook(str(ROOT / "notebooks/01_prepare_data.ipynb"), str(tmp_path / "01.ipynb"),
+                        parameters=params, cwd=str(ROOT / "notebooks"), progress_bar=False)
+    df = manifest.read_manifest(tmp_path / "data" / "manifest.csv")
+    assert df.groupby("split")["speaker_id"].nunique().to_dict() == {"train": 4, "align": 2, "eval": 4}
+    trials = manifest.read_trials(tmp_path / "data" / "trials.txt", manifest=df)
+    assert trials.values.tolist() == [[int(a), b, c] for a, b, c in (ln.split() for ln in lines)]
+    skipped = (tmp_path / "data" / "skipped.csv").read_text()
+    assert "00003.wav" in skipped
+    metrics = json.loads((tmp_path / "reports" / "metrics.json").read_text())
+    assert metrics["n_skipped"] == 1.0 and metrics["n_trials"] == 8.0

@@ -60,7 +60,6 @@ report_dir: str = "reports/prepare_data"  # metrics.json and figures/ (repo-rela
 import json
 import logging
 
-import matplotlib
 import numpy as np
 import pandas as pd
 from IPython.display import Audio, display
