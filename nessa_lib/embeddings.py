@@ -1,0 +1,124 @@
+"""Embedding files: per-utterance embeddings with their ids and the fingerprint of the model that made them.
+
+Format: one ``.npz`` written without pickle (``embeddings`` float32 (n, d), ``utt_ids`` and ``speaker_ids`` as
+unicode arrays, ``model_id`` as a 0-d unicode array), read back with ``allow_pickle=False`` so a file can never
+execute code. The model fingerprint travels with the embeddings, so an aligner can refuse embeddings from a
+model it was not fitted for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nessa_lib.checks import as_embeddings
+
+
+@dataclass
+class EmbeddingSet:
+    """Embeddings of utterances by one model."""
+
+    embeddings: np.ndarray  # (n, d) float32
+    utt_ids: np.ndarray  # (n,) str
+    speaker_ids: np.ndarray  # (n,) str
+    model_id: str
+
+    @property
+    def dim(self) -> int:
+        return int(self.embeddings.shape[1])
+
+
+def fingerprint(tensors: dict, config: dict, name: str = "model") -> str:
+    """Short, stable id of a model: ``name@`` + a hash of its weights and its JSON-serialisable config.
+
+    Parameters
+    ----------
+    tensors : dict of str to array-like
+        The model's weights (e.g. a torch ``state_dict``; tensors are converted with ``numpy()``).
+    config : dict
+        Everything else that changes the embeddings (architecture, feature settings, crop mode).
+    name : str
+        Human-readable prefix.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = fingerprint({"w": np.ones(3)}, {"dim": 3}, "toy")
+    >>> a == fingerprint({"w": np.ones(3)}, {"dim": 3}, "toy"), a.startswith("toy@"), len(a)
+    (True, True, 16)
+    >>> a == fingerprint({"w": np.ones(3) * 2}, {"dim": 3}, "toy")
+    False
+    """
+    h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    for key in sorted(tensors):
+        v = tensors[key]
+        arr = v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
+        h.update(key.encode())
+        h.update(str(arr.dtype).encode() + str(arr.shape).encode())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return f"{name}@{h.hexdigest()[:12]}"
+
+
+def save_embeddings(path, emb: EmbeddingSet) -> None:
+    """Write an :class:`EmbeddingSet` atomically (no pickle).
+
+    Raises ``ValueError`` for NaN/inf rows or mismatched lengths: a NaN embedding is never written silently.
+
+    Examples
+    --------
+    >>> import tempfile, os, numpy as np
+    >>> p = os.path.join(tempfile.mkdtemp(), "e.npz")
+    >>> save_embeddings(p, EmbeddingSet(np.eye(2, dtype="float32"), np.array(["u1", "u2"]),
+    ...                                 np.array(["s1", "s1"]), "toy@1"))
+    >>> load_embeddings(p).model_id
+    'toy@1'
+    """
+    path = Path(path)
+    e = as_embeddings(emb.embeddings, name="embeddings", source=str(path)).astype(np.float32)
+    utt = np.asarray(emb.utt_ids).astype(str)
+    spk = np.asarray(emb.speaker_ids).astype(str)
+    if not (len(e) == len(utt) == len(spk)):
+        raise ValueError(f"{path}: {len(e)} embeddings, {len(utt)} utterance ids, {len(spk)} speaker ids")
+    if len(np.unique(utt)) != len(utt):
+        raise ValueError(f"{path}: duplicated utterance ids")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, embeddings=e, utt_ids=utt, speaker_ids=spk, model_id=np.array(str(emb.model_id)))
+    tmp.replace(path)
+
+
+def load_embeddings(path, *, dim: int | None = None, model_id: str | None = None) -> EmbeddingSet:
+    """Read an embedding file, checking it is well formed (and, if given, its dimension and model id).
+
+    Errors name the file: missing keys, NaN/inf rows, wrong dimension, embeddings from another model.
+
+    Examples
+    --------
+    >>> import tempfile, os, numpy as np
+    >>> p = os.path.join(tempfile.mkdtemp(), "e.npz")
+    >>> save_embeddings(p, EmbeddingSet(np.ones((1, 3), "float32"), np.array(["u"]), np.array(["s"]), "m@1"))
+    >>> load_embeddings(p, dim=3).embeddings.shape
+    (1, 3)
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"embedding file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except ValueError as exc:  # raised for object arrays, which would need pickle
+        raise ValueError(f"{path} holds pickled objects; refusing to load it ({exc})") from exc
+    except Exception as exc:
+        raise ValueError(f"{path} is not a readable .npz embedding file: {exc}") from exc
+    missing = {"embeddings", "utt_ids", "speaker_ids", "model_id"} - set(data)
+    if missing:
+        raise ValueError(f"{path} is missing {sorted(missing)}; not an embedding file written by nessa_lib")
+    found = str(data["model_id"])
+    if model_id is not None and found != model_id:
+        raise ValueError(f"{path} holds embeddings of model {found!r}, expected {model_id!r}")
+    e = as_embeddings(data["embeddings"], name="embeddings", dim=dim, source=str(path))
+    return EmbeddingSet(e, data["utt_ids"].astype(str), data["speaker_ids"].astype(str), found)

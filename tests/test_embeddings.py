@@ -1,0 +1,66 @@
+"""nessa_lib.embeddings: safe embedding files and model fingerprints."""
+
+import numpy as np
+import pytest
+import torch
+
+from nessa_lib.embeddings import EmbeddingSet, fingerprint, load_embeddings, save_embeddings
+
+
+def make(n=3, d=4, model="m@1"):
+    rng = np.random.default_rng(0)
+    return EmbeddingSet(rng.normal(size=(n, d)).astype(np.float32), np.array([f"u{i}" for i in range(n)]),
+                        np.array(["a", "a", "b"][:n]), model)
+
+
+def test_round_trip(tmp_path):
+    e = make()
+    save_embeddings(tmp_path / "x" / "e.npz", e)
+    back = load_embeddings(tmp_path / "x" / "e.npz", dim=4, model_id="m@1")
+    np.testing.assert_array_equal(back.embeddings, e.embeddings)
+    assert back.utt_ids.tolist() == ["u0", "u1", "u2"] and back.speaker_ids.tolist() == ["a", "a", "b"]
+    assert back.dim == 4 and not list(tmp_path.glob("x/*.tmp*"))
+
+
+def test_nan_is_never_written(tmp_path):
+    e = make()
+    e.embeddings[1, 0] = np.nan
+    with pytest.raises(ValueError, match=r"embeddings \(from .*e.npz\) contains NaN/inf in 1 row"):
+        save_embeddings(tmp_path / "e.npz", e)
+    assert not (tmp_path / "e.npz").exists()
+
+
+def test_load_checks_dim_model_and_format(tmp_path):
+    save_embeddings(tmp_path / "e.npz", make())
+    with pytest.raises(ValueError, match="dimension 4, expected 192"):
+        load_embeddings(tmp_path / "e.npz", dim=192)
+    with pytest.raises(ValueError, match="holds embeddings of model 'm@1', expected 'ecapa@2'"):
+        load_embeddings(tmp_path / "e.npz", model_id="ecapa@2")
+    np.savez(tmp_path / "obj.npz", embeddings=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match="pickled objects"):
+        load_embeddings(tmp_path / "obj.npz")
+    np.savez(tmp_path / "other.npz", w=np.zeros(2))
+    with pytest.raises(ValueError, match="missing"):
+        load_embeddings(tmp_path / "other.npz")
+    with pytest.raises(FileNotFoundError, match="gone.npz"):
+        load_embeddings(tmp_path / "gone.npz")
+
+
+def test_duplicate_ids_and_length_mismatch(tmp_path):
+    e = make()
+    e.utt_ids[2] = "u0"
+    with pytest.raises(ValueError, match="duplicated utterance ids"):
+        save_embeddings(tmp_path / "e.npz", e)
+    e = make()
+    e.speaker_ids = e.speaker_ids[:2]
+    with pytest.raises(ValueError, match="3 embeddings, 3 utterance ids, 2 speaker ids"):
+        save_embeddings(tmp_path / "e.npz", e)
+
+
+def test_fingerprint_tracks_weights_and_config():
+    sd = torch.nn.Linear(3, 2).state_dict()
+    a = fingerprint(sd, {"crop": "full"}, "ecapa")
+    assert a == fingerprint({k: v.clone() for k, v in sd.items()}, {"crop": "full"}, "ecapa")
+    assert a != fingerprint(sd, {"crop": "3s"}, "ecapa")
+    sd["weight"][0, 0] += 1e-3
+    assert a != fingerprint(sd, {"crop": "full"}, "ecapa")
