@@ -9,13 +9,15 @@ NaN/inf, digital silence) is refused up front with a short machine-readable ``re
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
-import tempfile
 from math import gcd
 from typing import Iterable, NamedTuple
 
 import numpy as np
+
+from nessa_lib.io import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -261,15 +263,8 @@ def write_skip_report(skipped, path) -> None:
     ...     open(out).read().splitlines()[0]
     'path,reason,message'
     """
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["path", "reason", "message"])
-            w.writerows(skipped)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")  # csv's default line ending, as before
+    w.writerow(["path", "reason", "message"])
+    w.writerows(skipped)
+    atomic_write_text(path, buf.getvalue())

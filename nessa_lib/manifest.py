@@ -15,10 +15,11 @@ from __future__ import annotations
 import logging
 import numbers
 import os
-import tempfile
 
 import numpy as np
 import pandas as pd
+
+from nessa_lib.io import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -26,20 +27,6 @@ COLUMNS = ("utt_id", "speaker_id", "path", "duration_s", "split")
 SPLITS = ("train", "align", "eval")
 TRIAL_COLUMNS = ("label", "profile_id", "test_utt_id")
 ENROLL_COLUMNS = ("profile_id", "utt_id")
-
-
-def _atomic_write_text(path, text: str) -> None:
-    # Temp file in the same directory so os.replace is atomic: a crash never leaves a half-written list.
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def validate_manifest(df: pd.DataFrame, source=None) -> None:
@@ -143,7 +130,7 @@ def write_manifest(df: pd.DataFrame, path) -> None:
 
     df["path"] = [rel(p) for p in df["path"]]
     cols = list(COLUMNS) + [c for c in df.columns if c not in COLUMNS]
-    _atomic_write_text(path, df[cols].to_csv(index=False, lineterminator="\n"))
+    atomic_write_text(path, df[cols].to_csv(index=False, lineterminator="\n"))
 
 
 def read_manifest(path, *, check_files: bool = False) -> pd.DataFrame:
@@ -428,7 +415,7 @@ def write_trials(trials: pd.DataFrame, path) -> None:
         if lab not in (0, 1):
             raise ValueError(f"cannot write {path}: label {lab!r} is not 0 or 1 (profile {p!r}, test {t!r})")
         lines.append(f"{int(lab)} {_check_token(p, 'profile_id', path)} {_check_token(t, 'test_utt_id', path)}\n")
-    _atomic_write_text(path, "".join(lines))
+    atomic_write_text(path, "".join(lines))
 
 
 def write_enrollment(enroll: pd.DataFrame, path) -> None:
@@ -449,7 +436,7 @@ def write_enrollment(enroll: pd.DataFrame, path) -> None:
             raise ValueError(f"cannot write {path}: enrollment has no column {c!r}")
     lines = [f"{_check_token(p, 'profile_id', path)} {_check_token(u, 'utt_id', path)}\n"
              for p, u in zip(enroll["profile_id"], enroll["utt_id"])]
-    _atomic_write_text(path, "".join(lines))
+    atomic_write_text(path, "".join(lines))
 
 
 def _read_columns(path, n_fields: int, what: str):
