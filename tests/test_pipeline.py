@@ -30,22 +30,38 @@ def stage_of(path):
     return path.stem.split("_", 1)[1]
 
 
+def stage_cmd(stage):
+    """The command of a plain stage or of a ``foreach`` stage's ``do`` block."""
+    spec = DVC["stages"][stage]
+    return spec["cmd"] if "cmd" in spec else spec["do"]["cmd"], spec.get("do", spec)
+
+
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
 def test_stage_contract(nb_path):
     stage = stage_of(nb_path)
     assert stage in DVC["stages"], f"{nb_path.name} has no stage {stage!r} in dvc.yaml"
     assert stage in PARAMS, f"params.yaml has no section {stage!r}"
-    cmd = DVC["stages"][stage]["cmd"]
+    cmd, body = stage_cmd(stage)
     assert f"papermill notebooks/{nb_path.name} " in cmd
     passed = set(re.findall(r"-p (\w+) ", cmd)) | set(re.findall(r'-y "\{(\w+):', cmd))
     declared = set(notebook_parameters(nb_path))
     assert passed <= declared, f"dvc.yaml passes parameters the notebook does not declare: {passed - declared}"
-    for key in PARAMS[stage]:
-        assert f"${{{stage}.{key}}}" in cmd, f"params.yaml {stage}.{key} is not passed to the notebook by dvc.yaml"
+    foreach = DVC["stages"][stage].get("foreach")
+    for key, value in PARAMS[stage].items():
+        if foreach == f"${{{stage}.{key}}}":
+            # A foreach stage: every field of every item must reach the notebook, or DVC would not
+            # re-run the stage when it changes (foreach items are tracked through the command).
+            items = value.values() if isinstance(value, dict) else [v for v in value if isinstance(v, dict)]
+            for item in items:
+                for field in item:
+                    assert f"${{item.{field}}}" in cmd, f"{stage}: item field {field!r} is not passed to the notebook"
+        else:
+            assert f"${{{stage}.{key}}}" in cmd, f"params.yaml {stage}.{key} is not passed to the notebook by dvc.yaml"
     assert "${base.seed}" in cmd
-    deps = DVC["stages"][stage]["deps"]
+    deps = body["deps"]
     assert f"notebooks/{nb_path.name}" in deps
     imported = set(re.findall(r"\b(?:from nessa_lib import|import nessa_lib\.)([\w, ]+)", nb_source(nb_path)))
+    imported |= set(re.findall(r"\bfrom nessa_lib\.(\w+) import", nb_source(nb_path)))
     modules = {m.strip() for group in imported for m in group.split(",")}
     for m in modules:
         assert f"nessa_lib/{m}.py" in deps, f"{nb_path.name} imports nessa_lib.{m} but dvc.yaml does not list it"

@@ -1,0 +1,217 @@
+"""Embedding extraction: full/crop modes, batching, bad input, and the resemblyzer wrapper."""
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+from scipy.signal import lfilter
+
+from nessa_lib.audio import AudioError
+from nessa_lib.embeddings import load_embeddings, save_embeddings
+from nessa_lib.extract import ResemblyzerEncoder, extract_embeddings, real_time_factor
+
+SR = 16000
+
+
+class FakeEncoder:
+    """Deterministic toy encoder: a fixed random linear map of framewise log-energy statistics.
+
+    Honours ``lengths`` (padding never leaks into the embedding) and refuses inputs shorter than
+    ``min_samples``, so a test fails if extraction forgets to pad.
+    """
+
+    sample_rate = SR
+    min_samples = 4000  # 0.25 s
+    emb_dim = 8
+    frame, hop = 400, 160
+
+    def __init__(self, seed=0):
+        self.w = torch.from_numpy(np.random.default_rng(seed).standard_normal((6, self.emb_dim)).astype(np.float32))
+        self.model_id = f"fake@{seed:012d}"
+        self.seen_lengths = []
+
+    def _stats(self, x):
+        d = torch.diff(x, prepend=x[:1])  # first difference: a crude high-frequency band
+        feats = []
+        for s in (x, d):
+            fr = s.unfold(0, self.frame, self.hop)
+            le = torch.log(fr.pow(2).mean(dim=1) + 1e-8)
+            feats += [le.mean(), le.std(), le.max()]
+        return torch.stack(feats)
+
+    def embed(self, wavs, lengths):
+        n = (lengths * wavs.shape[1]).round().long()
+        self.seen_lengths += n.tolist()
+        assert int(n.min()) >= self.min_samples, "extraction passed a clip shorter than min_samples"
+        return torch.stack([self._stats(w[:k]) for w, k in zip(wavs, n)]) @ self.w
+
+
+class NaNEncoder(FakeEncoder):
+    """Returns NaN for inputs longer than 1.5 s (like a model that overflows on some inputs)."""
+
+    def embed(self, wavs, lengths):
+        e = super().embed(wavs, lengths)
+        e[(lengths * wavs.shape[1]) > 1.5 * SR] = float("nan")
+        return e
+
+
+def vowel(sec, f0=120.0, seed=0, sr=SR):
+    """Vowel-like signal (glottal pulse train through three formant resonators, syllabic envelope).
+
+    Unlike a pure tone or noise, webrtcvad classifies it as speech, so resemblyzer's trimming path runs.
+    """
+    rng = np.random.default_rng(seed)
+    n = int(round(sec * sr))
+    t = np.arange(n) / sr
+    phase = np.cumsum(f0 * (1 + 0.05 * np.sin(2 * np.pi * 0.7 * t))) / sr
+    y = (np.diff(np.floor(phase), prepend=0) > 0).astype(float) + 0.02 * rng.standard_normal(n)
+    for fc, bw in [(700, 80), (1200, 90), (2600, 120)]:
+        r, th = np.exp(-np.pi * bw / sr), 2 * np.pi * fc / sr
+        y = lfilter([1 - r], [1, -2 * r * np.cos(th), r * r], y)
+    y = y * np.clip(np.sin(2 * np.pi * 2.5 * t + 0.3), 0, None) ** 0.5
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+
+
+@pytest.fixture
+def manifest(tmp_path):
+    """Five clips of different lengths (listed out of duration order) by two speakers."""
+    rows = []
+    for i, (sec, f0) in enumerate([(2.0, 110), (0.8, 180), (3.5, 120), (1.2, 200), (4.0, 115)]):
+        p = tmp_path / f"u{i}.wav"
+        sf.write(p, vowel(sec, f0, seed=i), SR)
+        rows.append({"utt_id": f"spk{i % 2}/u{i}", "speaker_id": f"spk{i % 2}", "path": str(p),
+                     "duration_s": sec, "split": "eval"})
+    return pd.DataFrame(rows)
+
+
+def one_by_one(df, enc, **kw):
+    return np.concatenate([extract_embeddings(df.iloc[[i]], enc, progress=False, **kw).embeddings
+                           for i in range(len(df))])
+
+
+def test_full_mode_shapes_order_and_batching(manifest, tmp_path):
+    enc = FakeEncoder()
+    es = extract_embeddings(manifest, enc, batch_size=2, progress=False)
+    assert es.embeddings.shape == (5, 8) and es.embeddings.dtype == np.float32
+    assert list(es.utt_ids) == list(manifest.utt_id) and list(es.speaker_ids) == list(manifest.speaker_id)
+    assert es.model_id == enc.model_id
+    # Batches are formed in duration order (0.8 s and 1.2 s first), yet rows come back in manifest order.
+    assert enc.seen_lengths[:2] == [int(0.8 * SR), int(1.2 * SR)]
+    np.testing.assert_allclose(es.embeddings, one_by_one(manifest, FakeEncoder()), atol=1e-5)
+    big = extract_embeddings(manifest, FakeEncoder(), batch_size=16, progress=False)
+    np.testing.assert_allclose(big.embeddings, es.embeddings, atol=1e-5)
+    save_embeddings(tmp_path / "e.npz", es)  # what extraction returns is what the pipeline can store
+    assert load_embeddings(tmp_path / "e.npz", dim=8, model_id=enc.model_id).embeddings.shape == (5, 8)
+
+
+def test_crop_mode_is_a_deterministic_centre_crop(manifest, caplog):
+    with caplog.at_level(logging.WARNING, logger="nessa_lib.extract"):
+        a = extract_embeddings(manifest, FakeEncoder(), mode="crop", crop_s=1.5, batch_size=3, progress=False)
+    b = extract_embeddings(manifest, FakeEncoder(), mode="crop", crop_s=1.5, batch_size=1, progress=False)
+    np.testing.assert_allclose(a.embeddings, b.embeddings, atol=1e-5)
+    assert list(a.utt_ids) == list(manifest.utt_id)
+    # Utterance 2 (3.5 s): the crop is samples [1 s, 2.5 s), embedded directly it gives the same vector.
+    x = sf.read(manifest.path[2], dtype="float32")[0]
+    centre = torch.from_numpy(x[SR:SR + int(1.5 * SR)])[None]
+    np.testing.assert_allclose(a.embeddings[2], FakeEncoder().embed(centre, torch.ones(1))[0].numpy(), atol=1e-5)
+    full = extract_embeddings(manifest, FakeEncoder(), progress=False)
+    assert not np.allclose(full.embeddings[2], a.embeddings[2])
+    # The 0.8 s and 1.2 s clips were repeat-padded to the crop length: one summary warning.
+    assert "2 of 5 utterances were shorter than crop_s=1.5" in caplog.text
+
+
+def test_stereo_44k_file_is_downmixed_and_resampled_with_warnings(tmp_path, caplog):
+    mono = vowel(1.0, sr=44100)
+    p = tmp_path / "stereo.wav"
+    sf.write(p, np.stack([mono, 0.5 * mono], axis=1), 44100)
+    df = pd.DataFrame({"utt_id": ["st"], "speaker_id": ["s"], "path": [str(p)], "duration_s": [1.0]})
+    with caplog.at_level(logging.WARNING):
+        es = extract_embeddings(df, FakeEncoder(), progress=False)
+    assert np.isfinite(es.embeddings).all()
+    assert "stereo.wav: 2 channels, averaging to mono" in caplog.text
+    assert "stereo.wav: sample rate 44100 Hz, resampling to 16000 Hz" in caplog.text
+
+
+def test_too_short_clip_is_repeat_padded_with_a_warning(tmp_path, caplog):
+    p = tmp_path / "short.wav"
+    sf.write(p, vowel(0.1), SR)
+    df = pd.DataFrame({"utt_id": ["sh"], "speaker_id": ["s"], "path": [str(p)], "duration_s": [0.1]})
+    enc = FakeEncoder()
+    with caplog.at_level(logging.WARNING, logger="nessa_lib.extract"):
+        es = extract_embeddings(df, enc, progress=False)
+    assert enc.seen_lengths == [enc.min_samples] and np.isfinite(es.embeddings).all()
+    assert "short.wav: 1600 samples" in caplog.text and "repeat-padding" in caplog.text
+
+
+def test_corrupt_file_raises_an_error_naming_it(manifest, tmp_path):
+    bad = tmp_path / "corrupt.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio" * 10)
+    df = pd.concat([manifest, pd.DataFrame({"utt_id": ["c"], "speaker_id": ["s"], "path": [str(bad)],
+                                            "duration_s": [1.0], "split": ["eval"]})], ignore_index=True)
+    with pytest.raises(AudioError, match="corrupt.wav") as err:
+        extract_embeddings(df, FakeEncoder(), progress=False)
+    assert err.value.reason == "unreadable"
+
+
+def test_nan_embedding_raises_naming_the_utterance(manifest):
+    with pytest.raises(ValueError, match=r"NaN/inf embedding for utterance\(s\) 'spk0/u0'.*u0.wav"):
+        extract_embeddings(manifest, NaNEncoder(), batch_size=1, progress=False)
+
+
+def test_bad_arguments_are_refused(manifest):
+    with pytest.raises(ValueError, match="mode must be one of"):
+        extract_embeddings(manifest, FakeEncoder(), mode="middle", progress=False)
+    with pytest.raises(ValueError, match="batch_size"):
+        extract_embeddings(manifest, FakeEncoder(), batch_size=0, progress=False)
+    with pytest.raises(ValueError, match="shorter than the encoder's min_samples"):
+        extract_embeddings(manifest, FakeEncoder(), mode="crop", crop_s=0.1, progress=False)
+    with pytest.raises(ValueError, match="duplicated utt_id"):
+        extract_embeddings(pd.concat([manifest, manifest.iloc[:1]]), FakeEncoder(), progress=False)
+
+
+def test_real_time_factor_of_fake_encoder():
+    rtf = real_time_factor(FakeEncoder(), seconds=1.0, repeats=2, batch=2)
+    assert 0 < rtf < 1
+
+
+@pytest.fixture(scope="module")
+def rz():
+    return ResemblyzerEncoder()
+
+
+def test_resemblyzer_embeddings(rz, manifest):
+    from resemblyzer import VoiceEncoder, preprocess_wav
+
+    w = [vowel(1.0, 110, seed=1), vowel(1.5, 210, seed=2)]
+    batch = torch.zeros(2, len(w[1]))
+    batch[0, :len(w[0])], batch[1] = torch.from_numpy(w[0]), torch.from_numpy(w[1])
+    lengths = torch.tensor([len(w[0]) / len(w[1]), 1.0])
+    e = rz.embed(batch, lengths).numpy()
+    assert e.shape == (2, 256) and e.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(e, rz.embed(batch, lengths).numpy())  # deterministic
+    assert not np.allclose(e[0], e[1])
+    # Speech-like input takes resemblyzer's own path: same as preprocess_wav + embed_utterance.
+    ref = VoiceEncoder("cpu", verbose=False).embed_utterance(preprocess_wav(w[0], source_sr=SR))
+    np.testing.assert_allclose(e[0], ref, atol=1e-5)
+    assert rz.model_id.startswith("resemblyzer@") and rz.model_id == ResemblyzerEncoder().model_id
+    assert rz.model_id != ResemblyzerEncoder(min_voiced_s=1.0).model_id
+    es = extract_embeddings(manifest.iloc[:2], rz, progress=False)
+    assert es.embeddings.shape == (2, 256) and es.model_id == rz.model_id
+
+
+def test_resemblyzer_short_and_silent_clips(rz, caplog):
+    # 0.3 s of speech-like audio and 1 s of very quiet noise: embedded (the quiet clip from the untrimmed
+    # waveform, with a warning, because the VAD keeps nothing of it) - finite and unit norm.
+    quiet = (1e-4 * np.random.default_rng(0).standard_normal(SR)).astype(np.float32)
+    with caplog.at_level(logging.WARNING, logger="nessa_lib.extract"):
+        for w in (vowel(0.3), quiet):
+            e = rz.embed(torch.from_numpy(w)[None], torch.ones(1)).numpy()
+            assert np.isfinite(e).all() and abs(np.linalg.norm(e) - 1) < 1e-5
+    assert "VAD kept 0.00 s of a 1.00 s clip; embedding the untrimmed clip" in caplog.text
+    # Digital silence carries no speaker information: a clear error, never a NaN or constant embedding.
+    with pytest.raises(ValueError, match="batch item 1: .*digital silence"):
+        rz.embed(torch.stack([torch.from_numpy(vowel(1.0)), torch.zeros(SR)]), torch.ones(2))
