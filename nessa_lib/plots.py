@@ -104,3 +104,157 @@ def score_distributions(scores, labels, title: str = "", path=None):
     sns.histplot(data=d, x="score", hue="trial", stat="density", common_norm=False, element="step", bins=60, ax=ax)
     ax.set_title(title)
     return _save(fig, path)
+
+
+# DET plots: NIST-style normal-deviate axes from 0.1 % to 50 %.
+_DET_TICKS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+# Rates of exactly 0 or 1 have infinite normal deviates; clip them just outside the plotted range.
+_DET_CLIP = 1e-4
+
+
+def _probit(p):
+    from scipy.stats import norm
+
+    return norm.ppf(np.clip(np.asarray(p, dtype=float), _DET_CLIP, 1 - _DET_CLIP))
+
+
+def _pct(p: float) -> str:
+    return f"{100 * p:g}"
+
+
+def det_curves(curves: dict, title: str = "", path=None):
+    """DET curves (FRR against FAR) on normal-deviate axes, ticks labelled in % from 0.1 to 50.
+
+    Parameters
+    ----------
+    curves : dict of str to (far, frr)
+        Label to the rates of each operating point (fractions), e.g. the first two outputs of
+        :func:`nessa_lib.metrics.det_curve`. Rates of 0 and 1 are clipped to stay finite.
+    title : str
+    path : path-like, optional
+        Save a PNG there.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> fig = det_curves({"a": ([1.0, 0.1, 0.0], [0.0, 0.2, 1.0])})
+    >>> [t.get_text() for t in fig.axes[0].get_xticklabels()][:3]
+    ['0.1', '0.2', '0.5']
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.8, 4.8))
+    for label, (far, frr) in curves.items():
+        ax.plot(_probit(far), _probit(frr), label=label, lw=1.4)
+    ticks = _probit(_DET_TICKS)
+    lim = (ticks[0], ticks[-1])
+    ax.plot(lim, lim, color="0.6", lw=0.8, ls=":", label="EER line")  # FAR = FRR
+    ax.set_xticks(ticks, [_pct(p) for p in _DET_TICKS])
+    ax.set_yticks(ticks, [_pct(p) for p in _DET_TICKS])
+    ax.set_xlim(lim)
+    ax.set_ylim(lim)
+    ax.set_xlabel("false acceptance rate (%)")
+    ax.set_ylabel("false rejection rate (%)")
+    ax.grid(True, color="0.9")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def gain_recovered_bars(tables: dict, path=None):
+    """Bars of ``gain_recovered`` per alignment method (x) and pair (colour), with lines at 0, 0.6 and 1.
+
+    Parameters
+    ----------
+    tables : dict of str to DataFrame
+        Pair name to its :func:`nessa_lib.study.evaluate_pair` table; the symmetric rows are left out.
+    path : path-like, optional
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> t = pd.DataFrame({"gain_recovered": [0.0, 1.0, 0.7]}, index=["symmetric X/X", "symmetric Y/Y", "nessa-m2"])
+    >>> type(gain_recovered_bars({"p": t})).__name__
+    'Figure'
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    rows = [(pair, method, float(g)) for pair, t in tables.items() for method, g in t["gain_recovered"].items()
+            if not str(method).startswith("symmetric")]
+    d = pd.DataFrame(rows, columns=["pair", "method", "gain_recovered"])
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * d["method"].nunique() + 2), 3.4))
+    sns.barplot(data=d, x="method", y="gain_recovered", hue="pair", ax=ax)
+    for y, style in ((0.0, "-"), (0.6, "--"), (1.0, ":")):
+        ax.axhline(y, color="0.3", lw=0.9, ls=style)
+    ax.set_ylabel("gain recovered (fraction)")
+    ax.set_xlabel("")
+    ax.tick_params(axis="x", rotation=30)
+    ax.set_title("Share of the symmetric update's EER gain kept (0.6 = the paper's bar)")
+    ax.legend(fontsize=7, title="pair", title_fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def ablation_curves(df: pd.DataFrame, path=None):
+    """EER and gain recovered against the number of alignment pairs, one line per utterances-per-speaker.
+
+    ``df`` is :func:`nessa_lib.study.alignment_ablation`'s table (``n_pairs``, ``utts_per_speaker``, ``eer``,
+    ``gain_recovered``; ``utts_per_speaker`` -1 means all).
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> df = pd.DataFrame({"n_pairs": [10, 20, 20, 40], "utts_per_speaker": [2, 2, 4, 4],
+    ...                    "eer": [0.2, 0.1, 0.15, 0.08], "gain_recovered": [0.1, 0.5, 0.3, 0.7]})
+    >>> len(ablation_curves(df).axes)
+    2
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    d = df.assign(utts=df["utts_per_speaker"].map(lambda u: "all" if u == -1 else str(u)))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.3))
+    for ax, col in zip(axes, ("eer", "gain_recovered")):
+        sns.lineplot(data=d, x="n_pairs", y=col, hue="utts", marker="o", ax=ax, legend=ax is axes[0])
+        ax.set_xscale("log")
+        ax.set_xlabel("alignment pairs")
+    axes[0].set_ylabel("EER (fraction)")
+    axes[1].set_ylabel("gain recovered (fraction)")
+    for y in (0.0, 0.6, 1.0):
+        axes[1].axhline(y, color="0.6", lw=0.8, ls=":")
+    if axes[0].get_legend() is not None:
+        axes[0].get_legend().set_title("utts / speaker")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def score_distributions_grid(panels: dict, path=None):
+    """Target vs non-target score densities side by side, one panel per system (e.g. before/after alignment).
+
+    Parameters
+    ----------
+    panels : dict of str to (scores, labels)
+    path : path-like, optional
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> fig = score_distributions_grid({"before": ([0.1, 0.2, 0.0, 0.3], [0, 1, 0, 1]),
+    ...                                 "after": ([0.1, 0.9, 0.2, 0.8], [0, 1, 0, 1])})
+    >>> [a.get_title() for a in fig.axes]
+    ['before', 'after']
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3), squeeze=False, sharex=True)
+    for i, (ax, (title, (scores, labels))) in enumerate(zip(axes[0], panels.items())):
+        d = pd.DataFrame({"score": np.asarray(scores, dtype=float),
+                          "trial": np.where(np.asarray(labels) == 1, "target", "non-target")})
+        sns.histplot(data=d, x="score", hue="trial", hue_order=["non-target", "target"], stat="density",
+                     common_norm=False, element="step", bins=50, ax=ax, legend=i == 0)
+        ax.set_title(title)
+    fig.tight_layout()
+    return _save(fig, path)

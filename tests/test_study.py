@@ -58,3 +58,247 @@ def test_identity_skipped_for_different_dims():
     table, _ = study.compare_methods(p.x, p.y, p.speakers, p.x, p.y, ids, enroll, trials,
                                      methods=["identity", "linear"])
     assert "identity" not in table.index and "linear" in table.index
+
+
+# --- fit / evaluate split ------------------------------------------------------------------------
+
+
+def test_fit_then_evaluate_equals_compare_methods(rotated_pair):
+    fit, ev, ids, enroll, trials = rotated_pair
+    methods = ["linear", "procrustes"]
+    table, _ = study.compare_methods(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials, methods=methods)
+    timings = {}
+    aligners = study.fit_aligners(fit.x, fit.y, fit.speakers, methods=methods, timings=timings)
+    assert list(aligners) == methods and set(timings) == set(methods)
+    split = study.evaluate_pair(aligners, ev.x, ev.y, ids, enroll, trials, fit_s=timings)
+    assert split.index.tolist() == table.index.tolist() and split.columns.tolist() == table.columns.tolist()
+    pd.testing.assert_frame_equal(split.drop(columns="fit_s"), table.drop(columns="fit_s"))
+    # Without timings (aligners loaded from disk in another stage) the fit time is unknown, not zero.
+    assert study.evaluate_pair(aligners, ev.x, ev.y, ids, enroll, trials)["fit_s"].isna().sum() == 2
+
+
+# --- thresholds -----------------------------------------------------------------------------------
+
+# Non-targets 0.1, 0.2, 0.2, 0.4, 0.5; targets 0.2, 0.5, 0.6 (ties across and within classes).
+TOY_SCORES = np.array([0.1, 0.2, 0.2, 0.4, 0.5, 0.2, 0.5, 0.6])
+TOY_LABELS = np.array([0, 0, 0, 0, 0, 1, 1, 1])
+
+
+@pytest.mark.parametrize("far, above, far_got, frr_got", [
+    (0.0, 0.5, 0.0, 2 / 3),   # no false alarm allowed: reject the top non-target 0.5 (and the target tied with it)
+    (0.2, 0.4, 0.2, 1 / 3),   # one false alarm: just above the second-largest non-target
+    (0.5, 0.2, 0.4, 1 / 3),   # two allowed, but 0.2 is tied: accepting it would give four, so only two
+    (0.6, 0.2, 0.4, 1 / 3),   # three allowed: same tie, same threshold
+    (0.8, 0.1, 0.8, 0.0),     # four allowed: just above the smallest non-target
+])
+def test_threshold_at_far_hand_computed(far, above, far_got, frr_got):
+    t = study.threshold_at_far(TOY_SCORES, TOY_LABELS, far)
+    assert t == np.nextafter(above, np.inf)  # the smallest float accepting nothing at or below `above`
+    assert study.rates_at_threshold(TOY_SCORES, TOY_LABELS, t) == pytest.approx((far_got, frr_got))
+
+
+def test_threshold_at_far_edges_and_rates():
+    assert study.threshold_at_far(TOY_SCORES, TOY_LABELS, 1.0) == -np.inf
+    assert study.rates_at_threshold(TOY_SCORES, TOY_LABELS, -np.inf) == (1.0, 0.0)
+    assert study.rates_at_threshold(TOY_SCORES, TOY_LABELS, np.inf) == (0.0, 1.0)
+    # Accept when score >= threshold: a threshold equal to the tied 0.2 accepts all three 0.2 scores.
+    assert study.rates_at_threshold(TOY_SCORES, TOY_LABELS, 0.2) == pytest.approx((0.8, 0.0))
+    with pytest.raises(ValueError, match="fraction"):
+        study.threshold_at_far(TOY_SCORES, TOY_LABELS, 1.5)  # a percentage by mistake
+
+
+def test_threshold_agrees_with_metrics_frr_at_far():
+    from nessa_lib import metrics
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 2000)
+    scores = np.round(rng.normal(size=2000) + labels, 2)  # rounding makes many ties
+    for far in (0.0, 0.01, 0.05, 0.333, 0.9):
+        t = study.threshold_at_far(scores, labels, far)
+        got_far, got_frr = study.rates_at_threshold(scores, labels, t)
+        assert got_far <= far
+        assert got_frr == metrics.frr_at_far(scores, labels, far)
+        # Smallest: any lower threshold (the largest score below t) breaks the FAR limit.
+        below = scores[scores < t]
+        if below.size:
+            assert study.rates_at_threshold(scores, labels, below.max())[0] > far
+
+
+def test_alignment_trials_uses_only_given_utterances():
+    spk = np.repeat(["s1", "s2", "s3"], 4)
+    ids = np.array([f"a{i}" for i in range(12)])
+    enroll, trials = study.alignment_trials(spk, ids, k_enroll=2, n_nontarget_per_profile=3, rng=0)
+    assert len(enroll) == 6 and set(enroll["utt_id"]) <= set(ids)
+    assert (trials["label"] == 1).sum() == 6 and (trials["label"] == 0).sum() == 9
+    assert set(trials["test_utt_id"]).isdisjoint(enroll["utt_id"])
+
+
+# --- A/B case study -------------------------------------------------------------------------------
+
+HP = {m: {"max_epochs": 20, "hidden_dim": 32} for m in ("nessa-m1", "nessa-m2", "nessa-m3")}
+
+
+@pytest.fixture(scope="module")
+def ab_setup():
+    # A = X (noisier, in production), B = Y (better); B's space is A's latent rotated.
+    kw = dict(d_latent=8, d_x=8, d_y=8, noise_x=0.8, noise_y=0.2)
+    fit = toy.make_paired_spaces(150, 8, rng=np.random.default_rng(5), **kw)
+    ev = toy.make_paired_spaces(40, 8, rng=np.random.default_rng(5), speaker_offset=500, **kw)
+    ids_fit = np.array([f"a{i}" for i in range(len(fit.x))])
+    ids = np.array([f"u{i}" for i in range(len(ev.x))])
+    enroll, trials = study.alignment_trials(ev.speakers, ids, k_enroll=2, n_nontarget_per_profile=150, rng=1)
+    table = study.ab_case_study(fit.x, fit.y, fit.speakers, ids_fit, ev.x, ev.y, ids, enroll, trials, far=0.05,
+                                seed=0, k_enroll=2, n_nontarget_per_profile=100, hparams=HP)
+    return table
+
+
+def test_ab_case_study_rows_and_columns(ab_setup):
+    t = ab_setup
+    assert t.index.tolist() == [study.AB_CONTROL, study.AB_REENROLL, study.AB_M2, study.AB_M1]
+    for c in ("eer", "frr_at_far_oracle", "threshold_oracle", "threshold_calibrated", "far_calibration",
+              "far_deployed", "frr_deployed", "threshold_aa", "far_at_aa_threshold", "frr_at_aa_threshold"):
+        assert c in t.columns
+    rates = t.drop(columns=[c for c in t.columns if c.startswith("threshold")])
+    assert ((rates >= 0) & (rates <= 1)).all().all()  # fractions, not percentages
+    assert (t["far_calibration"] <= 0.05).all()  # the calibration trials meet the target by construction
+    assert t.attrs["n_calibration_nontarget"] == 150 * 100
+    # The oracle threshold is the best FRR any threshold with FAR <= 5 % gets on these trials.
+    assert (t["frr_at_far_oracle"] <= t["frr_deployed"] + (t["far_deployed"] > 0.05)).all()
+
+
+def test_ab_case_study_calibrated_far_close_to_target(ab_setup):
+    # 40 evaluation profiles x 150 non-targets: the binomial sd of an FAR near 0.05 is ~0.003 on the 6,000
+    # evaluation non-targets and ~0.002 on the 15,000 calibration ones, but trials sharing a profile are
+    # correlated; over toy seeds of this size the deployed FAR spread with sd ~0.008. 0.025 is ~3 sd. (The
+    # mapped systems land a little low, ~0.04: they are calibrated on their aligner's own training utterances.)
+    assert np.allclose(ab_setup["far_deployed"], 0.05, atol=0.025)
+
+
+def test_ab_case_study_threshold_carry_over(ab_setup):
+    t = ab_setup
+    assert (t["threshold_aa"] == t.loc[study.AB_CONTROL, "threshold_calibrated"]).all()
+    aa = t.loc[study.AB_CONTROL]
+    assert aa["frr_at_aa_threshold"] == aa["frr_deployed"] and aa["far_at_aa_threshold"] == aa["far_deployed"]
+    mapped = t.loc[[study.AB_M2, study.AB_M1]]
+    # Each mapped system gets its own threshold, so keeping A/A's changes its operating point.
+    assert (mapped["threshold_calibrated"] != mapped["threshold_aa"]).all()
+    changed = (mapped["frr_at_aa_threshold"] != mapped["frr_deployed"]) | (
+        mapped["far_at_aa_threshold"] != mapped["far_deployed"])
+    assert changed.all()
+    assert (mapped["frr_at_aa_threshold"] != mapped["frr_deployed"]).any()
+
+
+def test_ab_case_study_calibration_holdout():
+    p = toy.make_paired_spaces(20, 5, rng=np.random.default_rng(0))
+    ids = np.array([f"u{i}" for i in range(len(p.x))])
+    enroll, trials = study.alignment_trials(p.speakers, ids, k_enroll=2, n_nontarget_per_profile=20, rng=1)
+    t = study.ab_case_study(p.x, p.y, p.speakers, ids, p.x, p.y, ids, enroll, trials, far=0.1, hparams=HP,
+                            k_enroll=2, n_nontarget_per_profile=10, calibration_holdout=0.25)
+    assert t.attrs["n_fit_pairs"] == 75 and t.attrs["n_calibration_nontarget"] == 5 * 10
+
+
+# --- alignment-data ablation ----------------------------------------------------------------------
+
+
+def test_alignment_ablation_sizes_and_determinism(rotated_pair):
+    fit, ev, ids, enroll, trials = rotated_pair
+    kw = dict(method="linear", n_speakers=(10, 40, 1000), utts_per_speaker=(2, None))
+    a = study.alignment_ablation(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials, seed=0, **kw)
+    assert a[["n_speakers", "utts_per_speaker"]].values.tolist() == [[10, 2], [10, -1], [40, 2], [40, -1],
+                                                                      [1000, 2], [1000, -1]]
+    assert a["n_speakers_used"].tolist() == [10, 10, 40, 40, 120, 120]  # 120 speakers exist: capped
+    assert a["n_pairs"].tolist() == [20, 60, 80, 240, 240, 720]
+    assert a.attrs["eer_xx"] > a.attrs["eer_yy"]
+    assert np.allclose(a["gain_recovered"], (a.attrs["eer_xx"] - a["eer"]) / (a.attrs["eer_xx"] - a.attrs["eer_yy"]))
+    b = study.alignment_ablation(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials, seed=0, **kw)
+    pd.testing.assert_frame_equal(a.drop(columns="fit_s"), b.drop(columns="fit_s"))
+    c = study.alignment_ablation(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials, seed=1, **kw)
+    assert not np.allclose(a["eer"][:2], c["eer"][:2])  # another seed draws other speakers
+    assert np.isclose(a["eer"].iloc[-1], c["eer"].iloc[-1])  # ... but "all of them" is the same data
+
+
+def test_alignment_ablation_subsets_are_nested():
+    spk = np.repeat(np.arange(6), 5)
+    order, rows = study._nested_order(spk, seed=0)
+    assert sorted(order.tolist()) == list(range(6))
+    assert all(sorted(r.tolist()) == np.flatnonzero(spk == s).tolist() for s, r in rows.items())
+    order2, rows2 = study._nested_order(spk, seed=0)
+    assert order.tolist() == order2.tolist()  # prefixes of one fixed order: smaller subsets sit in larger ones
+
+
+def test_alignment_ablation_trained_method(rotated_pair):
+    fit, ev, ids, enroll, trials = rotated_pair
+    a = study.alignment_ablation(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials, method="nessa-m2",
+                                 n_speakers=(30,), utts_per_speaker=(3,), hparams=HP)
+    assert a["n_pairs"].tolist() == [90] and a.attrs["method"] == "nessa-m2" and (a["fit_s"] > 0).all()
+
+
+# --- the paper's claims ---------------------------------------------------------------------------
+
+
+def table(xx, yy, **eers):
+    names = {"m1": "nessa-m1", "m2": "nessa-m2", "m3": "nessa-m3", "sl": "speaker-logit"}
+    t = pd.DataFrame({"eer": [xx, yy] + list(eers.values())},
+                     index=[study.SYMMETRIC_X, study.SYMMETRIC_Y] + [names[k] for k in eers])
+    t["gain_recovered"] = [study.gain_recovered(xx, yy, e) for e in t["eer"]]
+    return t
+
+
+@pytest.fixture
+def findings():
+    # Symmetric EERs: A 0.10 (softmax), B 0.05 (aam, the better one), C 0.08 (supcon).
+    tables = {
+        "A->B": table(0.10, 0.05, m1=0.09, m2=0.06, m3=0.07, sl=0.08),  # (a) yes (b) yes: M2 into B; (c) 0.8
+        "B->A": table(0.05, 0.10, m1=0.07, m2=0.06, m3=0.08, sl=0.05),  # (a) no; (b) no: M1 into B is worse
+        "A->C": table(0.10, 0.08, m1=0.095, m2=0.09, sl=0.12),          # (a) yes; (c) gain 0.5 < 0.6
+    }
+    pairs = {"A->B": ("A", "B"), "B->A": ("B", "A"), "A->C": ("A", "C")}
+    return study.paper_findings(tables, pairs, {"A": "softmax", "B": "aam", "C": "supcon"})
+
+
+def holds(df, finding, group, evidence):
+    row = df[(df.finding == finding) & (df.group == group) & (df.evidence == evidence)]
+    assert len(row) == 1, (finding, group, evidence)
+    return row.iloc[0]
+
+
+def test_paper_findings_a(findings):
+    f = findings
+    assert bool(holds(f, study.FINDING_A, "classification", "A->B").holds)
+    r = holds(f, study.FINDING_A, "classification", "B->A")
+    assert not r.holds and r.value == 0.06 and r.reference == 0.05
+    s = holds(f, study.FINDING_A, "classification", "summary over 2 pair(s)")
+    assert not s.holds and s.value == 0.5
+    assert bool(holds(f, study.FINDING_A, "contrastive", "A->C").holds)  # one contrastive model is enough
+    assert bool(holds(f, study.FINDING_A, "contrastive", "summary over 1 pair(s)").holds)
+
+
+def test_paper_findings_b(findings):
+    f = findings[findings.finding == study.FINDING_B]
+    assert set(f.evidence) == {"A->B", "B->A", "summary over 2 pair(s)"}  # A->C has no C->A: not tested
+    r = holds(f, study.FINDING_B, "both orientations", "A->B")
+    assert r.holds and (r.value, r.reference) == (0.06, 0.09)  # M2 (into B) vs M1 (into A)
+    r = holds(f, study.FINDING_B, "both orientations", "B->A")
+    assert not r.holds and (r.value, r.reference) == (0.07, 0.06)  # M1 (into B) vs M2 (into A)
+    assert not holds(f, study.FINDING_B, "both orientations", "summary over 2 pair(s)").holds
+
+
+def test_paper_findings_c(findings):
+    f = findings[findings.finding == study.FINDING_C]
+    assert set(f.evidence) == {"A->B", "A->C", "summary over 2 pair(s)"}  # B->A: Y is worse, left out
+    assert holds(f, study.FINDING_C, "Y better than X", "A->B").value == pytest.approx(0.8)
+    r = holds(f, study.FINDING_C, "Y better than X", "A->C")
+    assert not r.holds and r.value == pytest.approx(0.5) and r.reference == 0.6
+    assert findings["holds"].dtype == "boolean"
+
+
+def test_paper_findings_untestable_and_errors():
+    t = table(0.1, 0.1, m1=0.09, m2=0.08)  # no speaker-logit row; X and Y tie
+    f = study.paper_findings({"p": t, "q": t}, {"p": ("A", "B"), "q": ("B", "A")}, {"A": "ge2e", "B": "aam"})
+    assert f[f.finding == study.FINDING_A]["holds"].isna().all()
+    assert f[f.finding == study.FINDING_B]["holds"].isna().all()  # no better model
+    assert (f.finding == study.FINDING_C).sum() == 1  # only the (empty) summary
+    with pytest.raises(ValueError, match="unknown objective"):
+        study.paper_findings({"p": t}, {"p": ("A", "B")}, {"A": "triplet", "B": "aam"})
+    with pytest.raises(ValueError, match="no training objective"):
+        study.paper_findings({"p": t}, {"p": ("A", "B")}, {"A": "aam"})
