@@ -122,3 +122,34 @@ def load_embeddings(path, *, dim: int | None = None, model_id: str | None = None
         raise ValueError(f"{path} holds embeddings of model {found!r}, expected {model_id!r}")
     e = as_embeddings(data["embeddings"], name="embeddings", dim=dim, source=str(path))
     return EmbeddingSet(e, data["utt_ids"].astype(str), data["speaker_ids"].astype(str), found)
+
+
+def paired(a: EmbeddingSet, b: EmbeddingSet, *, names=("X", "Y")):
+    """Rows of two models' embedding sets matched by utterance id: ``(emb_a, emb_b, utt_ids, speaker_ids)``.
+
+    NESSA needs *paired* data: the same utterances through both models. Raises ``ValueError`` if the two sets
+    do not hold the same utterances (naming how many differ and an example) or disagree on a speaker label.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = EmbeddingSet(np.eye(2, dtype="float32"), np.array(["u1", "u2"]), np.array(["s", "t"]), "a@1")
+    >>> b = EmbeddingSet(np.ones((2, 3), "float32"), np.array(["u2", "u1"]), np.array(["t", "s"]), "b@1")
+    >>> xa, yb, ids, spk = paired(a, b)
+    >>> ids.tolist(), spk.tolist(), yb.shape
+    (['u1', 'u2'], ['s', 't'], (2, 3))
+    """
+    only_a = np.setdiff1d(a.utt_ids, b.utt_ids)
+    only_b = np.setdiff1d(b.utt_ids, a.utt_ids)
+    if only_a.size or only_b.size:
+        example = str((only_a if only_a.size else only_b)[0])
+        raise ValueError(
+            f"embedding sets are not paired: {only_a.size} utterance(s) only in {names[0]} ({a.model_id}), "
+            f"{only_b.size} only in {names[1]} ({b.model_id}), e.g. {example!r}"
+        )
+    ia, ib = np.argsort(a.utt_ids), np.argsort(b.utt_ids)
+    if not np.array_equal(a.speaker_ids[ia], b.speaker_ids[ib]):
+        bad = np.flatnonzero(a.speaker_ids[ia] != b.speaker_ids[ib])[0]
+        raise ValueError(f"utterance {str(a.utt_ids[ia][bad])!r} has speaker {str(a.speaker_ids[ia][bad])!r} in "
+                         f"{names[0]} but {str(b.speaker_ids[ib][bad])!r} in {names[1]}")
+    return a.embeddings[ia], b.embeddings[ib], a.utt_ids[ia], a.speaker_ids[ia]

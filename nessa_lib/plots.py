@@ -258,3 +258,28 @@ def score_distributions_grid(panels: dict, path=None):
         ax.set_title(title)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def training_curves(history, columns, title: str = "", path=None):
+    """Per-epoch curves of a training history (a list of dicts with an ``epoch`` key), one panel per column.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> h = [{"epoch": 1, "loss": 2.0}, {"epoch": 2, "loss": 1.0}]
+    >>> len(training_curves(h, ["loss"]).axes)
+    1
+    """
+    import matplotlib.pyplot as plt
+
+    df = pd.DataFrame(history)
+    columns = [c for c in columns if c in df.columns]
+    fig, axes = plt.subplots(1, max(len(columns), 1), figsize=(4 * max(len(columns), 1), 2.8), squeeze=False)
+    for ax, col in zip(axes[0], columns):
+        ax.plot(df["epoch"], df[col], marker="o")
+        ax.set_xlabel("epoch")
+        ax.set_title(col)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)

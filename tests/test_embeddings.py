@@ -64,3 +64,19 @@ def test_fingerprint_tracks_weights_and_config():
     assert a != fingerprint(sd, {"crop": "3s"}, "ecapa")
     sd["weight"][0, 0] += 1e-3
     assert a != fingerprint(sd, {"crop": "full"}, "ecapa")
+
+
+def test_paired_matches_by_id_and_refuses_unpaired():
+    from nessa_lib.embeddings import paired
+
+    a = make()
+    b = EmbeddingSet(a.embeddings[::-1, :2].copy(), a.utt_ids[::-1].copy(), a.speaker_ids[::-1].copy(), "n@1")
+    xa, yb, ids, spk = paired(a, b)
+    np.testing.assert_array_equal(yb, a.embeddings[:, :2])
+    assert ids.tolist() == ["u0", "u1", "u2"] and spk.tolist() == ["a", "a", "b"]
+    c = EmbeddingSet(a.embeddings[:2], a.utt_ids[:2], a.speaker_ids[:2], "c@1")
+    with pytest.raises(ValueError, match=r"1 utterance\(s\) only in X \(m@1\), 0 only in Y \(c@1\), e.g. 'u2'"):
+        paired(a, c)
+    d = EmbeddingSet(a.embeddings, a.utt_ids, np.array(["a", "b", "b"]), "d@1")
+    with pytest.raises(ValueError, match="utterance 'u1' has speaker 'a' in X but 'b' in Y"):
+        paired(a, d)

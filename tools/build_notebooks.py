@@ -182,7 +182,192 @@ Next stage: encoder training, which reads the `train` split of the manifest.
 """),
 ]
 
-NOTEBOOKS = {"notebooks/01_prepare_data.ipynb": PREPARE}
+
+TRAIN = [
+    md("""
+# 02 · Train an encoder
+> Train one speaker encoder with SpeechBrain (a `Brain` subclass, SpeechBrain lobes, Fbank features, losses and
+> `Checkpointer`) on the `train` split, or describe a pretrained one, and export it as safetensors + JSON.
+
+DVC runs this notebook once per entry of `train_encoder.encoders` in `params.yaml` (a `foreach` stage). The
+study needs models that differ the way real upgrades do: architecture, objective, embedding size, training speakers.
+"""),
+    code('''
+seed: int = 0  # base seed; this encoder's seed is seed + seed_offset
+name: str = "ecapa"  # encoder name, also its output folder
+architecture: str = "ecapa"  # xvector | ecapa | resnet | resemblyzer (pretrained, nothing trained)
+objective: str = "aam"  # softmax | aam | supcon | pretrained-ge2e
+emb_dim: int = 192  # embedding dimension
+channels: int = 128  # width of the TDNN / ECAPA blocks, ResNet base channels
+epochs: int = 4  # passes over the training utterances, one random crop each
+crop_s: float = 1.5  # length of the training crops in seconds
+lr: float = 0.002  # peak learning rate
+batch_size: int = 64  # crops per batch for the classification objectives
+n_train_speakers: int = 0  # speakers of the train split to use; 0 means all of them
+speaker_offset: int = 0  # start of this encoder's speaker subset in a seeded permutation
+seed_offset: int = 0  # gives each encoder its own initialisation and sampling
+threads: int = 2  # torch threads
+manifest: str = "data/prepare_data/manifest.csv"  # manifest written by stage 01
+out_dir: str = "models/train_encoder/ecapa"  # exported encoder (repo-relative)
+report_dir: str = "reports/train_encoder/ecapa"  # metrics.json and figures (repo-relative)
+''', tags=["parameters"]),
+    code('''
+import json
+
+import pandas as pd
+import torch
+
+from nessa_lib import encoders, io, paths, plots, zoo
+
+torch.set_num_threads(threads)
+out = paths.resolve(out_dir)
+reports = paths.resolve(report_dir)
+out.mkdir(parents=True, exist_ok=True)
+reports.mkdir(parents=True, exist_ok=True)
+'''),
+    code('''
+if architecture in zoo.PRETRAINED:
+    meta = zoo.export_pretrained(architecture, out)
+    summary = {"train_time_s": 0.0}
+else:
+    cfg = encoders.EncoderConfig.from_dict(dict(
+        name=name, architecture=architecture, objective=objective, emb_dim=emb_dim, channels=channels,
+        epochs=epochs, crop_s=crop_s, lr=lr, batch_size=batch_size, n_train_speakers=n_train_speakers or None,
+        speaker_offset=speaker_offset, seed=seed + seed_offset,
+    ))
+    summary = encoders.train_encoder(paths.resolve(manifest), out, cfg, progress=True)
+    meta = zoo.read_meta(out)
+print(meta["model_id"], {k: v for k, v in summary.items() if k != "model_id"})
+'''),
+    code('''
+history = meta.get("history", [])
+if history:
+    cols = [c for c in pd.DataFrame(history).columns if c != "epoch"]
+    plots.training_curves(history, cols, title=name, path=reports / "training.png")
+    display(pd.DataFrame(history).set_index("epoch").round(4))
+'''),
+    code('''
+metrics = {k: float(v) for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+metrics["emb_dim"] = float(meta["emb_dim"])
+io.write_json(metrics, reports / "metrics.json")
+'''),
+    md("Next: `03_extract_embeddings` embeds the alignment and evaluation utterances with this model."),
+]
+
+EXTRACT = [
+    md("""
+# 03 · Extract embeddings
+> Embed every utterance of the alignment and evaluation splits with one encoder, into pickle-free files that carry
+> the model's fingerprint, and score the evaluation trials symmetrically (profiles and tests from this model).
+"""),
+    code('''
+seed: int = 0  # base seed (extraction itself is deterministic)
+name: str = "ecapa"  # encoder name
+mode: str = "full"  # full: whole utterances; crop: a fixed centre crop
+crop_s: float = 3.0  # crop length in seconds for mode crop
+batch_size: int = 16  # utterances per forward pass
+threads: int = 2  # torch threads
+model_dir: str = "models/train_encoder/ecapa"  # encoder exported by stage 02
+data_dir: str = "data/prepare_data"  # manifest and lists from stage 01
+out_dir: str = "data/extract_embeddings/ecapa"  # align.npz and eval.npz (repo-relative)
+report_dir: str = "reports/extract_embeddings/ecapa"  # metrics.json and figures (repo-relative)
+''', tags=["parameters"]),
+    code('''
+import torch
+
+from nessa_lib import embeddings, evaluation, extract, io, manifest, paths, plots, zoo
+
+torch.set_num_threads(threads)
+data = paths.resolve(data_dir)
+out = paths.resolve(out_dir)
+reports = paths.resolve(report_dir)
+out.mkdir(parents=True, exist_ok=True)
+reports.mkdir(parents=True, exist_ok=True)
+df = manifest.read_manifest(data / "manifest.csv")
+enroll = manifest.read_enrollment(data / "enroll.txt", manifest=df)
+trials = manifest.read_trials(data / "trials.txt", manifest=df, enrollment=enroll)
+encoder = zoo.load(paths.resolve(model_dir))
+print(name, encoder.model_id, "dim", encoder.emb_dim)
+'''),
+    code('''
+sets = {}
+for split in ("align", "eval"):
+    sets[split] = extract.extract_embeddings(df[df.split == split], encoder, mode=mode, crop_s=crop_s,
+                                             batch_size=batch_size, desc=f"{name} {split}")
+    embeddings.save_embeddings(out / f"{split}.npz", sets[split])
+    print(split, sets[split].embeddings.shape)
+'''),
+    md("## Symmetric verification on the evaluation trials"),
+    code('''
+ev = sets["eval"]
+scores = evaluation.score_lists(ev.embeddings, ev.embeddings, ev.utt_ids, enroll, trials)
+result = evaluation.evaluate_lists(ev.embeddings, ev.embeddings, ev.utt_ids, enroll, trials)
+rtf = extract.real_time_factor(encoder, seconds=3.0, repeats=3)
+plots.score_distributions(scores, trials.label, title=f"{name}: symmetric scores", path=reports / "scores.png")
+io.write_json({**result, "rtf": rtf}, reports / "metrics.json")
+{k: round(v, 4) for k, v in {**result, "rtf": rtf}.items()}
+'''),
+    md("Next: `04_fit_aligners` fits every alignment method on the paired alignment embeddings of two models."),
+]
+
+FIT = [
+    md("""
+# 04 · Fit aligners
+> For one (enrollment model X, runtime model Y) pair, fit every alignment method on the *alignment* split's paired
+> embeddings (the same utterances through both models) and save each aligner. No evaluation data is read here.
+"""),
+    code('''
+seed: int = 0  # seed of every fit
+pair: str = "xvector-ecapa"  # pair name, also the output folder
+enroll_model: str = "xvector"  # X: the model that made the stored profiles
+runtime_model: str = "ecapa"  # Y: the model that embeds incoming audio
+methods: str = "identity,linear,procrustes,speaker-logit,nessa-m1,nessa-m2,nessa-m3"  # comma-separated
+threads: int = 2  # torch threads
+embeddings_dir: str = "data/extract_embeddings"  # stage 03 output
+out_dir: str = "models/fit_aligners/xvector-ecapa"  # one safetensors file per method (repo-relative)
+report_dir: str = "reports/fit_aligners/xvector-ecapa"  # metrics.json and figures (repo-relative)
+''', tags=["parameters"]),
+    code('''
+import json
+
+import torch
+
+from nessa_lib import embeddings, io, paths, plots, study
+
+torch.set_num_threads(threads)
+emb = paths.resolve(embeddings_dir)
+out = paths.resolve(out_dir)
+reports = paths.resolve(report_dir)
+out.mkdir(parents=True, exist_ok=True)
+reports.mkdir(parents=True, exist_ok=True)
+x_set = embeddings.load_embeddings(emb / enroll_model / "align.npz")
+y_set = embeddings.load_embeddings(emb / runtime_model / "align.npz")
+x, y, utt_ids, speakers = embeddings.paired(x_set, y_set, names=(enroll_model, runtime_model))
+print(f"{len(utt_ids)} paired utterances of {len(set(speakers))} speakers: X {x.shape[1]}-d, Y {y.shape[1]}-d")
+'''),
+    code('''
+timings = {}
+aligners = study.fit_aligners(x, y, speakers, methods=methods.split(","), seed=seed, progress=True,
+                              enroll_model_id=x_set.model_id, runtime_model_id=y_set.model_id, timings=timings)
+for method, aligner in aligners.items():
+    aligner.save(out / f"{method}.safetensors")
+io.atomic_write_text(out / "pair.json", json.dumps({"pair": pair, "enroll_model": enroll_model,
+                                                    "runtime_model": runtime_model,
+                                                    "methods": list(aligners)}, indent=1) + "\\n")
+{m: round(t, 2) for m, t in timings.items()}
+'''),
+    code('''
+for method, aligner in aligners.items():
+    if aligner.history:
+        plots.training_curves(aligner.history, ["train_loss", "val_loss"], title=f"{pair}: {method}",
+                              path=reports / f"{method}_training.png")
+io.write_json({f"fit_s_{m}": float(t) for m, t in timings.items()}, reports / "metrics.json")
+'''),
+    md("Next: `05_evaluate` scores the evaluation trials with every pair and method and tests the paper's claims."),
+]
+
+NOTEBOOKS = {"notebooks/01_prepare_data.ipynb": PREPARE, "notebooks/02_train_encoder.ipynb": TRAIN,
+             "notebooks/03_extract_embeddings.ipynb": EXTRACT, "notebooks/04_fit_aligners.ipynb": FIT}
 
 
 def main():

@@ -1,0 +1,282 @@
+"""Encoder training through SpeechBrain: config checks, every architecture/objective, export round trip,
+determinism, resume after a kill, DDP under torchrun, and bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+
+from nessa_lib import encoders as enc
+from nessa_lib.audio import AudioError
+from nessa_lib.embeddings import fingerprint
+from nessa_lib.manifest import write_manifest
+
+SR = 16000
+N_SPK, N_UTT = 6, 4
+# Tiny but real: every SpeechBrain piece runs, one or two optimiser steps per epoch.
+TINY = dict(emb_dim=16, channels=16, n_mels=24, crop_s=0.5, batch_size=8, speakers_per_batch=3, utts_per_speaker=2,
+            epochs=1, valid_crop_s=1.0, lr=1e-2)
+
+
+def _tone(f0, rng, dur_s=1.5):
+    t = np.arange(int(dur_s * SR)) / SR
+    x = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 6)) / k for k in range(1, 6))
+    return (0.2 * x / np.abs(x).max() + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """6 speakers x 4 utterances of 1.5 s: each speaker a distinct harmonic tone plus noise."""
+    root = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in range(N_SPK):
+        for u in range(N_UTT):
+            p = root / f"spk{s}" / f"spk{s}_{u}.flac"
+            p.parent.mkdir(exist_ok=True)
+            sf.write(p, _tone(110 + 40 * s, rng), SR)
+            rows.append(dict(utt_id=f"spk{s}_{u}", speaker_id=f"spk{s}", path=str(p), duration_s=1.5, split="train"))
+    manifest = root / "manifest.csv"
+    write_manifest(pd.DataFrame(rows), manifest)
+    return manifest
+
+
+def _cfg(arch="ecapa", obj="aam", **kw):
+    return enc.EncoderConfig(**{**TINY, "name": f"{arch}-{obj}", "architecture": arch, "objective": obj, **kw})
+
+
+def _weights(out):
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(out) / enc.WEIGHTS_FILE))
+
+
+# ---------------------------------------------------------------------------------------------- config
+
+
+def test_config_rejects_unknown_architecture_objective_and_keys():
+    with pytest.raises(ValueError, match=r"unknown architecture 'tdnn'.*xvector.*ecapa"):
+        enc.EncoderConfig(architecture="tdnn")
+    with pytest.raises(ValueError, match=r"unknown objective 'triplet'.*softmax.*aam.*supcon"):
+        enc.EncoderConfig(objective="triplet")
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['emb_size'\]"):
+        enc.EncoderConfig.from_dict({"emb_size": 3})
+    with pytest.raises(ValueError, match="emb_dim must be an integer"):
+        enc.EncoderConfig(emb_dim=0)
+    with pytest.raises(ValueError, match="crop_s"):
+        enc.EncoderConfig(crop_s=float("nan"))
+    with pytest.raises(ValueError, match="divisible by res2net_scale"):
+        enc.EncoderConfig(architecture="ecapa", channels=30, res2net_scale=4)
+    with pytest.raises(ValueError, match="unknown default encoder"):
+        enc.default_config("wavlm")
+    for name in enc.DEFAULT_CONFIGS:
+        cfg = enc.default_config(name)
+        assert enc.EncoderConfig.from_dict(cfg.to_dict()) == cfg
+        assert json.loads(json.dumps(cfg.to_dict())) == cfg.to_dict()
+
+
+def test_speaker_subsets_are_deterministic_and_can_be_disjoint():
+    spk = [f"s{i:02d}" for i in range(20)]
+    a = enc.select_speakers(spk, 10, seed=1)
+    assert a == enc.select_speakers(list(reversed(spk)), 10, seed=1)  # input order does not matter
+    assert set(a).isdisjoint(enc.select_speakers(spk, 10, seed=1, offset=10))
+    assert len(set(a) & set(enc.select_speakers(spk, 10, seed=1, offset=5))) == 5
+    with pytest.raises(ValueError, match="only 20 are available"):
+        enc.select_speakers(spk, 21, seed=0)
+
+
+def test_build_modules_heads():
+    mods = enc.build_modules(_cfg("ecapa", "supcon"))
+    assert "classifier" not in mods
+    with pytest.raises(ValueError, match="needs n_speakers"):
+        enc.build_modules(_cfg("ecapa", "aam"))
+
+
+def test_speaker_batch_sampler_is_seeded_and_epoch_dependent():
+    labels = np.repeat(np.arange(6), 4)
+    s = enc.SpeakerBatchSampler(labels, n_speakers=3, n_utts=2, seed=0)
+    s.set_epoch(1)
+    e1 = list(s)
+    assert e1 == list(s)
+    s.set_epoch(2)
+    assert e1 != list(s)
+    for b in e1:
+        spk = labels[[i for i, _ in b]]
+        assert len(b) == 6 and all((spk == v).sum() == 2 for v in set(spk))
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch,obj", [("xvector", "softmax"), ("ecapa", "aam"), ("ecapa", "supcon"),
+                                      ("resnet", "aam")])
+def test_train_and_export_round_trip(corpus, tmp_path, arch, obj):
+    kw = dict(channels=4) if arch == "resnet" else {}
+    cfg = _cfg(arch, obj, epochs=2, **kw)
+    out = tmp_path / "enc"
+    summary = enc.train_encoder(corpus, out, cfg, progress=False)
+    assert summary["epochs"] == 2 and summary["n_train_speakers"] == N_SPK
+    assert summary["n_train_utts"] == N_SPK * (N_UTT - cfg.valid_utts_per_speaker)
+    assert np.isfinite(summary["final_train_loss"]) and summary["n_params"] > 0
+    meta = json.loads((out / enc.META_FILE).read_text())
+    assert [r["epoch"] for r in meta["history"]] == [1, 2]
+    assert all(np.isfinite(r["valid_error"]) for r in meta["history"])
+    assert (out / enc.CKPT_DIR).is_dir()
+
+    model = enc.load_encoder(out)
+    assert model.model_id == summary["model_id"] == meta["model_id"]
+    assert model.emb_dim == 16 and model.sample_rate == SR and model.config["objective"] == obj
+    # The fingerprint is reproducible from the exported files alone.
+    assert fingerprint(_weights(out), meta["embedding_config"], cfg.name) == model.model_id
+    assert enc.load_encoder(out).model_id == model.model_id
+
+    wavs = torch.randn(3, SR) * 0.1
+    lens = torch.tensor([1.0, 0.5, 0.75])
+    e = model.embed(wavs, lens)
+    assert e.shape == (3, 16) and e.dtype == torch.float32 and torch.isfinite(e).all()
+    assert torch.equal(e, model.embed(wavs, lens))  # eval mode: no batch-norm updates, deterministic
+    # Relative lengths mean padding is ignored: row 1 alone at its true length gives the same embedding.
+    alone = model.embed(wavs[1:2, : SR // 2])
+    assert torch.allclose(alone[0], e[1], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_same_seed_same_weights_other_seed_differs(corpus, tmp_path):
+    s1 = enc.train_encoder(corpus, tmp_path / "a", _cfg(seed=3), progress=False)
+    s2 = enc.train_encoder(corpus, tmp_path / "b", _cfg(seed=3), progress=False)
+    s3 = enc.train_encoder(corpus, tmp_path / "c", _cfg(seed=4), progress=False)
+    wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert s1["model_id"] == s2["model_id"] != s3["model_id"]
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_last_epoch(corpus, tmp_path, monkeypatch):
+    cfg = _cfg("xvector", "softmax", epochs=3)
+    full = enc.train_encoder(corpus, tmp_path / "full", cfg, progress=False)
+
+    # Kill the second run right after its epoch-2 checkpoint is written.
+    original = enc.EncoderBrain._end_epoch
+
+    def end_epoch_then_die(self, hist, rec):
+        original(self, hist, rec)
+        if rec["epoch"] == 2:
+            raise _Killed
+
+    out = tmp_path / "killed"
+    monkeypatch.setattr(enc.EncoderBrain, "_end_epoch", end_epoch_then_die)
+    with pytest.raises(_Killed):
+        enc.train_encoder(corpus, out, cfg, progress=False)
+    monkeypatch.setattr(enc.EncoderBrain, "_end_epoch", original)
+    assert not (out / enc.META_FILE).exists()
+    ckpts = list((out / enc.CKPT_DIR).glob("CKPT*"))
+    assert len(ckpts) == 1 and (ckpts[0] / "counter.ckpt").read_text() == "2"
+
+    # Re-run: only epoch 3 is trained (the epoch counter was restored), and the result equals the uninterrupted run.
+    calls = []
+    monkeypatch.setattr(enc.EncoderBrain, "_end_epoch", lambda self, h, r: (calls.append(r["epoch"]),
+                                                                              original(self, h, r)))
+    resumed = enc.train_encoder(corpus, out, cfg, progress=False)
+    assert calls == [3]
+    meta = json.loads((out / enc.META_FILE).read_text())
+    assert [r["epoch"] for r in meta["history"]] == [1, 2, 3]
+    assert resumed["model_id"] == full["model_id"]
+
+    # A finished run is not trained again.
+    calls.clear()
+    assert enc.train_encoder(corpus, out, cfg, progress=False)["model_id"] == full["model_id"]
+    assert calls == []
+
+
+@pytest.mark.slow
+def test_ddp_torchrun_two_processes(corpus, tmp_path):
+    out = tmp_path / "ddp"
+    cfg = json.dumps({**TINY, "name": "ddp", "architecture": "xvector", "objective": "softmax", "batch_size": 4})
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "nessa_lib.encoders", "--manifest", str(corpus), "--out", str(out), "--config", cfg,
+           "--no-progress"]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads([ln for ln in res.stdout.splitlines() if ln.startswith("{")][-1])
+    assert summary["world_size"] == 2
+    assert enc.load_encoder(out).model_id == summary["model_id"]
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+
+
+def test_corrupt_training_file_is_named(corpus, tmp_path):
+    df = pd.read_csv(corpus)
+    bad = tmp_path / "bad.flac"
+    bad.write_bytes(b"not audio at all" * 100)
+    df.loc[3, "path"] = str(bad)
+    m = tmp_path / "m.csv"
+    df["path"] = [p if os.path.isabs(p) else str(Path(corpus).parent / p) for p in df["path"]]
+    write_manifest(df, m)
+    with pytest.raises(AudioError, match="bad.flac"):
+        enc.train_encoder(m, tmp_path / "out", _cfg(), progress=False)
+
+
+def test_unknown_speakers_and_empty_train_split(corpus, tmp_path):
+    with pytest.raises(ValueError, match="not in the train split"):
+        enc.train_encoder(corpus, tmp_path / "o", _cfg(speakers=["spk0", "nobody"]), progress=False)
+    df = pd.read_csv(corpus).assign(split="eval")
+    df["path"] = [str(Path(corpus).parent / p) for p in df["path"]]
+    write_manifest(df, tmp_path / "m.csv")
+    with pytest.raises(ValueError, match="no utterance has split 'train'"):
+        enc.train_encoder(tmp_path / "m.csv", tmp_path / "o", _cfg(), progress=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("enc")
+    enc.train_encoder(corpus, out, _cfg("xvector", "softmax", speakers=["spk0", "spk1", "spk2", "spk3"],
+                                        valid_utts_per_speaker=0, batch_size=4), progress=False)
+    return enc.load_encoder(out)
+
+
+def test_embed_rejects_bad_input(tiny_encoder):
+    m = tiny_encoder
+    assert m.min_samples >= 400 and m.meta["summary"]["n_train_speakers"] == 4
+    x = torch.randn(2, SR) * 0.1
+    x[1, 5] = float("nan")
+    with pytest.raises(ValueError, match=r"row\(s\) \[1\] contain NaN/inf"):
+        m.embed(x)
+    with pytest.raises(ValueError, match="fewer than min_samples"):
+        m.embed(torch.randn(1, m.min_samples - 1))
+    with pytest.raises(ValueError, match=r"row 1 has .* fewer than min_samples"):
+        m.embed(torch.randn(2, SR), torch.tensor([1.0, (m.min_samples - 10) / SR]))
+    with pytest.raises(ValueError, match="relative lengths"):
+        m.embed(torch.randn(2, SR), torch.tensor([1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"shape \(batch, samples\)"):
+        m.embed(torch.randn(SR))
+    assert m.embed(torch.randn(1, m.min_samples)).shape == (1, 16)
+
+
+def test_load_encoder_refuses_incomplete_or_foreign_exports(tiny_encoder, tmp_path):
+    with pytest.raises(FileNotFoundError, match="encoder.json"):
+        enc.load_encoder(tmp_path)
+    src = Path(tiny_encoder.source)
+    (tmp_path / enc.WEIGHTS_FILE).write_bytes((src / enc.WEIGHTS_FILE).read_bytes())
+    meta = json.loads((src / enc.META_FILE).read_text())
+    (tmp_path / enc.META_FILE).write_text(json.dumps({**meta, "format": "other"}))
+    with pytest.raises(ValueError, match="not a nessa-encoder"):
+        enc.load_encoder(tmp_path)
+    meta["embedding_config"]["arch_kwargs"]["lin_neurons"] = 32
+    (tmp_path / enc.META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="do not match the architecture"):
+        enc.load_encoder(tmp_path)
