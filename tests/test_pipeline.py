@@ -151,3 +151,47 @@ def test_prepare_data_smoke_voxceleb_layout(tmp_path):
     assert "00003.wav" in skipped
     metrics = json.loads((tmp_path / "reports" / "metrics.json").read_text())
     assert metrics["n_skipped"] == 1.0 and metrics["n_trials"] == 8.0
+
+
+@pytest.mark.slow
+def test_whole_pipeline_smoke(tmp_path):
+    """Stages 01 -> 05 on a tiny corpus with tiny encoders (the `smoke` settings): every output the next stage
+    reads is produced, and the evaluation report has a row for every pair and method."""
+    import pandas as pd
+    import papermill as pm
+
+    def run(nb, **params):
+        pm.execute_notebook(str(ROOT / "notebooks" / nb), str(tmp_path / nb), parameters=params,
+                            cwd=str(ROOT / "notebooks"), progress_bar=False)
+
+    data, models, emb, rep = tmp_path / "data", tmp_path / "models", tmp_path / "emb", tmp_path / "reports"
+    run("01_prepare_data.ipynb", n_speakers=36, utts_per_speaker=6, n_train_speakers=16, n_align_speakers=10,
+        n_eval_speakers=10, min_eval_speakers=5, k_enroll=2, n_nontarget_per_profile=20, min_dur_s=1.5,
+        max_dur_s=2.5, baseline_resemblyzer=False, out_dir=str(data), report_dir=str(rep / "prep"))
+    tiny = dict(emb_dim=16, channels=16, epochs=1, crop_s=1.0, batch_size=16, threads=1,
+                manifest=str(data / "manifest.csv"))
+    for name, arch, objective in [("xv", "xvector", "softmax"), ("ec", "ecapa", "aam"),
+                                  ("rz", "resemblyzer", "pretrained-ge2e")]:
+        run("02_train_encoder.ipynb", name=name, architecture=arch, objective=objective,
+            out_dir=str(models / name), report_dir=str(rep / "train" / name), **tiny)
+        run("03_extract_embeddings.ipynb", name=name, model_dir=str(models / name), data_dir=str(data),
+            out_dir=str(emb / name), report_dir=str(rep / "extract" / name), threads=1)
+    fast = "identity,linear,speaker-logit,nessa-m1,nessa-m2"
+    for pair, x, y in [("xv-ec", "xv", "ec"), ("rz-ec", "rz", "ec")]:
+        run("04_fit_aligners.ipynb", pair=pair, enroll_model=x, runtime_model=y, methods=fast, threads=1,
+            embeddings_dir=str(emb), out_dir=str(tmp_path / "aligners" / pair), report_dir=str(rep / "fit" / pair))
+    run("05_evaluate.ipynb", ab_model_a="xv", ab_model_b="ec", ablation_pair="xv-ec", ablation_speakers="4,0",
+        ablation_utts="2,0", threads=1, data_dir=str(data), embeddings_dir=str(emb), encoders_dir=str(models),
+        aligners_dir=str(tmp_path / "aligners"), report_dir=str(rep / "eval"))
+
+    main = pd.read_csv(rep / "eval" / "main_table.csv")
+    assert set(main["pair"]) == {"xv-ec", "rz-ec"}
+    systems = {"symmetric X/X", "symmetric Y/Y", "linear", "speaker-logit", "nessa-m1", "nessa-m2"}
+    assert set(main.loc[main.pair == "xv-ec", "system"]) == systems | {"identity"}  # both 16-d
+    assert set(main.loc[main.pair == "rz-ec", "system"]) == systems  # 256-d vs 16-d: identity is skipped
+    assert main["eer"].between(0, 1).all()
+    findings = pd.read_csv(rep / "eval" / "findings.csv")
+    assert {"claim", "holds"} <= set(findings.columns) and len(findings) > 0
+    metrics = json.loads((rep / "eval" / "metrics.json").read_text())
+    assert all(0 <= v <= 1 for k, v in metrics.items() if k.endswith(":eer"))
+    assert (rep / "eval" / "figures" / "det_xv-ec.png").is_file()

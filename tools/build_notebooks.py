@@ -366,8 +366,156 @@ io.write_json({f"fit_s_{m}": float(t) for m, t in timings.items()}, reports / "m
     md("Next: `05_evaluate` scores the evaluation trials with every pair and method and tests the paper's claims."),
 ]
 
+EVALUATE = [
+    md('''
+# 05 · Evaluate: does NESSA let stored profiles survive a model upgrade?
+> Score the evaluation trials with every (enrollment X, runtime Y) pair and method, test the paper's three claims
+> as measured here, run the A/B upgrade case study and the alignment-data ablation.
+
+Profiles average `k_enroll` enrollment utterances embedded by X (in X's own space), then are mapped by the
+aligner's enrollment side (identity for M1, migration for M2); test utterances are embedded by Y and mapped by its
+runtime side. Thresholds are calibrated on the alignment split only; the evaluation trials are never used to tune.
+'''),
+    code('''
+seed: int = 0  # seed of the A/B and ablation fits
+ab_model_a: str = "xvector"  # A: in production, profiles stored
+ab_model_b: str = "ecapa"  # B: the candidate runtime model
+ab_far: float = 0.01  # operating point of the A/B case study (false-accept rate)
+ablation_pair: str = "xvector-ecapa"  # pair for the alignment-data ablation
+ablation_method: str = "nessa-m2"  # method for the ablation
+ablation_speakers: str = "25,50,100,0"  # alignment speakers to subsample; 0 means all
+ablation_utts: str = "2,4,8,0"  # utterances per speaker to subsample; 0 means all
+threads: int = 2  # torch threads
+data_dir: str = "data/prepare_data"  # manifest and lists (stage 01)
+embeddings_dir: str = "data/extract_embeddings"  # stage 03
+encoders_dir: str = "models/train_encoder"  # stage 02, for each model's training objective
+aligners_dir: str = "models/fit_aligners"  # stage 04
+report_dir: str = "reports/evaluate"  # tables, figures, metrics.json (repo-relative)
+''', tags=["parameters"]),
+    code('''
+import json
+
+import numpy as np
+import pandas as pd
+import torch
+from IPython.display import display
+
+from nessa_lib import align, embeddings, evaluation, io, manifest, metrics, paths, plots, study, zoo
+
+torch.set_num_threads(threads)
+data = paths.resolve(data_dir)
+emb_root = paths.resolve(embeddings_dir)
+reports = paths.resolve(report_dir)
+figures = reports / "figures"
+figures.mkdir(parents=True, exist_ok=True)
+df = manifest.read_manifest(data / "manifest.csv")
+enroll = manifest.read_enrollment(data / "enroll.txt", manifest=df)
+trials = manifest.read_trials(data / "trials.txt", manifest=df, enrollment=enroll)
+pair_files = sorted(paths.resolve(aligners_dir).glob("*/pair.json"))
+pairs = {p.parent.name: json.loads(p.read_text()) for p in pair_files}
+models = sorted({m for p in pairs.values() for m in (p["enroll_model"], p["runtime_model"])} | {ab_model_a, ab_model_b})
+objectives = {m: zoo.objective(paths.resolve(encoders_dir) / m) for m in models}
+sets = {(m, split): embeddings.load_embeddings(emb_root / m / f"{split}.npz") for m in models for split in ("align", "eval")}
+print(f"{len(pairs)} pairs, models and objectives: {objectives}")
+print(f"{enroll.profile_id.nunique()} profiles, {len(trials)} trials ({int(trials.label.sum())} target)")
+'''),
+    md('''
+## 1 · Main table
+Rows per pair: symmetric X/X (no upgrade), symmetric Y/Y (everyone re-enrolled), then each method with X profiles
+against Y tests. `gain_recovered` = (EER_XX − EER) / (EER_XX − EER_YY): the share of the symmetric upgrade's gain
+kept without re-enrollment. Percentages in the tables; fractions in `metrics.json`.
+'''),
+    code('''
+tables, det, score_sets = {}, {}, {}
+for name, p in pairs.items():
+    X, Y = p["enroll_model"], p["runtime_model"]
+    x, y, ids, _ = embeddings.paired(sets[X, "eval"], sets[Y, "eval"], names=(X, Y))
+    aligners = {m: align.load(paths.resolve(aligners_dir) / name / f"{m}.safetensors") for m in p["methods"]}
+    tables[name] = study.evaluate_pair(aligners, x, y, ids, enroll, trials)
+    sc = {"X/X": evaluation.score_lists(x, x, ids, enroll, trials), "Y/Y": evaluation.score_lists(y, y, ids, enroll, trials)}
+    sc.update({m: study.aligned_scores(a, x, y, ids, enroll, trials) for m, a in aligners.items()})
+    score_sets[name] = sc
+    det[name] = {k: metrics.det_curve(v, trials.label)[:2] for k, v in sc.items()}
+main = pd.concat(tables, names=["pair"])
+pct = ["eer", "min_dcf_p0.01", "min_dcf_p0.05", "frr_at_far0.01", "frr_at_far0.05", "gain_recovered", "rel_frr_change"]
+shown = main[pct].copy()
+shown[["eer", "frr_at_far0.01", "frr_at_far0.05", "gain_recovered", "rel_frr_change"]] *= 100
+shown.round(2).rename(columns={"eer": "EER %", "frr_at_far0.01": "FRR@FAR1% %", "frr_at_far0.05": "FRR@FAR5% %",
+                               "gain_recovered": "gain recovered %", "rel_frr_change": "FRR change vs X/X %"})
+'''),
+    code('''
+for name in pairs:
+    plots.det_curves(det[name], title=name, path=figures / f"det_{name}.png")
+plots.gain_recovered_bars(tables, path=figures / "gain_recovered.png");
+'''),
+    code('''
+first = next(iter(pairs))
+before = "identity" if "identity" in score_sets[first] else "X/X"
+after = min((m for m in score_sets[first] if m.startswith("nessa")), key=lambda m: tables[first].loc[m, "eer"])
+plots.score_distributions_grid({f"{first}: {before}": (score_sets[first][before], trials.label),
+                                f"{first}: {after}": (score_sets[first][after], trials.label)},
+                               path=figures / "scores_before_after.png");
+'''),
+    md("## 2 · The paper's three claims, as measured here"),
+    code('''
+findings = study.paper_findings(tables, {n: (p["enroll_model"], p["runtime_model"]) for n, p in pairs.items()}, objectives)
+findings.to_csv(reports / "findings.csv", index=False)
+for _, f in findings.iterrows():
+    verdict = "NOT TESTABLE" if pd.isna(f.holds) else ("HOLDS" if f.holds else "DOES NOT HOLD")
+    print(f"[{verdict}] ({f.finding}, {f.group}) {f.claim} :: {f.evidence}")
+'''),
+    md('''
+## 3 · A/B case study: upgrading the runtime model without re-enrolling anyone
+A is in production with stored profiles; B is the candidate. Each system's threshold is calibrated on alignment
+data at the target FAR (no evaluation data); the table shows the FAR and FRR that threshold gives on the evaluation
+trials, and what happens if A/A's threshold is naively kept after the upgrade.
+'''),
+    code('''
+a_x, b_y, ids_align, spk_align = embeddings.paired(sets[ab_model_a, "align"], sets[ab_model_b, "align"])
+a_e, b_e, ids_eval, _ = embeddings.paired(sets[ab_model_a, "eval"], sets[ab_model_b, "eval"])
+flags = df.set_index("utt_id").reindex(ids_align)["enroll"] if "enroll" in df.columns else None
+k_enroll = int(enroll.groupby("profile_id").size().min())  # calibrate with profiles like the evaluation ones
+ab = study.ab_case_study(a_x, b_y, spk_align, ids_align, a_e, b_e, ids_eval, enroll, trials, far=ab_far, seed=seed,
+                         k_enroll=k_enroll,
+                         enroll_flag_align=None if flags is None else flags.astype(str).str.lower().eq("true").to_numpy())
+ab.to_csv(reports / "ab_case_study.csv")
+ab.round(4)
+'''),
+    md("## 4 · How much alignment data does NESSA need?"),
+    code('''
+p = pairs[ablation_pair]
+xa, ya, _, spk = embeddings.paired(sets[p["enroll_model"], "align"], sets[p["runtime_model"], "align"])
+xe, ye, ids, _ = embeddings.paired(sets[p["enroll_model"], "eval"], sets[p["runtime_model"], "eval"])
+ablation = study.alignment_ablation(
+    xa, ya, spk, xe, ye, ids, enroll, trials, method=ablation_method, seed=seed,
+    n_speakers=tuple(int(v) or None for v in ablation_speakers.split(",")),
+    utts_per_speaker=tuple(int(v) or None for v in ablation_utts.split(",")),
+)
+ablation.to_csv(reports / "ablation.csv", index=False)
+plots.ablation_curves(ablation, path=figures / "ablation.png")
+ablation.round(4)
+'''),
+    md("## 5 · Key numbers (checked by nbval on re-runs)"),
+    code('''
+# NBVAL_CHECK_OUTPUT
+for name, t in tables.items():
+    print(name, {k: round(float(v), 3) for k, v in t["eer"].items()})
+'''),
+    code('''
+key = {"symmetric X/X": "XX", "symmetric Y/Y": "YY"}
+flat = {f"{name}:{key.get(system, system)}:{col}": float(v)
+        for name, t in tables.items() for system, row in t.iterrows()
+        for col, v in row.items() if col in ("eer", "min_dcf_p0.01", "frr_at_far0.01", "gain_recovered")}
+flat.update({f"ab:{r}:{c}": float(v) for r, row in ab.iterrows() for c, v in row.items()
+             if c in ("eer", "far_deployed", "frr_deployed", "frr_at_aa_threshold")})
+io.write_json(flat, reports / "metrics.json")
+main.to_csv(reports / "main_table.csv")
+'''),
+]
+
 NOTEBOOKS = {"notebooks/01_prepare_data.ipynb": PREPARE, "notebooks/02_train_encoder.ipynb": TRAIN,
-             "notebooks/03_extract_embeddings.ipynb": EXTRACT, "notebooks/04_fit_aligners.ipynb": FIT}
+             "notebooks/03_extract_embeddings.ipynb": EXTRACT, "notebooks/04_fit_aligners.ipynb": FIT,
+             "notebooks/05_evaluate.ipynb": EVALUATE}
 
 
 def main():
