@@ -195,3 +195,16 @@ def test_whole_pipeline_smoke(tmp_path):
     metrics = json.loads((rep / "eval" / "metrics.json").read_text())
     assert all(0 <= v <= 1 for k, v in metrics.items() if k.endswith(":eer"))
     assert (rep / "eval" / "figures" / "det_xv-ec.png").is_file()
+
+    # nbval regression check of the executed evaluation notebook: re-running it must reproduce the marked
+    # key-number cell exactly (same seed, same inputs -> same metrics).
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+                          "--rootdir", str(tmp_path), str(tmp_path / "05_evaluate.ipynb")],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:]
+    assert " passed" in res.stdout
