@@ -21,7 +21,6 @@ Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_extract.py`` (about a
 import contextlib
 import logging
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -32,6 +31,7 @@ import numpy as np
 import torch
 
 from nessa_lib.extract import ResemblyzerEncoder, real_time_factor
+from machine import cpu_name  # benchmarks/machine.py (scripts run with their folder on sys.path)
 
 SR = 16000
 SECONDS = 3.0
@@ -102,17 +102,6 @@ class OrtModelOnly(OrtEncoder):
 
 def n_params(module) -> float:
     return sum(p.numel() for p in module.parameters()) / 1e6
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 from nessa_lib import metrics
+from machine import cpu_name  # benchmarks/machine.py (scripts run with their folder on sys.path)
 
 
 def timed(fn):
@@ -40,17 +41,6 @@ def best_interleaved(fns: dict, repeat: int) -> tuple[dict, dict]:
             dt, outs[k] = timed(fn)
             best[k] = min(best[k], dt)
     return best, outs
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def roc_metrics(y, s):

@@ -105,6 +105,24 @@ def _sample_sorted(x: np.ndarray) -> np.ndarray:
     return np.sort(x[::step])
 
 
+def max_false_alarms(far: float, n_nontarget: int) -> int:
+    """Largest false-alarm count ``m`` with ``m / n_nontarget <= far``, compared in float exactly as FAR is.
+
+    (``floor(far * n)`` alone can be off by one where ``far * n`` rounds across an integer.)
+
+    Examples
+    --------
+    >>> max_false_alarms(0.01, 250), max_false_alarms(0.07, 100), max_false_alarms(1.0, 3)
+    (2, 7, 3)
+    """
+    m = min(n_nontarget, int(math.floor(far * n_nontarget)))
+    while m < n_nontarget and (m + 1) / n_nontarget <= far:
+        m += 1
+    while m > 0 and m / n_nontarget > far:
+        m -= 1
+    return m
+
+
 class TrialScores:
     """Validated trial scores split by class; computes every metric from one shared preparation.
 
@@ -419,12 +437,7 @@ class TrialScores:
         if not 0.0 <= far <= 1.0:
             raise ValueError(f"far must be a fraction in [0, 1], got {far}")
         nT, nN = self.n_target, self.n_nontarget
-        # Largest false-alarm count m with m/nN <= far, compared in float exactly as FAR is.
-        m = min(nN, int(math.floor(far * nN)))
-        while m < nN and (m + 1) / nN <= far:
-            m += 1
-        while m > 0 and m / nN > far:
-            m -= 1
+        m = max_false_alarms(far, nN)
         if m >= nN:
             return 0.0  # accept-all already satisfies the FAR limit
         # The first point with at most m false alarms sits just above v, the (m+1)-th largest

@@ -321,12 +321,7 @@ def threshold_at_far(scores, labels, far: float) -> float:
     far = _far_check(far)
     nontarget = metrics.TrialScores.from_scores(scores, labels).nontarget
     n = nontarget.size
-    # Largest false-alarm count m with m/n <= far, compared in float exactly as FAR is (as metrics.frr_at_far).
-    m = min(n, int(math.floor(far * n)))
-    while m < n and (m + 1) / n <= far:
-        m += 1
-    while m > 0 and m / n > far:
-        m -= 1
+    m = metrics.max_false_alarms(far, n)  # the same count metrics.frr_at_far uses
     if m >= n:
         return float("-inf")
     v = np.partition(nontarget, n - m - 1)[n - m - 1]  # the (m+1)-th largest non-target score
