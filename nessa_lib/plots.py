@@ -283,3 +283,20 @@ def training_curves(history, columns, title: str = "", path=None):
         fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def text_figure(text: str, path=None):
+    """A small figure holding only ``text``: keeps a stage's declared figure when there is nothing to plot.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> type(text_figure("pretrained: not trained here")).__name__
+    'Figure'
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 1.2))
+    ax.text(0.5, 0.5, text, ha="center", va="center")
+    ax.set_axis_off()
+    return _save(fig, path)

@@ -39,7 +39,7 @@ source: str = "synthetic"  # synthetic | voxceleb | folder
 dataset_root: str = ""  # voxceleb / folder: the dataset's root folder
 trial_list: str = ""  # voxceleb: an official trial list used as given; empty: build our own lists
 n_speakers: int = 950  # synthetic: speakers generated
-utts_per_speaker: int = 16  # synthetic: utterances per speaker
+utts_per_speaker: int = 12  # synthetic: utterances per speaker
 workers: int = 2  # synthetic: synthesis processes; part of the recipe, like the seed
 condition: str = "mild"  # synthetic: clean | mild | aug session variability of non-enrollment utterances
 enroll_condition: str = "clean"  # synthetic: preset of each speaker's k_enroll enrollment utterances
@@ -245,6 +245,8 @@ if history:
     cols = [c for c in pd.DataFrame(history).columns if c != "epoch"]
     plots.training_curves(history, cols, title=name, path=reports / "training.png")
     display(pd.DataFrame(history).set_index("epoch").round(4))
+else:
+    plots.text_figure(f"{name}: pretrained, not trained in this study", path=reports / "training.png")
 '''),
     code('''
 metrics = {k: float(v) for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
