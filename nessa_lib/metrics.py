@@ -209,15 +209,9 @@ class TrialScores:
             return self.n_target, 0
         return int(np.count_nonzero(self.target < t)), int(np.count_nonzero(self.nontarget >= t))
 
-    def _window(self, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Exact counts at every operating point with threshold in ``[lo, hi)``, plus the next one.
-
-        Returns ``(misses, false_alarms, thresholds)`` as arrays, thresholds ascending; the last
-        entry is the first operating point at or above ``hi`` (reject-all when ``hi`` is above every
-        score), and its threshold is reported as ``hi``. ``lo=-inf, hi=inf`` gives every point.
-        """
+    def _slice(self, lo: float, hi: float):
+        """Scores of each class in ``[lo, hi)``, misses below ``lo`` and false alarms at or above ``hi``."""
         T, N = self.target, self.nontarget
-        hi = max(hi, lo)  # an empty window still yields its one next point, with correct counts
         if lo == -np.inf and hi == np.inf:
             wt, wn = T, N
         else:
@@ -225,6 +219,17 @@ class TrialScores:
             wn = N[(N >= lo) & (N < hi)]
         miss0 = 0 if lo == -np.inf else int(np.count_nonzero(T < lo))
         fa_after = 0 if hi == np.inf else int(np.count_nonzero(N >= hi))
+        return wt, wn, miss0, fa_after
+
+    def _window(self, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Exact counts at every operating point with threshold in ``[lo, hi)``, plus the next one.
+
+        Returns ``(misses, false_alarms, thresholds)`` as arrays, thresholds ascending; the last
+        entry is the first operating point at or above ``hi`` (reject-all when ``hi`` is above every
+        score), and its threshold is reported as ``hi``. ``lo=-inf, hi=inf`` gives every point.
+        """
+        hi = max(hi, lo)  # an empty window still yields its one next point, with correct counts
+        wt, wn, miss0, fa_after = self._slice(lo, hi)
         # Sort each class, then merge: a stable sort of two concatenated sorted runs is one
         # O(n) timsort merge, and its permutation tells which merged values are targets, so
         # cumsum gives "targets below" without a searchsorted over every threshold.
@@ -361,15 +366,8 @@ class TrialScores:
         give exact costs at bucket starts and a lower bound for each bucket, and only buckets whose
         bound beats the best cost so far are sorted.
         """
-        T, N = self.target, self.nontarget
         hi = max(hi, lo)
-        if lo == -np.inf and hi == np.inf:
-            wt, wn = T, N
-        else:
-            wt = T[(T >= lo) & (T < hi)]
-            wn = N[(N >= lo) & (N < hi)]
-        miss0 = 0 if lo == -np.inf else int(np.count_nonzero(T < lo))
-        fa_after = 0 if hi == np.inf else int(np.count_nonzero(N >= hi))
+        wt, wn, miss0, fa_after = self._slice(lo, hi)
         upper = min(upper, a_miss * (miss0 + wt.size) + a_fa * fa_after)  # the point at hi
         if wt.size == 0:
             return float(upper)
