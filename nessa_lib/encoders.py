@@ -399,15 +399,18 @@ def select_speakers(speakers, n: int | None, *, seed: int, offset: int = 0) -> l
     return [uniq[perm[i]] for i in idx]
 
 
-def _load_int16(paths, progress: bool) -> list:
-    """Decode every file once (FLAC decoding each epoch would dominate a CPU run); int16 halves the memory."""
+def _load_int16(segments, progress: bool) -> list:
+    """Decode every utterance once (FLAC decoding each epoch would dominate a CPU run); int16 halves the memory.
+
+    ``segments`` are ``(path, start, stop)`` triples from :func:`nessa_lib.audio.manifest_segments`.
+    """
     from tqdm.auto import tqdm
 
     from nessa_lib.audio import load_audio
 
     out = []
-    for p in tqdm(paths, desc="load audio", unit="file", disable=not progress):
-        x = load_audio(p, target_sr=SAMPLE_RATE, min_dur_s=0.1)
+    for p, a, b in tqdm(segments, desc="load audio", unit="utt", disable=not progress):
+        x = load_audio(p, target_sr=SAMPLE_RATE, min_dur_s=0.1, start=a, stop=b)
         out.append(np.round(np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16))
     return out
 
@@ -571,6 +574,7 @@ class SpeakerBatchSampler(torch.utils.data.Sampler):
 
 def _prepare_data(manifest, cfg: EncoderConfig, progress: bool):
     """Training/validation utterances of the selected speakers, decoded into memory."""
+    from nessa_lib.audio import manifest_segments
     from nessa_lib.manifest import read_manifest
 
     if isinstance(manifest, (str, os.PathLike)):
@@ -608,7 +612,7 @@ def _prepare_data(manifest, cfg: EncoderConfig, progress: bool):
             rows = np.flatnonzero(labels == lab)
             if len(rows) >= v + 2:
                 valid[rows[-v:]] = True
-    audio = _load_int16(df["path"].tolist(), progress)
+    audio = _load_int16(manifest_segments(df), progress)
     train_idx, valid_idx = np.flatnonzero(~valid), np.flatnonzero(valid)
     train = CropDataset([audio[i] for i in train_idx], labels[train_idx], int(cfg.crop_s * SAMPLE_RATE))
     valid_ds = None

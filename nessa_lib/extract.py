@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from nessa_lib.audio import load_audio
+from nessa_lib.audio import load_audio, manifest_segments, segment_label
 from nessa_lib.embeddings import EmbeddingSet, fingerprint
 
 logger = logging.getLogger(__name__)
@@ -224,7 +224,8 @@ def extract_embeddings(manifest_df, encoder, *, mode: str = "full", crop_s: floa
     ----------
     manifest_df : pandas.DataFrame
         Manifest rows (columns ``utt_id``, ``speaker_id``, ``path``; ``duration_s`` is used, when present, to
-        batch utterances of similar length), e.g. from :func:`nessa_lib.manifest.read_manifest`.
+        batch utterances of similar length; optional ``start``/``stop`` make a row a segment of its file, empty
+        = the whole file), e.g. from :func:`nessa_lib.manifest.read_manifest`.
     encoder : object
         Speaker encoder following the protocol in this module's docstring.
     mode : {'full', 'crop'}
@@ -285,7 +286,8 @@ def extract_embeddings(manifest_df, encoder, *, mode: str = "full", crop_s: floa
 
     utt_ids = manifest_df["utt_id"].astype(str).to_numpy()
     spk_ids = manifest_df["speaker_id"].astype(str).to_numpy()
-    paths = manifest_df["path"].astype(str).to_numpy()
+    segments = manifest_segments(manifest_df)  # (path, start, stop): the optional segment columns, honoured
+    paths = np.asarray([segment_label(*seg) for seg in segments], dtype=object)  # for messages
     n = len(utt_ids)
     if mode == "full" and "duration_s" in manifest_df.columns:
         # Similar lengths per batch: little zero-padding, so little wasted compute. Stable sort keeps ties in
@@ -303,7 +305,8 @@ def extract_embeddings(manifest_df, encoder, *, mode: str = "full", crop_s: floa
             idx = order[start:start + batch_size]
             wavs = []
             for i in idx:
-                x = load_audio(paths[i], target_sr=sr, min_dur_s=0.0)  # short clips are padded below, not refused
+                p, a, b = segments[i]
+                x = load_audio(p, target_sr=sr, min_dur_s=0.0, start=a, stop=b)  # short clips: padded, not refused
                 if len(x) < min_samples:
                     logger.warning("%s: %d samples (%.3f s) is shorter than min_samples=%d of %s; repeat-padding it",
                                    paths[i], len(x), len(x) / sr, min_samples, encoder.model_id)

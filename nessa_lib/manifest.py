@@ -5,6 +5,12 @@ of ``train``, ``align``, ``eval`` or empty before splitting. ``path`` is stored 
 directory when the audio lies under it (so a data folder can be moved as a whole), else absolute;
 :func:`read_manifest` always returns absolute paths.
 
+Optional columns ``start`` and ``stop`` make an utterance a segment of its file, like Kaldi ``segments``: integer
+sample frames in the file's own sample rate, ``stop`` exclusive (``soundfile.read(start=, stop=)``). Give both
+columns or neither; an empty cell (or no columns at all) means the whole file. The synthetic corpus stores one
+recording per speaker and uses them; real-dataset readers keep one file per utterance and leave them out.
+Load rows with :func:`nessa_lib.audio.manifest_segments` / :func:`nessa_lib.audio.load_segment`, which honour them.
+
 Trial list: one trial per line, ``label profile_id test_utt_id`` separated by single spaces, label 1 (target) or
 0 (non-target); this is the VoxCeleb ``veri_test.txt`` layout, so official lists read as they are.
 Enrollment list: ``profile_id utt_id`` per line; a profile is the average of its utterances' embeddings.
@@ -24,6 +30,8 @@ from nessa_lib.io import atomic_write_text
 logger = logging.getLogger(__name__)
 
 COLUMNS = ("utt_id", "speaker_id", "path", "duration_s", "split")
+#: Optional segment columns: sample frames ``[start, stop)`` of the utterance in its file (empty: whole file).
+SEGMENT_COLUMNS = ("start", "stop")
 SPLITS = ("train", "align", "eval")
 TRIAL_COLUMNS = ("label", "profile_id", "test_utt_id")
 ENROLL_COLUMNS = ("profile_id", "utt_id")
@@ -33,7 +41,9 @@ def validate_manifest(df: pd.DataFrame, source=None) -> None:
     """Raise ``ValueError`` unless ``df`` is a well-formed manifest.
 
     Checks: required columns, at least one row, non-empty ids and paths, unique ``utt_id``,
-    finite ``duration_s`` > 0, ``split`` in ``{'train', 'align', 'eval', ''}``.
+    finite ``duration_s`` > 0, ``split`` in ``{'train', 'align', 'eval', ''}``; if the optional segment columns
+    ``start``/``stop`` are present: both of them, each cell empty or an integer >= 0, both or neither set on a
+    row, and ``stop > start``.
 
     Parameters
     ----------
@@ -52,6 +62,10 @@ def validate_manifest(df: pd.DataFrame, source=None) -> None:
     Traceback (most recent call last):
     ...
     ValueError: manifest m.csv: line 2 (utt_id 'a'): duration_s 0.0 is not a finite number > 0
+    >>> validate_manifest(df.assign(start=[16000], stop=[8000]), source="m.csv")
+    Traceback (most recent call last):
+    ...
+    ValueError: manifest m.csv: line 2 (utt_id 'a'): stop 8000 is not after start 16000
     """
     where = f"manifest {source}" if source else "manifest"
     missing = [c for c in COLUMNS if c not in df.columns]
@@ -87,6 +101,75 @@ def validate_manifest(df: pd.DataFrame, source=None) -> None:
     if bad:
         i = bad[0]
         raise ValueError(f"{where}: {row(i)}: split {splits[i]!r} is not one of {list(SPLITS)} or empty")
+    _segments(df, where, row)
+
+
+def segment_bound(value, what: str = "segment bound"):
+    """One ``start``/``stop`` cell as an ``int``, or ``None`` for an empty cell (NaN, ``<NA>``, ``None``, ``''``).
+
+    Accepts ints, digit strings (a CSV cell) and integral floats (pandas turns an int column with gaps into
+    floats); raises ``ValueError`` (prefixed with ``what``) for anything else, negative values included.
+
+    Examples
+    --------
+    >>> segment_bound("16000"), segment_bound(16000.0), segment_bound(""), segment_bound(float("nan"))
+    (16000, 16000, None, None)
+    >>> segment_bound(-1, "line 2: start")
+    Traceback (most recent call last):
+    ...
+    ValueError: line 2: start -1 is not a sample frame (an integer >= 0)
+    """
+    if value is None or (not isinstance(value, str) and pd.api.types.is_scalar(value) and pd.isna(value)):
+        return None
+    if isinstance(value, str):
+        v = value.strip()
+        if not v:
+            return None
+        if v.isascii() and v.isdigit():
+            return int(v)
+    elif isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        if value >= 0:
+            return int(value)
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if float(value).is_integer() and value >= 0:
+            return int(value)
+    value = value.item() if isinstance(value, np.generic) else value
+    raise ValueError(f"{what} {value!r} is not a sample frame (an integer >= 0)")
+
+
+def _segments(df: pd.DataFrame, where: str, row):
+    """Validated ``start``/``stop`` columns as two lists of int-or-None, or ``None`` if the manifest has neither."""
+    present = [c for c in SEGMENT_COLUMNS if c in df.columns]
+    if not present:
+        return None
+    if len(present) == 1:
+        other = "stop" if present[0] == "start" else "start"
+        raise ValueError(f"{where}: has column {present[0]!r} but not {other!r}; give both segment columns or neither")
+    bounds = {}
+    for col in SEGMENT_COLUMNS:
+        bounds[col] = [segment_bound(v, f"{where}: {row(i)}: {col}") for i, v in enumerate(df[col].tolist())]
+    for i, (a, b) in enumerate(zip(bounds["start"], bounds["stop"])):
+        if (a is None) != (b is None):
+            have, miss = ("start", "stop") if b is None else ("stop", "start")
+            raise ValueError(f"{where}: {row(i)}: {have} {a if b is None else b} is given without {miss}; "
+                             "a segment needs both (or neither, for the whole file)")
+        if a is not None and b <= a:
+            raise ValueError(f"{where}: {row(i)}: stop {b} is not after start {a}")
+    return bounds["start"], bounds["stop"]
+
+
+def _with_int_segments(df: pd.DataFrame, source) -> pd.DataFrame:
+    """``df`` with ``start``/``stop`` as nullable ``Int64`` (written as ``16000`` or empty, never ``16000.0``)."""
+    seg = _segments(df, f"manifest {source}" if source else "manifest", lambda i: f"line {i + 2}")
+    if seg is not None:
+        for col, vals in zip(SEGMENT_COLUMNS, seg):
+            df[col] = pd.array(vals, dtype="Int64")
+    return df
+
+
+def _column_order(df: pd.DataFrame) -> list:
+    first = list(COLUMNS) + [c for c in SEGMENT_COLUMNS if c in df.columns]
+    return first + [c for c in df.columns if c not in first]
 
 
 def write_manifest(df: pd.DataFrame, path) -> None:
@@ -96,7 +179,9 @@ def write_manifest(df: pd.DataFrame, path) -> None:
     ----------
     df : pandas.DataFrame
         Manifest with at least the columns :data:`COLUMNS`; ``split`` may be missing (written empty).
-        Relative ``path`` values are taken relative to the current directory.
+        Relative ``path`` values are taken relative to the current directory. Optional ``start``/``stop``
+        (:data:`SEGMENT_COLUMNS`) are written as integers right after ``split``, empty where missing (a float
+        column with NaN gaps is fine: ``16000.0`` is written ``16000``).
     path : str or os.PathLike
         Output CSV. Audio paths under its directory are stored relative to it, others absolute.
 
@@ -110,6 +195,15 @@ def write_manifest(df: pd.DataFrame, path) -> None:
     ...     print(open(os.path.join(d, "manifest.csv")).read().strip())
     utt_id,speaker_id,path,duration_s,split
     s1/a,s1,s1/a.wav,1.5,
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     df = pd.DataFrame({"utt_id": ["s1/a", "s1/b"], "speaker_id": ["s1", "s1"],
+    ...                        "path": [os.path.join(d, "s1.flac")] * 2, "duration_s": [1.0, 0.5],
+    ...                        "start": [0, 16000], "stop": [16000, 24000]})
+    ...     write_manifest(df, os.path.join(d, "manifest.csv"))
+    ...     print(open(os.path.join(d, "manifest.csv")).read().strip())
+    utt_id,speaker_id,path,duration_s,split,start,stop
+    s1/a,s1,s1.flac,1.0,,0,16000
+    s1/b,s1,s1.flac,0.5,,16000,24000
     """
     path = os.fspath(path)
     df = df.copy()
@@ -117,6 +211,7 @@ def write_manifest(df: pd.DataFrame, path) -> None:
         df["split"] = ""
     df["split"] = df["split"].fillna("").astype(str)
     validate_manifest(df, source=path)
+    df = _with_int_segments(df, path)
     base = os.path.dirname(os.path.abspath(path))
 
     def rel(p):
@@ -129,8 +224,7 @@ def write_manifest(df: pd.DataFrame, path) -> None:
         return os.path.relpath(a, base).replace(os.sep, "/") if under else a
 
     df["path"] = [rel(p) for p in df["path"]]
-    cols = list(COLUMNS) + [c for c in df.columns if c not in COLUMNS]
-    atomic_write_text(path, df[cols].to_csv(index=False, lineterminator="\n"))
+    atomic_write_text(path, df[_column_order(df)].to_csv(index=False, lineterminator="\n"))
 
 
 def read_manifest(path, *, check_files: bool = False) -> pd.DataFrame:
@@ -146,7 +240,8 @@ def read_manifest(path, *, check_files: bool = False) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`COLUMNS` first (ids and split as str, ``duration_s`` float), then any extra columns.
+        Columns :data:`COLUMNS` first (ids and split as str, ``duration_s`` float), then ``start``/``stop`` if
+        present (nullable ``Int64``, ``<NA>`` for the whole file), then any extra columns (as str).
 
     Raises
     ------
@@ -165,6 +260,14 @@ def read_manifest(path, *, check_files: bool = False) -> pd.DataFrame:
     ...     df = read_manifest(m)
     ...     df.loc[0, "path"] == os.path.join(d, "NA", "a.wav"), df.loc[0, "speaker_id"]
     (True, 'NA')
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     m = os.path.join(d, "m.csv")
+    ...     with open(m, "w") as f:
+    ...         _ = f.write("utt_id,speaker_id,path,duration_s,split,start,stop\\n"
+    ...                     "a,s,s.flac,1.0,,0,16000\\nb,s,b.wav,2.0,,,\\n")
+    ...     df = read_manifest(m)
+    >>> df["start"].tolist(), str(df["stop"].dtype)
+    ([0, <NA>], 'Int64')
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -178,6 +281,7 @@ def read_manifest(path, *, check_files: bool = False) -> pd.DataFrame:
         raise ValueError(f"manifest {path}: not a valid CSV ({e})") from e
     validate_manifest(df, source=path)
     df["duration_s"] = df["duration_s"].astype(float)
+    df = _with_int_segments(df, path)
     base = os.path.dirname(os.path.abspath(path))
     df["path"] = [os.path.normpath(p if os.path.isabs(p) else os.path.join(base, p)) for p in df["path"]]
     if check_files:
@@ -186,8 +290,7 @@ def read_manifest(path, *, check_files: bool = False) -> pd.DataFrame:
             i = gone[0]
             raise FileNotFoundError(f"manifest {path}: line {i + 2} (utt_id {df['utt_id'].iloc[i]!r}): audio file "
                                     f"{df['path'].iloc[i]} does not exist ({len(gone)} missing in total)")
-    cols = list(COLUMNS) + [c for c in df.columns if c not in COLUMNS]
-    return df[cols].reset_index(drop=True)
+    return df[_column_order(df)].reset_index(drop=True)
 
 
 def _split_counts(sizes: dict, n: int) -> dict:

@@ -19,14 +19,15 @@ SOURCES = ("synthetic", "voxceleb", "folder")
 def synthetic_manifest(records: list[dict], corpus_dir) -> pd.DataFrame:
     """Manifest rows (absolute paths, empty split) for the records of :func:`synth_corpus.generate_corpus`.
 
-    Keeps the synthetic-only columns ``enroll`` (recorded in the enrollment condition) and ``condition``.
+    Keeps each utterance's segment of its speaker's recording (``start``, ``stop``) and the synthetic-only columns
+    ``enroll`` (recorded in the enrollment condition) and ``condition``.
 
     Examples
     --------
-    >>> rec = [{"utt_id": "spk0_0", "speaker_id": "spk0", "path": "wav/spk0/spk0_0.flac", "duration_s": 3.2,
-    ...         "enroll": True, "condition": "clean"}]
-    >>> synthetic_manifest(rec, "/c")[["utt_id", "path", "split"]].values.tolist()
-    [['spk0_0', '/c/wav/spk0/spk0_0.flac', '']]
+    >>> rec = [{"utt_id": "spk0_0", "speaker_id": "spk0", "path": "wav/spk0.flac", "start": 0, "stop": 51200,
+    ...         "duration_s": 3.2, "enroll": True, "condition": "clean"}]
+    >>> synthetic_manifest(rec, "/c")[["utt_id", "path", "start", "stop", "split"]].values.tolist()
+    [['spk0_0', '/c/wav/spk0.flac', 0, 51200, '']]
     """
     if not records:
         raise ValueError(f"the synthetic corpus in {corpus_dir} has no utterances")
@@ -34,7 +35,7 @@ def synthetic_manifest(records: list[dict], corpus_dir) -> pd.DataFrame:
     root = Path(corpus_dir).resolve()
     df["path"] = [str(root / p) for p in df["path"]]
     df["split"] = ""
-    cols = [*mf.COLUMNS, *[c for c in ("enroll", "condition") if c in df.columns]]
+    cols = [*mf.COLUMNS, *[c for c in (*mf.SEGMENT_COLUMNS, "enroll", "condition") if c in df.columns]]
     return df[cols]
 
 
@@ -117,13 +118,19 @@ def split_summary(df: pd.DataFrame) -> pd.DataFrame:
     return out.rename(index={"": "unused"})
 
 
-def load_waves(paths, *, target_sr: int = 16000, progress: bool = True, desc: str = "load audio"):
-    """Load audio files (validated, mono, resampled) as a list of float32 arrays, with a progress bar."""
+def load_waves(rows, *, target_sr: int = 16000, progress: bool = True, desc: str = "load audio"):
+    """Load utterances (validated, mono, resampled) as a list of float32 arrays, with a progress bar.
+
+    ``rows`` is a manifest table (its optional ``start``/``stop`` segment columns are honoured, see
+    :func:`nessa_lib.audio.manifest_segments`) or an iterable of whole-file paths.
+    """
     from tqdm.auto import tqdm
 
-    from nessa_lib.audio import load_audio
+    from nessa_lib.audio import load_audio, manifest_segments
 
-    return [load_audio(p, target_sr=target_sr, min_dur_s=0.0) for p in tqdm(list(paths), desc=desc, disable=not progress)]
+    segs = manifest_segments(rows) if isinstance(rows, pd.DataFrame) else [(p, None, None) for p in rows]
+    return [load_audio(p, target_sr=target_sr, min_dur_s=0.0, start=a, stop=b)
+            for p, a, b in tqdm(segs, desc=desc, disable=not progress)]
 
 
 def resemblyzer_embeddings(waves, *, progress: bool = True) -> np.ndarray:

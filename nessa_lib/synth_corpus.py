@@ -4,10 +4,16 @@ Every speaker is a random eSpeak NG voice variant (:mod:`nessa_lib.voices`) read
 (:mod:`nessa_lib.sentences`) with per-utterance prosody jitter; a session-variability chain
 (:mod:`nessa_lib.augment`) can then be applied per utterance. Output layout::
 
-    out_dir/wav/<speaker_id>/<utt_id>.flac     16 kHz mono, 16-bit FLAC
-    out_dir/speakers/<speaker_id>.json         voice parameters and eSpeak variant file text
-    out_dir/utterances.jsonl                   one record per utterance (also returned)
-    out_dir/recipe.json                        every argument needed to regenerate the corpus
+    out_dir/wav/<speaker_id>.flac     16 kHz mono, 16-bit FLAC: the speaker's utterances back to back
+    out_dir/speakers.jsonl            one line per speaker (by speaker index): voice parameters, variant file text
+    out_dir/utterances.jsonl          one record per utterance (also returned), with its segment of the FLAC
+    out_dir/recipe.json               every argument needed to regenerate the corpus
+
+One recording per speaker, not one file per utterance: a pipeline tool that hashes its data folders (DVC) pays
+per file, and 950 files are cheaper to check than 12,000. The utterances are concatenated in utterance order
+with no gap, and each record locates its utterance Kaldi-``segments`` style: ``start``/``stop`` are sample
+frames (``stop`` exclusive) of ``wav/<speaker_id>.flac``, so ``soundfile.read(path, start=start, stop=stop)``
+or :func:`nessa_lib.audio.load_segment` returns exactly that utterance.
 
 Reproducibility. eSpeak NG carries hidden state from one utterance to the next inside a process (see
 :mod:`nessa_lib.espeak`), so the exact samples depend on which utterances a process synthesised before.
@@ -43,7 +49,7 @@ from .voices import VOICE_VERSION, sample_voice, utterance_prosody, utterance_vo
 __all__ = ["generate_corpus", "speaker_id", "synthesize_utterance", "trim_silence", "CORPUS_VERSION"]
 
 #: Bumped whenever the generation recipe changes (recorded in ``recipe.json``).
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2  # 2: one FLAC per speaker + segments, speakers.jsonl
 
 SAMPLE_RATE = 16000
 _BABBLE_INDEX0 = 10**9  # speaker indices of the babble talkers (never corpus speakers)
@@ -183,11 +189,10 @@ def _worker(w, spk_indices, cfg, q):
             sid = speaker_id(i, n_spk)
             v = sample_voice(cfg["seed"], i)
             espeak_voice = f"{v.accent}+{vname}"
-            (out / "wav" / sid).mkdir(parents=True, exist_ok=True)
             spk = {"speaker_id": sid, "speaker_index": i, "voice": v.to_dict(), "espeak_voice": f"{v.accent}+nessa",
                    "variant_file": variant_text(v, "nessa"), "worker": w, "recipe": cfg["recipe"]}
-            (out / "speakers" / f"{sid}.json").write_text(json.dumps(spk, indent=1) + "\n")
-            recs = []
+            rel = f"wav/{sid}.flac"
+            recs, waves, pos = [], [], 0
             for u in range(cfg["utts_per_speaker"]):
                 rng = np.random.default_rng([cfg["seed"], i, u])
                 uv = utterance_voice(v, rng)  # session variability of the voice itself
@@ -198,12 +203,15 @@ def _worker(w, spk_indices, cfg, q):
                 cond = cfg["enroll_condition"] if enroll else cfg["condition"]
                 wave = _aug.augment(wave, np.random.default_rng([cfg["seed"], i, u, 1]), cond, babble=babble)
                 uid = f"{sid}_{u:04d}"
-                rel = f"wav/{sid}/{uid}.flac"
-                sf.write(out / rel, wave, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
-                recs.append({"utt_id": uid, "speaker_id": sid, "path": rel, "duration_s": round(wave.size / SAMPLE_RATE, 4),
-                             "condition": cond, "enroll": bool(enroll), "text": info["text"], "accent": v.accent,
-                             "sex": v.sex, "speaker_index": i, "utt_index": u})
-            q.put(("speaker", recs))
+                waves.append(wave)
+                recs.append({"utt_id": uid, "speaker_id": sid, "path": rel, "start": pos, "stop": pos + wave.size,
+                             "duration_s": round(wave.size / SAMPLE_RATE, 4), "condition": cond,
+                             "enroll": bool(enroll), "text": info["text"], "accent": v.accent, "sex": v.sex,
+                             "speaker_index": i, "utt_index": u})
+                pos += wave.size
+            # PCM_16 conversion is per sample, so each segment holds exactly what a file of its own would.
+            sf.write(out / rel, np.concatenate(waves), SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+            q.put(("speaker", recs, spk))
         q.put(("done", w))
     except BaseException:  # pragma: no cover - reported to the parent
         q.put(("error", f"worker {w}:\n{traceback.format_exc()}"))
@@ -283,9 +291,10 @@ def generate_corpus(
     Returns
     -------
     list of dict
-        Sorted by speaker then utterance: ``utt_id``, ``speaker_id``, ``path`` (relative to ``out_dir``),
-        ``duration_s``, ``condition``, ``enroll``, ``text``, ``accent``, ``sex``, ``speaker_index``,
-        ``utt_index``.
+        Sorted by speaker then utterance: ``utt_id``, ``speaker_id``, ``path`` (the speaker's recording,
+        ``wav/<speaker_id>.flac``, relative to ``out_dir``), ``start`` and ``stop`` (the utterance's sample frames
+        in it, ``stop`` exclusive), ``duration_s``, ``condition``, ``enroll``, ``text``, ``accent``, ``sex``,
+        ``speaker_index``, ``utt_index``.
 
     Examples
     --------
@@ -312,7 +321,6 @@ def generate_corpus(
             raise ValueError(f"unknown condition {c!r}; valid: {', '.join(_aug.PRESETS)}")
     workers = min(workers, n_speakers)
     out = Path(out_dir)
-    (out / "speakers").mkdir(parents=True, exist_ok=True)
     (out / "wav").mkdir(parents=True, exist_ok=True)
     data_dir = _es.make_english_data_dir(Path(cache_dir) if cache_dir is not None else out / ".espeak-data")
 
@@ -340,6 +348,7 @@ def generate_corpus(
     procs = [ctx.Process(target=_worker, args=(w, list(range(w, n_speakers, workers)), cfg, q), daemon=True)
              for w in range(workers)]
     records: list[dict] = []
+    speakers: list[dict] = []
     bar = tqdm(total=n_speakers * utts_per_speaker, unit="utt", desc="synth corpus", disable=not progress)
     try:
         for p in procs:
@@ -348,6 +357,7 @@ def generate_corpus(
         def on_msg(msg):
             if msg[0] == "speaker":
                 records.extend(msg[1])
+                speakers.append(msg[2])
                 bar.update(len(msg[1]))
 
         _drain(procs, q, workers, on_msg, timeout_s)
@@ -359,6 +369,10 @@ def generate_corpus(
             if p.is_alive():
                 p.terminate()
     records.sort(key=lambda r: (r["speaker_index"], r["utt_index"]))
+    speakers.sort(key=lambda s: s["speaker_index"])
+    with open(out / "speakers.jsonl", "w") as f:
+        for s in speakers:
+            f.write(json.dumps(s) + "\n")
     with open(out / "utterances.jsonl", "w") as f:
         for r in records:
             f.write(json.dumps(r) + "\n")

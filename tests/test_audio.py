@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from nessa_lib.audio import AudioError, AudioInfo, load_audio, probe_audio, scan_audio, write_skip_report
+from nessa_lib.audio import (
+    REASONS, AudioError, AudioInfo, load_audio, load_segment, manifest_segments, probe_audio, scan_audio,
+    write_skip_report,
+)
 
 
 def _sine(n, sr, f=440.0):
@@ -127,3 +130,98 @@ def test_scan_separates_good_and_bad(wavs, tmp_path):
     lines = report.read_text().splitlines()
     assert lines[0] == "path,reason,message" and lines[1].startswith(f"{wavs['nan']},non_finite,")
     assert [f for f in os.listdir(tmp_path) if f.endswith(".tmp")] == []
+
+
+# ---------------------------------------------------------------------------------------- segments of a file
+
+
+@pytest.fixture
+def speaker_file(tmp_path):
+    """One recording of three hand-made 'utterances' back to back (a ramp, silence, a sine), FLAC PCM_16."""
+    ramp = np.linspace(-0.5, 0.5, 12000, dtype=np.float32)
+    silence = np.zeros(8000, np.float32)
+    sine = _sine(20000, 16000, 300)
+    f = tmp_path / "spk.flac"
+    sf.write(f, np.concatenate([ramp, silence, sine]), 16000, format="FLAC", subtype="PCM_16")
+    whole = sf.read(f, dtype="float32")[0]  # the quantised samples every segment must reproduce
+    return f, whole, {"ramp": (0, 12000), "silence": (12000, 20000), "sine": (20000, 40000)}
+
+
+def test_two_segments_of_one_file_load_exactly_their_samples(speaker_file):
+    f, whole, seg = speaker_file
+    for name in ("ramp", "sine"):
+        a, b = seg[name]
+        x = load_audio(f, start=a, stop=b)
+        assert x.dtype == np.float32 and x.shape == (b - a,)
+        np.testing.assert_array_equal(x, whole[a:b])
+    np.testing.assert_allclose(load_audio(f, start=20000, stop=40000), _sine(20000, 16000, 300), atol=1e-4)
+    # an open end means the file's first / last frame, as in soundfile.read
+    np.testing.assert_array_equal(load_audio(f, start=20000), whole[20000:])
+    np.testing.assert_array_equal(load_audio(f, stop=12000), whole[:12000])
+    np.testing.assert_array_equal(load_audio(f, start=0, stop=40000), load_audio(f))
+
+
+@pytest.mark.parametrize("start, stop, what", [
+    (30000, 40001, "runs past the end of the file (40000 frames)"),
+    (40000, 48000, "runs past the end"),
+    (40000, None, "runs past the end"),
+    (16000, 16000, "start 16000 >= stop 16000"),
+    (20000, 12000, "start 20000 >= stop 12000"),
+    (-1, 12000, "start must be a sample frame >= 0, got -1"),
+    (0.0, 12000, "start must be a sample frame >= 0, got 0.0"),
+])
+def test_bad_segment_names_file_and_segment(speaker_file, start, stop, what):
+    f = speaker_file[0]
+    with pytest.raises(AudioError) as e:
+        load_audio(f, start=start, stop=stop, min_dur_s=0.0)
+    assert e.value.reason == "bad_segment" and "bad_segment" in REASONS
+    assert e.value.path == str(f) and e.value.segment == (start, stop)
+    msg = str(e.value)
+    assert msg.startswith(f"{f}[{start}:{'' if stop is None else stop}]: ") and what in msg
+
+
+def test_checks_apply_to_the_segment(speaker_file, tmp_path, caplog):
+    f, _, seg = speaker_file
+    with pytest.raises(AudioError, match=r"spk\.flac\[12000:20000\]: all samples are exactly 0") as e:
+        load_audio(f, start=12000, stop=20000)  # the file as a whole is not silent; this segment is
+    assert e.value.reason == "silent"
+    with pytest.raises(AudioError, match=r"spk\.flac\[0:4000\]: duration 0\.250 s < min_dur_s=0\.5") as e:
+        load_audio(f, start=0, stop=4000)
+    assert e.value.reason == "too_short"
+    assert load_audio(f, start=0, stop=4000, min_dur_s=0.1).shape == (4000,)
+    # resampling and downmixing work on the segment too, and the warning names it
+    st = tmp_path / "st8k.wav"
+    sf.write(st, np.stack([_sine(16000, 8000, 200)] * 2, axis=1), 8000, subtype="FLOAT")
+    with caplog.at_level(logging.WARNING, logger="nessa_lib.audio"):
+        x = load_audio(st, start=4000, stop=12000, target_sr=16000)
+    assert x.shape == (16000,)
+    assert any(f"{st}[4000:12000]: sample rate 8000 Hz" in r.getMessage() for r in caplog.records)
+    nan = tmp_path / "nan_tail.wav"
+    y = _sine(16000, 16000)
+    y[-10:] = np.nan
+    sf.write(nan, y, 16000, subtype="FLOAT")
+    assert load_audio(nan, start=0, stop=8000).shape == (8000,)  # the NaNs lie outside this segment
+    with pytest.raises(AudioError, match=r"\[8000:16000\]: 10 of 8000 samples are NaN/inf") as e:
+        load_audio(nan, start=8000, stop=16000)
+    assert e.value.reason == "non_finite"
+
+
+def test_manifest_segments_and_load_segment_handle_empty_cells(speaker_file, tmp_path):
+    import pandas as pd
+
+    f, whole, seg = speaker_file
+    other = tmp_path / "other.wav"
+    sf.write(other, _sine(16000, 16000), 16000)
+    df = pd.DataFrame({"utt_id": ["ramp", "sine", "whole"], "path": [str(f), str(f), str(other)],
+                       "start": pd.array([0, 20000, None], dtype="Int64"),
+                       "stop": pd.array([12000, 40000, None], dtype="Int64")})
+    assert manifest_segments(df) == [(str(f), 0, 12000), (str(f), 20000, 40000), (str(other), None, None)]
+    # the same table as pandas reads it from a CSV (floats with NaN) or as text gives the same triples
+    assert manifest_segments(df.astype({"start": float, "stop": float})) == manifest_segments(df)
+    assert manifest_segments(df.astype({"start": str, "stop": str}).replace("<NA>", "")) == manifest_segments(df)
+    assert manifest_segments(df.drop(columns=["start", "stop"]))[0] == (str(f), None, None)
+    np.testing.assert_array_equal(load_segment(df.iloc[1]), whole[20000:40000])
+    np.testing.assert_array_equal(load_segment(next(df.itertuples())), whole[:12000])
+    assert load_segment(df.iloc[2]).shape == (16000,)
+    with pytest.raises(ValueError, match=r"utt_id 'ramp' .*: start -5 is not a sample frame"):
+        manifest_segments(df.assign(start=pd.Series([-5, 20000, None], dtype=object)))

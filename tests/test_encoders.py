@@ -232,6 +232,26 @@ def test_corrupt_training_file_is_named(corpus, tmp_path):
         enc.train_encoder(m, tmp_path / "out", _cfg(), progress=False)
 
 
+def test_training_audio_honours_segments(corpus, tmp_path):
+    """A manifest whose utterances are segments of one FLAC per speaker trains on exactly the same samples."""
+    df = pd.read_csv(corpus)
+    df["path"] = [str(Path(corpus).parent / p) for p in df["path"]]
+    rows = []
+    for spk, g in df.groupby("speaker_id", sort=True):
+        waves = [sf.read(p, dtype="float32")[0] for p in g["path"]]
+        sf.write(tmp_path / f"{spk}.flac", np.concatenate(waves), SR, format="FLAC", subtype="PCM_16")
+        ends = np.cumsum([0] + [len(w) for w in waves])
+        rows += [dict(r, path=str(tmp_path / f"{spk}.flac"), start=int(a), stop=int(b))
+                 for r, a, b in zip(g.to_dict("records"), ends[:-1], ends[1:])]
+    write_manifest(pd.DataFrame(rows), tmp_path / "m.csv")
+    whole, whole_valid, spk_a = enc._prepare_data(corpus, _cfg(), progress=False)
+    seg, seg_valid, spk_b = enc._prepare_data(tmp_path / "m.csv", _cfg(), progress=False)
+    assert spk_a == spk_b and len(seg.audio) == len(whole.audio) > 0
+    for a, b in zip(whole.audio + (whole_valid.audio if whole_valid else []),
+                    seg.audio + (seg_valid.audio if seg_valid else [])):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_unknown_speakers_and_empty_train_split(corpus, tmp_path):
     with pytest.raises(ValueError, match="not in the train split"):
         enc.train_encoder(corpus, tmp_path / "o", _cfg(speakers=["spk0", "nobody"]), progress=False)

@@ -146,6 +146,47 @@ def test_too_short_clip_is_repeat_padded_with_a_warning(tmp_path, caplog):
     assert "short.wav: 1600 samples" in caplog.text and "repeat-padding" in caplog.text
 
 
+def _segmented(manifest, tmp_path):
+    """The fixture's utterances stored the synthetic corpus's way: one FLAC per speaker, start/stop per row."""
+    tmp_path.mkdir(exist_ok=True)
+    rows, waves = [], {}
+    for r in manifest.itertuples():
+        x = sf.read(r.path, dtype="float32")[0]
+        done = sum(len(w) for w in waves.setdefault(r.speaker_id, []))
+        waves[r.speaker_id].append(x)
+        rows.append({**r._asdict(), "path": str(tmp_path / f"{r.speaker_id}.flac"), "start": done,
+                     "stop": done + len(x)})
+    for spk, ws in waves.items():
+        sf.write(tmp_path / f"{spk}.flac", np.concatenate(ws), SR, format="FLAC", subtype="PCM_16")
+    return pd.DataFrame(rows).drop(columns="Index")
+
+
+@pytest.mark.parametrize("mode", ["full", "crop"])
+def test_segmented_manifest_embeds_like_standalone_files(manifest, tmp_path, mode):
+    seg = _segmented(manifest, tmp_path / "seg")
+    assert seg["path"].nunique() == 2 and (seg["stop"] - seg["start"]).tolist() == [
+        int(round(d * SR)) for d in manifest["duration_s"]]
+    kw = dict(mode=mode, crop_s=1.5, batch_size=2, progress=False)
+    a = extract_embeddings(manifest, FakeEncoder(), **kw)
+    b = extract_embeddings(seg, FakeEncoder(), **kw)
+    np.testing.assert_array_equal(b.embeddings, a.embeddings)  # the same samples, so the same numbers
+    assert list(b.utt_ids) == list(a.utt_ids)
+    # through the manifest file (nullable Int64 columns) as the pipeline does it
+    from nessa_lib.manifest import read_manifest, write_manifest
+
+    write_manifest(seg, tmp_path / "seg" / "manifest.csv")
+    c = extract_embeddings(read_manifest(tmp_path / "seg" / "manifest.csv"), FakeEncoder(), **kw)
+    np.testing.assert_array_equal(c.embeddings, a.embeddings)
+
+
+def test_segment_past_the_end_is_named(manifest, tmp_path):
+    seg = _segmented(manifest, tmp_path)
+    seg.loc[4, "stop"] += 1
+    with pytest.raises(AudioError, match=r"spk0\.flac\[\d+:\d+\]: segment runs past the end") as err:
+        extract_embeddings(seg, FakeEncoder(), progress=False)
+    assert err.value.reason == "bad_segment"
+
+
 def test_corrupt_file_raises_an_error_naming_it(manifest, tmp_path):
     bad = tmp_path / "corrupt.wav"
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio" * 10)

@@ -100,6 +100,67 @@ def test_write_validates_before_touching_disk(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+SEG_HEADER = HEADER + ",start,stop"
+
+
+def test_segments_round_trip_as_integers(tmp_path):
+    """start/stop (Kaldi-segments style sample frames) are written and read back as integers, never 16000.0."""
+    df = _manifest(str(tmp_path), n_spk=1, n_utt=3)
+    df["path"] = [str(tmp_path / "s0.flac")] * 2 + [str(tmp_path / "whole.wav")]
+    df["start"] = [0, 16000, None]  # pandas makes this a float column with NaN for the whole-file row
+    df["stop"] = [16000, 48000, None]
+    df["condition"] = "clean"
+    m = tmp_path / "m.csv"
+    write_manifest(df, m)
+    assert m.read_text().splitlines() == [
+        SEG_HEADER + ",condition",
+        "s0/0,s0,s0.flac,1.0,,0,16000,clean",
+        "s0/1,s0,s0.flac,2.0,,16000,48000,clean",
+        "s0/2,s0,whole.wav,3.0,,,,clean",
+    ]
+    back = read_manifest(m)
+    assert list(back.columns) == [*COLUMNS, "start", "stop", "condition"]
+    assert str(back["start"].dtype) == "Int64" and str(back["stop"].dtype) == "Int64"
+    assert back["start"].tolist()[:2] == [0, 16000] and back["stop"].tolist()[:2] == [16000, 48000]
+    assert back["start"].isna().tolist() == [False, False, True]
+    write_manifest(back, tmp_path / "again.csv")  # what read_manifest returns writes back unchanged
+    assert (tmp_path / "again.csv").read_text() == m.read_text()
+    # a manifest without the columns stays without them
+    write_manifest(df.drop(columns=["start", "stop"]), m)
+    assert "start" not in read_manifest(m).columns
+
+
+@pytest.mark.parametrize("header, body, match", [
+    (HEADER + ",start", "a,s,a.wav,1,,0\n", "has column 'start' but not 'stop'; give both"),
+    (HEADER + ",stop", "a,s,a.wav,1,,10\n", "has column 'stop' but not 'start'"),
+    (SEG_HEADER, "a,s,a.wav,1,,0,16000\nb,s,a.wav,1,,16000,\n",
+     r"line 3 \(utt_id 'b'\): start 16000 is given without stop"),
+    (SEG_HEADER, "a,s,a.wav,1,,,16000\n", r"line 2 \(utt_id 'a'\): stop 16000 is given without start"),
+    (SEG_HEADER, "a,s,a.wav,1,,-1,16000\n", r"line 2 \(utt_id 'a'\): start '-1' is not a sample frame"),
+    (SEG_HEADER, "a,s,a.wav,1,,0,1.5e4\n", r"line 2 \(utt_id 'a'\): stop '1.5e4' is not a sample frame"),
+    (SEG_HEADER, "a,s,a.wav,1,,0,abc\n", "stop 'abc' is not a sample frame"),
+    (SEG_HEADER, "a,s,a.wav,1,,16000,16000\n", r"line 2 \(utt_id 'a'\): stop 16000 is not after start 16000"),
+])
+def test_bad_segments_name_file_and_row(tmp_path, header, body, match):
+    p = _write(tmp_path, body, header)
+    with pytest.raises(ValueError, match=match) as e:
+        read_manifest(p)
+    assert str(p) in str(e.value)
+
+
+def test_write_refuses_bad_segments(tmp_path):
+    df = _manifest(str(tmp_path), n_spk=1, n_utt=2)
+    with pytest.raises(ValueError, match=r"m.csv: line 3 \(utt_id 's0/1'\): start -8000 is not a sample frame"):
+        write_manifest(df.assign(start=[0, -8000], stop=[8000, 16000]), tmp_path / "m.csv")
+    with pytest.raises(ValueError, match=r"m.csv: line 2 \(utt_id 's0/0'\): start 0 is given without stop"):
+        write_manifest(df.assign(start=[0, 8000], stop=[None, 16000]), tmp_path / "m.csv")
+    with pytest.raises(ValueError, match=r"start 2.5 is not a sample frame"):
+        write_manifest(df.assign(start=[2.5, 8000], stop=[8000, 16000]), tmp_path / "m.csv")
+    with pytest.raises(ValueError, match=r"stop True is not a sample frame"):
+        write_manifest(df.assign(start=[0, 1], stop=[True, 16000]), tmp_path / "m.csv")
+    assert os.listdir(tmp_path) == []
+
+
 def test_split_disjoint_complete_deterministic():
     spk = [f"spk{i:03d}" for i in range(200)]
     sizes = {"train": 0.5, "align": 0.25, "eval": 0.25}

@@ -59,3 +59,21 @@ def test_read_source_folder_skips_bad_files(tmp_path):
     df, skipped = prepare.read_source("folder", str(tmp_path), min_clip_s=0.5, progress=False)
     assert sorted(df.speaker_id) == ["alice", "bob"]
     assert [s[0].endswith("broken.wav") for s in skipped] == [True]
+
+
+def test_synthetic_manifest_keeps_segments_and_load_waves_honours_them(tmp_path):
+    (tmp_path / "wav").mkdir()
+    x = (0.2 * np.sin(np.arange(24000) / 3.0)).astype(np.float32)
+    sf.write(tmp_path / "wav" / "spk0.flac", x, 16000, format="FLAC", subtype="PCM_16")
+    recs = [{"utt_id": f"spk0_{i}", "speaker_id": "spk0", "path": "wav/spk0.flac", "start": a, "stop": b,
+             "duration_s": (b - a) / 16000, "enroll": i == 0, "condition": "clean"}
+            for i, (a, b) in enumerate([(0, 16000), (16000, 24000)])]
+    df = prepare.synthetic_manifest(recs, tmp_path)
+    assert list(df.columns) == ["utt_id", "speaker_id", "path", "duration_s", "split", "start", "stop", "enroll",
+                                "condition"]
+    whole = sf.read(tmp_path / "wav" / "spk0.flac", dtype="float32")[0]
+    waves = prepare.load_waves(df, progress=False)
+    assert [w.size for w in waves] == [16000, 8000]
+    np.testing.assert_array_equal(np.concatenate(waves), whole)
+    # a plain list of paths still means whole files
+    assert prepare.load_waves([str(tmp_path / "wav" / "spk0.flac")], progress=False)[0].size == 24000

@@ -7,9 +7,10 @@ import pytest
 import soundfile as sf
 
 from nessa_lib import augment, espeak
+from nessa_lib.audio import load_segment
 from nessa_lib.baselines import frame_stats_embeddings
 from nessa_lib.sentences import VOCABULARY, sentence, sentences
-from nessa_lib.synth_corpus import generate_corpus
+from nessa_lib.synth_corpus import CORPUS_VERSION, generate_corpus
 from nessa_lib.voices import Voice, sample_voice, utterance_voice, variant_text
 
 TEXT = "Please carry the old wooden ladder to the garden before dinner."
@@ -148,17 +149,36 @@ def test_generate_corpus_deterministic(tmp_path):
     assert [r["utt_id"] for r in r1] == [f"spk000{s}_000{u}" for s in range(3) for u in range(2)]
     assert [r["condition"] for r in r1] == ["clean", "mild"] * 3
     assert [r["enroll"] for r in r1] == [True, False] * 3
-    for a, b in zip(r1, r2):
-        assert a == b
-        assert (tmp_path / "a" / a["path"]).read_bytes() == (tmp_path / "b" / b["path"]).read_bytes()
-        x, sr = sf.read(tmp_path / "a" / a["path"], dtype="float32")
-        assert sr == 16000 and x.ndim == 1 and abs(x.size / sr - a["duration_s"]) < 1e-3
-        assert 0.9 <= a["duration_s"] <= 2.3
-    spk = json.loads((tmp_path / "a" / "speakers" / "spk0001.json").read_text())
-    assert Voice.from_dict(spk["voice"]) == sample_voice(1, 1)
-    assert json.loads((tmp_path / "a" / "recipe.json").read_text())["workers"] == 2
+    assert r1 == r2
+    # One recording per speaker (a few hundred files for DVC to check, not one per utterance) ...
+    wavs = sorted(p.relative_to(tmp_path / "a").as_posix() for p in (tmp_path / "a" / "wav").rglob("*")
+                  if p.is_file())
+    assert wavs == [f"wav/spk000{s}.flac" for s in range(3)]
+    assert not (tmp_path / "a" / "speakers").exists()
+    for w in wavs:  # ... byte-identical for the same seed and workers
+        assert (tmp_path / "a" / w).read_bytes() == (tmp_path / "b" / w).read_bytes()
+    # ... holding the speaker's utterances back to back: segments tile the file exactly.
+    for s in range(3):
+        recs = [r for r in r1 if r["speaker_index"] == s]
+        x, sr = sf.read(tmp_path / "a" / recs[0]["path"], dtype="float32")
+        assert sr == 16000 and x.ndim == 1
+        assert [r["path"] for r in recs] == [f"wav/spk000{s}.flac"] * 2
+        assert recs[0]["start"] == 0 and recs[0]["stop"] == recs[1]["start"] and recs[-1]["stop"] == x.size
+        for r in recs:
+            assert isinstance(r["start"], int) and isinstance(r["stop"], int)
+            assert abs((r["stop"] - r["start"]) / sr - r["duration_s"]) < 1e-4
+            assert 0.9 <= r["duration_s"] <= 2.3
+            seg = load_segment(dict(r, path=tmp_path / "a" / r["path"]), min_dur_s=0.0)
+            assert np.array_equal(seg, x[r["start"]:r["stop"]])
+    lines = (tmp_path / "a" / "speakers.jsonl").read_text().splitlines()
+    spk = [json.loads(ln) for ln in lines]
+    assert [d["speaker_id"] for d in spk] == ["spk0000", "spk0001", "spk0002"]
+    assert Voice.from_dict(spk[1]["voice"]) == sample_voice(1, 1)
+    assert (tmp_path / "a" / "speakers.jsonl").read_bytes() == (tmp_path / "b" / "speakers.jsonl").read_bytes()
+    recipe = json.loads((tmp_path / "a" / "recipe.json").read_text())
+    assert recipe["workers"] == 2 and recipe["corpus_version"] == CORPUS_VERSION == 2
     # different speakers differ: the clean enrollment utterances of two speakers have different spectra
-    e = [sf.read(tmp_path / "a" / r["path"], dtype="float32")[0] for r in r1 if r["enroll"]]
+    e = [load_segment(dict(r, path=tmp_path / "a" / r["path"]), min_dur_s=0.0) for r in r1 if r["enroll"]]
     emb = frame_stats_embeddings(e)
     assert not np.allclose(emb[0], emb[1], atol=0.1)
 

@@ -65,7 +65,7 @@ import pandas as pd
 from IPython.display import Audio, display
 
 from nessa_lib import baselines, datasets, evaluation, io, manifest, paths, plots, prepare
-from nessa_lib.audio import write_skip_report
+from nessa_lib.audio import load_segment, write_skip_report
 from nessa_lib.synth_corpus import generate_corpus
 
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -134,17 +134,17 @@ two = ev.speaker_id.drop_duplicates().iloc[:2].tolist()
 examples = pd.concat([ev[ev.speaker_id == s].iloc[[0, -1]] for s in two])
 for _, row in examples.iterrows():
     print(row.utt_id, f"{row.duration_s:.1f} s", row.get("condition", ""))
-    display(Audio(filename=row.path))
+    display(Audio(np.clip(load_segment(row), -1, 1), rate=16000, normalize=False))  # its own level, unscaled
 '''),
     code('''
 waves = {f"{r.utt_id} ({r.get('condition', '')})": w
-         for (_, r), w in zip(examples.iterrows(), prepare.load_waves(examples.path, progress=False))}
+         for (_, r), w in zip(examples.iterrows(), prepare.load_waves(examples, progress=False))}
 plots.spectrograms(waves, path=figures / "spectrograms.png");
 '''),
     code('''
-voice_files = sorted((out / "corpus" / "speakers").glob("*.json")) if source == "synthetic" else []
-if voice_files:
-    voices = pd.DataFrame([json.loads(p.read_text())["voice"] for p in voice_files])
+speakers_file = out / "corpus" / "speakers.jsonl"
+if source == "synthetic" and speakers_file.is_file():
+    voices = pd.DataFrame([json.loads(line)["voice"] for line in speakers_file.read_text().splitlines() if line])
     cols = [c for c in ("vtl_factor", "pitch_base", "pitch_top", "rate_wpm", "roughness", "flutter")
             if c in voices.columns]
     plots.voice_parameters(voices, cols, path=figures / "voice_parameters.png")
@@ -158,7 +158,7 @@ if voice_files:
 """),
     code('''
 used = sorted(set(enroll.utt_id) | set(trials.test_utt_id))
-eval_waves = prepare.load_waves(df.set_index("utt_id").loc[used, "path"], desc="load eval audio")
+eval_waves = prepare.load_waves(df.set_index("utt_id", drop=False).loc[used], desc="load eval audio")
 systems = {"mfcc": baselines.frame_stats_embeddings(eval_waves)}
 if baseline_resemblyzer:
     systems["resemblyzer"] = prepare.resemblyzer_embeddings(eval_waves)
@@ -177,7 +177,8 @@ print(json.dumps({k: round(v, 4) for k, v in metrics.items() if k.startswith("ba
     md("""
 **Outputs** (`data/prepare_data/`): `manifest.csv` (utt_id, speaker_id, path, duration_s, split, ...),
 `enroll.txt` (`profile_id utt_id`), `trials.txt` (`label profile_id test_utt_id`), `skipped.csv`, and for the
-synthetic source `corpus/` (FLAC audio, one JSON of voice parameters per speaker, `recipe.json`).
+synthetic source `corpus/` (one FLAC recording per speaker, `wav/<speaker>.flac`, each utterance a `start`/`stop`
+segment of it in the manifest; `speakers.jsonl` with every speaker's voice parameters; `recipe.json`).
 Next stage: encoder training, which reads the `train` split of the manifest.
 """),
 ]
