@@ -65,14 +65,19 @@ MLP_DEFAULTS = dict(
     patience=15,
     val_fraction=0.1,
 )
+# M3: the contrastive term does the work; light squared-error terms only keep the new space near the
+# reference one. Chosen on development data only: fits on the default corpus's encoder-training speakers,
+# scored on trials of the (disjoint) alignment speakers, never on evaluation trials. Against the first
+# version (MSE weights 1.0, 32 speakers per batch) this raised the share of the x-vector -> ECAPA gain
+# recovered there from 0.44 to 0.60, and helped the reverse orientation too (README, "Choosing defaults").
 M3_DEFAULTS = dict(
     MLP_DEFAULTS,
     reference="enroll",
     temperature=0.1,
     w_contrastive=1.0,
-    w_mse_enroll=1.0,
-    w_mse_runtime=1.0,
-    speakers_per_batch=32,
+    w_mse_enroll=0.1,
+    w_mse_runtime=0.1,
+    speakers_per_batch=64,
     utts_per_speaker=4,
 )
 DEFAULT_HPARAMS = {

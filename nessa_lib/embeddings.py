@@ -153,3 +153,68 @@ def paired(a: EmbeddingSet, b: EmbeddingSet, *, names=("X", "Y")):
         raise ValueError(f"utterance {str(a.utt_ids[ia][bad])!r} has speaker {str(a.speaker_ids[ia][bad])!r} in "
                          f"{names[0]} but {str(b.speaker_ids[ib][bad])!r} in {names[1]}")
     return a.embeddings[ia], b.embeddings[ib], a.utt_ids[ia], a.speaker_ids[ia]
+
+
+@dataclass
+class PairedSplits:
+    """Paired embeddings of one (enrollment X, runtime Y) model pair, pooled over several splits."""
+
+    x: np.ndarray  # (n, d_x) by the enrollment model X
+    y: np.ndarray  # (n, d_y) the same utterances by the runtime model Y
+    utt_ids: np.ndarray  # (n,) str
+    speaker_ids: np.ndarray  # (n,) str
+    splits: np.ndarray  # (n,) str: the split each row came from
+    enroll_model_id: str
+    runtime_model_id: str
+
+
+def load_paired_splits(root, enroll_model: str, runtime_model: str, splits) -> PairedSplits:
+    """Load ``root/<model>/<split>.npz`` of two models for each split, pair them by utterance, and pool the splits.
+
+    The aligners are fitted on such a pool (by default the encoder-training speakers' utterances plus the
+    alignment split), and the case study needs to know which rows came from which split.
+
+    Parameters
+    ----------
+    root : path-like
+        Folder holding one sub-folder of embedding files per model (the extraction stage's output).
+    enroll_model, runtime_model : str
+        Model names (sub-folders).
+    splits : sequence of str
+        Splits to pool, in order; each must exist for both models.
+
+    Returns
+    -------
+    PairedSplits
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> root = tempfile.mkdtemp()
+    >>> for m, d in (("a", 2), ("b", 3)):
+    ...     os.makedirs(os.path.join(root, m))
+    ...     for split, ids in (("train", ["t1", "t2"]), ("align", ["u1"])):
+    ...         e = EmbeddingSet(np.ones((len(ids), d), "float32"), np.array(ids), np.array(["s"] * len(ids)), f"{m}@1")
+    ...         save_embeddings(os.path.join(root, m, f"{split}.npz"), e)
+    >>> p = load_paired_splits(root, "a", "b", ["train", "align"])
+    >>> p.utt_ids.tolist(), p.splits.tolist(), p.y.shape
+    (['t1', 't2', 'u1'], ['train', 'train', 'align'], (3, 3))
+    """
+    splits = [str(s) for s in splits]
+    if not splits or len(set(splits)) != len(splits):
+        raise ValueError(f"splits must be a non-empty list without repeats, got {splits}")
+    root = Path(root)
+    xs, ys, ids, spk, tag, mids = [], [], [], [], [], None
+    for split in splits:
+        a = load_embeddings(root / enroll_model / f"{split}.npz")
+        b = load_embeddings(root / runtime_model / f"{split}.npz")
+        if mids is not None and (a.model_id, b.model_id) != mids:
+            raise ValueError(f"the {split!r} embeddings of {enroll_model}/{runtime_model} come from other models "
+                             f"({a.model_id}, {b.model_id}) than the {splits[0]!r} ones {mids}: re-run the extraction")
+        mids = (a.model_id, b.model_id)
+        x, y, u, s = paired(a, b, names=(enroll_model, runtime_model))
+        xs.append(x), ys.append(y), ids.append(u), spk.append(s), tag.append(np.full(len(u), split))
+    utt_ids = np.concatenate(ids)
+    if len(np.unique(utt_ids)) != len(utt_ids):
+        raise ValueError(f"splits {splits} share utterance ids: a split was listed twice or the manifest is broken")
+    return PairedSplits(np.vstack(xs), np.vstack(ys), utt_ids, np.concatenate(spk), np.concatenate(tag), *mids)

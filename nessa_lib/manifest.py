@@ -293,6 +293,40 @@ def read_manifest(path, *, check_files: bool = False) -> pd.DataFrame:
     return df[_column_order(df)].reset_index(drop=True)
 
 
+def first_utterances(df: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The first ``n`` utterances of every speaker, in ``utt_id`` order (``n = 0``: every utterance).
+
+    Used to embed only part of a large split (the encoder-training speakers, as extra alignment pairs): the
+    choice is deterministic, so it needs no seed, and it keeps every speaker, which matters more to an aligner
+    than more utterances of the same voices (README, alignment-data ablation).
+
+    Parameters
+    ----------
+    df : DataFrame
+        Manifest rows (at least ``utt_id`` and ``speaker_id``).
+    n : int
+        Utterances kept per speaker (>= 0).
+
+    Returns
+    -------
+    DataFrame
+        The kept rows, in their original order.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"utt_id": ["b2", "a1", "b1", "a2", "a3"], "speaker_id": ["b", "a", "b", "a", "a"]})
+    >>> first_utterances(df, 1)["utt_id"].tolist()
+    ['a1', 'b1']
+    """
+    n = int(n)
+    if n < 0:
+        raise ValueError(f"utterances per speaker must be >= 0 (0 = all), got {n}")
+    if n == 0:
+        return df
+    rank = df.groupby("speaker_id")["utt_id"].rank(method="first")
+    return df[rank <= n]
+
+
 def _split_counts(sizes: dict, n: int) -> dict:
     unknown = set(sizes) - set(SPLITS)
     if unknown:

@@ -351,7 +351,8 @@ def rates_at_threshold(scores, labels, threshold: float) -> tuple[float, float]:
 def ab_case_study(a_align, b_align, speakers_align, utt_ids_align, a_eval, b_eval, utt_ids_eval,
                   enroll: pd.DataFrame, trials: pd.DataFrame, *, far: float = 0.01, seed: int = 0,
                   k_enroll: int = 3, n_nontarget_per_profile: int = 200, hparams: dict | None = None,
-                  enroll_flag_align=None, calibration_holdout: float = 0.0) -> pd.DataFrame:
+                  enroll_flag_align=None, calibration_holdout: float = 0.0, calibrate_on=None,
+                  aligners: Mapping | None = None) -> pd.DataFrame:
     """Upgrade model A (in production, profiles stored) to candidate B: error rates as deployed.
 
     Systems (rows, index ``system``):
@@ -363,12 +364,13 @@ def ab_case_study(a_align, b_align, speakers_align, utt_ids_align, a_eval, b_eva
     - ``B runtime mapped by M1 into A's space``: NESSA M1 (same orientation) maps B's runtime embeddings into A's
       space; profiles stay as stored.
 
-    The threshold of each system is calibrated on trials built from the *alignment* split
-    (:func:`alignment_trials` with ``k_enroll``, ``n_nontarget_per_profile`` and ``seed``) at FAR = ``far``
-    (:func:`threshold_at_far`); the evaluation trials are only read to measure. By default
-    (``calibration_holdout=0``) the aligners are fitted on all alignment pairs and the mapped systems are
+    The aligners are fitted on the paired ``*_align`` data (all of it, or less with ``calibration_holdout``).
+    The threshold of each system is calibrated on trials built from the rows ``calibrate_on`` (default: all;
+    the study passes its alignment split, whose speakers the encoders never saw) with :func:`alignment_trials`
+    (``k_enroll``, ``n_nontarget_per_profile``, ``seed``) at FAR = ``far`` (:func:`threshold_at_far`); the
+    evaluation trials are only read to measure. By default (``calibration_holdout=0``) the mapped systems are
     calibrated on utterances their aligner was fitted on (in-sample); with ``calibration_holdout=f`` a share
-    ``f`` of the alignment speakers (drawn from ``seed``) is kept out of the fits and every system is
+    ``f`` of the calibration speakers (drawn from ``seed``) is kept out of the fits and every system is
     calibrated on those speakers only.
 
     Parameters
@@ -392,7 +394,12 @@ def ab_case_study(a_align, b_align, speakers_align, utt_ids_align, a_eval, b_eva
     enroll_flag_align : array_like of bool, optional
         Enrollment-condition flags of the alignment utterances (see :func:`alignment_trials`).
     calibration_holdout : float
-        Share of alignment speakers reserved for calibration (0 = fit and calibrate on all of them).
+        Share of calibration speakers kept out of the fits (0 = fit on every row).
+    calibrate_on : array_like of bool, shape (n,), optional
+        Rows whose utterances build the calibration trials (default: every row).
+    aligners : mapping of str to Aligner, optional
+        Already fitted ``"nessa-m1"`` and ``"nessa-m2"`` aligners (enrollment = A, runtime = B) fitted on these
+        paired rows, e.g. the pipeline's stage-04 aligners: used instead of refitting (not with a holdout).
 
     Returns
     -------
@@ -426,14 +433,26 @@ def ab_case_study(a_align, b_align, speakers_align, utt_ids_align, a_eval, b_eva
         raise ValueError(f"calibration_holdout must be a fraction in [0, 1), got {calibration_holdout}")
     a_align, b_align = np.asarray(a_align), np.asarray(b_align)
     speakers_align, utt_ids_align = np.asarray(speakers_align), np.asarray(utt_ids_align)
-    fit_rows = cal_rows = np.arange(len(speakers_align))
+    n = len(speakers_align)
+    in_cal = np.ones(n, dtype=bool) if calibrate_on is None else np.asarray(calibrate_on, dtype=bool)
+    if in_cal.shape != (n,) or not in_cal.any():
+        raise ValueError(f"calibrate_on must be a boolean mask of the {n} alignment rows with at least one True")
+    fit_rows, cal_rows = np.arange(n), np.flatnonzero(in_cal)
     if calibration_holdout > 0:
-        spk_order, _ = _nested_order(speakers_align, seed)
+        spk_order, _ = _nested_order(speakers_align[cal_rows], seed)
         held = spk_order[: max(2, int(round(calibration_holdout * len(spk_order))))]
-        is_cal = np.isin(speakers_align, held)
-        fit_rows, cal_rows = np.flatnonzero(~is_cal), np.flatnonzero(is_cal)
-    aligners = fit_aligners(a_align[fit_rows], b_align[fit_rows], speakers_align[fit_rows],
-                            methods=("nessa-m2", "nessa-m1"), seed=seed, hparams=hparams)
+        is_cal = np.isin(speakers_align, held) & in_cal
+        fit_rows, cal_rows = np.flatnonzero(~np.isin(speakers_align, held)), np.flatnonzero(is_cal)
+    if aligners is not None:
+        missing = {"nessa-m1", "nessa-m2"} - set(aligners)
+        if missing or calibration_holdout > 0:
+            raise ValueError("pre-fitted aligners need both 'nessa-m1' and 'nessa-m2' and calibration_holdout=0 "
+                             f"(missing {sorted(missing)}, calibration_holdout={calibration_holdout})")
+        for a in aligners.values():
+            a.map_enrollment(a_align[:1]), a.map_runtime(b_align[:1])  # wrong dimensions fail here, clearly
+    else:
+        aligners = fit_aligners(a_align[fit_rows], b_align[fit_rows], speakers_align[fit_rows],
+                                methods=("nessa-m2", "nessa-m1"), seed=seed, hparams=hparams)
     flags = None if enroll_flag_align is None else np.asarray(enroll_flag_align)[cal_rows]
     cal_enroll, cal_trials = alignment_trials(speakers_align[cal_rows], utt_ids_align[cal_rows], k_enroll=k_enroll,
                                               n_nontarget_per_profile=n_nontarget_per_profile, rng=seed,

@@ -80,3 +80,38 @@ def test_paired_matches_by_id_and_refuses_unpaired():
     d = EmbeddingSet(a.embeddings, a.utt_ids, np.array(["a", "b", "b"]), "d@1")
     with pytest.raises(ValueError, match="utterance 'u1' has speaker 'a' in X but 'b' in Y"):
         paired(a, d)
+
+
+def _write_split(root, model, split, ids, spk, dim, model_id=None):
+    (root / model).mkdir(exist_ok=True)
+    e = np.arange(len(ids) * dim, dtype="float32").reshape(len(ids), dim) + 1
+    save_embeddings(root / model / f"{split}.npz",
+                    EmbeddingSet(e, np.array(ids), np.array(spk), model_id or f"{model}@1"))
+
+
+def test_load_paired_splits_pools_and_tags(tmp_path):
+    from nessa_lib.embeddings import load_paired_splits
+
+    for m, d in (("x", 2), ("y", 3)):
+        _write_split(tmp_path, m, "train", ["t2", "t1"] if m == "y" else ["t1", "t2"], ["a", "b"] if m == "x" else ["b", "a"], d)
+        _write_split(tmp_path, m, "align", ["u1"], ["c"], d)
+    p = load_paired_splits(tmp_path, "x", "y", ["train", "align"])
+    assert p.utt_ids.tolist() == ["t1", "t2", "u1"] and p.speaker_ids.tolist() == ["a", "b", "c"]
+    assert p.splits.tolist() == ["train", "train", "align"]
+    assert p.x.shape == (3, 2) and p.y.shape == (3, 3) and (p.enroll_model_id, p.runtime_model_id) == ("x@1", "y@1")
+    # y's train rows were written in the other order: pairing follows the ids, not the row order.
+    np.testing.assert_array_equal(p.y[0], [4, 5, 6])
+    with pytest.raises(ValueError, match="repeats"):
+        load_paired_splits(tmp_path, "x", "y", ["align", "align"])
+    with pytest.raises(FileNotFoundError):
+        load_paired_splits(tmp_path, "x", "y", ["eval"])
+
+
+def test_load_paired_splits_refuses_mixed_model_versions(tmp_path):
+    from nessa_lib.embeddings import load_paired_splits
+
+    for m in ("x", "y"):
+        _write_split(tmp_path, m, "train", ["t1"], ["a"], 2)
+        _write_split(tmp_path, m, "align", ["u1"], ["c"], 2, model_id=f"{m}@2")
+    with pytest.raises(ValueError, match="other models"):
+        load_paired_splits(tmp_path, "x", "y", ["train", "align"])

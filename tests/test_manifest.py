@@ -305,3 +305,14 @@ def test_enrollment_uses_flagged_utterances_when_present():
     assert enroll.values.tolist() == [["a", "a/0"], ["a", "a/1"], ["b", "b/0"], ["b", "b/1"]]
     assert set(trials["test_utt_id"]) == {"a/2", "a/3", "b/2", "b/3"}
     assert trials["label"].tolist() == [1, 1, 0, 0, 1, 1, 0, 0]
+
+
+def test_first_utterances_keeps_every_speaker_in_id_order():
+    from nessa_lib.manifest import first_utterances
+
+    df = pd.DataFrame({"utt_id": ["b3", "a2", "b1", "a1", "b2"], "speaker_id": ["b", "a", "b", "a", "b"]})
+    assert first_utterances(df, 2)["utt_id"].tolist() == ["a2", "b1", "a1", "b2"]  # original row order
+    assert first_utterances(df, 0) is df
+    assert len(first_utterances(df, 10)) == 5
+    with pytest.raises(ValueError, match=">= 0"):
+        first_utterances(df, -1)

@@ -195,6 +195,12 @@ def test_whole_pipeline_smoke(tmp_path):
     metrics = json.loads((rep / "eval" / "metrics.json").read_text())
     assert all(0 <= v <= 1 for k, v in metrics.items() if k.endswith(":eer"))
     assert (rep / "eval" / "figures" / "det_xv-ec.png").is_file()
+    # The aligners were fitted on the training speakers' utterances plus the alignment split (16 + 10 voices):
+    # speaker-logit's reference set is exactly those speakers.
+    from nessa_lib import align
+
+    assert (emb / "xv" / "train.npz").is_file()
+    assert align.load(tmp_path / "aligners" / "xv-ec" / "speaker-logit.safetensors").shared_dim == 16 + 10
 
     # nbval regression check of the executed evaluation notebook: re-running it must reproduce the marked
     # key-number cell exactly (same seed, same inputs -> same metrics).

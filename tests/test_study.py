@@ -197,6 +197,39 @@ def test_ab_case_study_calibration_holdout():
     assert t.attrs["n_fit_pairs"] == 75 and t.attrs["n_calibration_nontarget"] == 5 * 10
 
 
+def test_ab_case_study_calibrate_on_a_subset():
+    # Fit on all 20 speakers (say training + alignment speakers), calibrate on the last 8 only.
+    p = toy.make_paired_spaces(20, 5, rng=np.random.default_rng(0))
+    ids = np.array([f"u{i}" for i in range(len(p.x))])
+    enroll, trials = study.alignment_trials(p.speakers, ids, k_enroll=2, n_nontarget_per_profile=20, rng=1)
+    cal = np.isin(p.speakers, np.unique(p.speakers)[12:])
+    t = study.ab_case_study(p.x, p.y, p.speakers, ids, p.x, p.y, ids, enroll, trials, far=0.1, hparams=HP,
+                            k_enroll=2, n_nontarget_per_profile=10, calibrate_on=cal)
+    assert t.attrs["n_fit_pairs"] == 100 and t.attrs["n_calibration_nontarget"] == 8 * 10
+    # With a holdout, 2 of the 8 calibration speakers leave the fit and are the only ones calibrated on: each
+    # profile (2 of 5 utterances) then has only the other speaker's 3 test utterances as non-targets.
+    t = study.ab_case_study(p.x, p.y, p.speakers, ids, p.x, p.y, ids, enroll, trials, far=0.1, hparams=HP,
+                            k_enroll=2, n_nontarget_per_profile=10, calibrate_on=cal, calibration_holdout=0.25)
+    assert t.attrs["n_fit_pairs"] == 90 and t.attrs["n_calibration_nontarget"] == 2 * 3
+    with pytest.raises(ValueError, match="calibrate_on"):
+        study.ab_case_study(p.x, p.y, p.speakers, ids, p.x, p.y, ids, enroll, trials, hparams=HP,
+                            calibrate_on=np.zeros(len(ids), bool))
+
+
+def test_ab_case_study_prefitted_aligners_match_refitting():
+    p = toy.make_paired_spaces(12, 5, rng=np.random.default_rng(0))
+    ids = np.array([f"u{i}" for i in range(len(p.x))])
+    enroll, trials = study.alignment_trials(p.speakers, ids, k_enroll=2, n_nontarget_per_profile=20, rng=1)
+    kw = dict(far=0.1, hparams=HP, k_enroll=2, n_nontarget_per_profile=10, seed=3)
+    fitted = study.fit_aligners(p.x, p.y, p.speakers, methods=("nessa-m2", "nessa-m1"), seed=3, hparams=HP)
+    a = study.ab_case_study(p.x, p.y, p.speakers, ids, p.x, p.y, ids, enroll, trials, **kw)
+    b = study.ab_case_study(p.x, p.y, p.speakers, ids, p.x, p.y, ids, enroll, trials, aligners=fitted, **kw)
+    pd.testing.assert_frame_equal(a, b)
+    with pytest.raises(ValueError, match="nessa-m1"):
+        study.ab_case_study(p.x, p.y, p.speakers, ids, p.x, p.y, ids, enroll, trials,
+                            aligners={"nessa-m2": fitted["nessa-m2"]}, **kw)
+
+
 # --- alignment-data ablation ----------------------------------------------------------------------
 
 

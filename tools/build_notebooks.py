@@ -254,14 +254,15 @@ metrics = {k: float(v) for k, v in summary.items() if isinstance(v, (int, float)
 metrics["emb_dim"] = float(meta["emb_dim"])
 io.write_json(metrics, reports / "metrics.json")
 '''),
-    md("Next: `03_extract_embeddings` embeds the alignment and evaluation utterances with this model."),
+    md("Next: `03_extract_embeddings` embeds the utterances the aligners and the evaluation need with this model."),
 ]
 
 EXTRACT = [
     md("""
 # 03 · Extract embeddings
-> Embed every utterance of the alignment and evaluation splits with one encoder, into pickle-free files that carry
-> the model's fingerprint, and score the evaluation trials symmetrically (profiles and tests from this model).
+> Embed the utterances of each split in `splits` with one encoder (for the training split, the first
+> `train_utts_per_speaker` of each speaker: extra alignment pairs), into pickle-free files that carry the model's
+> fingerprint, and score the evaluation trials symmetrically (profiles and tests from this model).
 """),
     code('''
 seed: int = 0  # base seed (extraction itself is deterministic)
@@ -270,9 +271,11 @@ mode: str = "full"  # full: whole utterances; crop: a fixed centre crop
 crop_s: float = 3.0  # crop length in seconds for mode crop
 batch_size: int = 16  # utterances per forward pass
 threads: int = 2  # torch threads
+splits: str = "train,align,eval"  # comma-separated manifest splits to embed (eval is required)
+train_utts_per_speaker: int = 6  # train split: first n utterances of each speaker (0 = all)
 model_dir: str = "models/train_encoder/ecapa"  # encoder exported by stage 02
 data_dir: str = "data/prepare_data"  # manifest and lists from stage 01
-out_dir: str = "data/extract_embeddings/ecapa"  # align.npz and eval.npz (repo-relative)
+out_dir: str = "data/extract_embeddings/ecapa"  # one <split>.npz per split (repo-relative)
 report_dir: str = "reports/extract_embeddings/ecapa"  # metrics.json and figures (repo-relative)
 ''', tags=["parameters"]),
     code('''
@@ -294,8 +297,11 @@ print(name, encoder.model_id, "dim", encoder.emb_dim)
 '''),
     code('''
 sets = {}
-for split in ("align", "eval"):
-    sets[split] = extract.extract_embeddings(df[df.split == split], encoder, mode=mode, crop_s=crop_s,
+for split in splits.split(","):
+    rows = df[df.split == split]
+    if split == "train":
+        rows = manifest.first_utterances(rows, train_utts_per_speaker)
+    sets[split] = extract.extract_embeddings(rows, encoder, mode=mode, crop_s=crop_s,
                                              batch_size=batch_size, desc=f"{name} {split}")
     embeddings.save_embeddings(out / f"{split}.npz", sets[split])
     print(split, sets[split].embeddings.shape)
@@ -310,14 +316,17 @@ plots.score_distributions(scores, trials.label, title=f"{name}: symmetric scores
 io.write_json({**result, "rtf": rtf}, reports / "metrics.json")
 {k: round(v, 4) for k, v in {**result, "rtf": rtf}.items()}
 '''),
-    md("Next: `04_fit_aligners` fits every alignment method on the paired alignment embeddings of two models."),
+    md("Next: `04_fit_aligners` fits every alignment method on the paired embeddings of two models."),
 ]
 
 FIT = [
     md("""
 # 04 · Fit aligners
-> For one (enrollment model X, runtime model Y) pair, fit every alignment method on the *alignment* split's paired
-> embeddings (the same utterances through both models) and save each aligner. No evaluation data is read here.
+> For one (enrollment model X, runtime model Y) pair, fit every alignment method on the paired embeddings (the same
+> utterances through both models) of the splits in `fit_splits` and save each aligner. By default that is the
+> encoder-training speakers' utterances plus the alignment split: the paper's speaker-logit baseline uses the
+> encoders' training speakers as its reference set, and NESSA generalises to new voices only from many voices.
+> No evaluation data is read here.
 """),
     code('''
 seed: int = 0  # seed of every fit
@@ -325,6 +334,7 @@ pair: str = "xvector-ecapa"  # pair name, also the output folder
 enroll_model: str = "xvector"  # X: the model that made the stored profiles
 runtime_model: str = "ecapa"  # Y: the model that embeds incoming audio
 methods: str = "identity,linear,procrustes,speaker-logit,nessa-m1,nessa-m2,nessa-m3"  # comma-separated
+fit_splits: str = "train,align"  # comma-separated splits whose paired embeddings fit the aligners
 threads: int = 2  # torch threads
 embeddings_dir: str = "data/extract_embeddings"  # stage 03 output
 out_dir: str = "models/fit_aligners/xvector-ecapa"  # one safetensors file per method (repo-relative)
@@ -343,15 +353,16 @@ out = paths.resolve(out_dir)
 reports = paths.resolve(report_dir)
 out.mkdir(parents=True, exist_ok=True)
 reports.mkdir(parents=True, exist_ok=True)
-x_set = embeddings.load_embeddings(emb / enroll_model / "align.npz")
-y_set = embeddings.load_embeddings(emb / runtime_model / "align.npz")
-x, y, utt_ids, speakers = embeddings.paired(x_set, y_set, names=(enroll_model, runtime_model))
-print(f"{len(utt_ids)} paired utterances of {len(set(speakers))} speakers: X {x.shape[1]}-d, Y {y.shape[1]}-d")
+fit = embeddings.load_paired_splits(emb, enroll_model, runtime_model, fit_splits.split(","))
+x, y, speakers = fit.x, fit.y, fit.speaker_ids
+print(f"{len(fit.utt_ids)} paired utterances of {len(set(speakers))} speakers from {fit_splits}: "
+      f"X {x.shape[1]}-d, Y {y.shape[1]}-d")
 '''),
     code('''
 timings = {}
 aligners = study.fit_aligners(x, y, speakers, methods=methods.split(","), seed=seed, progress=True,
-                              enroll_model_id=x_set.model_id, runtime_model_id=y_set.model_id, timings=timings)
+                              enroll_model_id=fit.enroll_model_id, runtime_model_id=fit.runtime_model_id,
+                              timings=timings)
 for method, aligner in aligners.items():
     aligner.save(out / f"{method}.safetensors")
 io.atomic_write_text(out / "pair.json", json.dumps({"pair": pair, "enroll_model": enroll_model,
@@ -377,7 +388,8 @@ EVALUATE = [
 
 Profiles average `k_enroll` enrollment utterances embedded by X (in X's own space), then are mapped by the
 aligner's enrollment side (identity for M1, migration for M2); test utterances are embedded by Y and mapped by its
-runtime side. Thresholds are calibrated on the alignment split only; the evaluation trials are never used to tune.
+runtime side. Aligners are fitted on the splits of stage 04 (`fit_splits`); thresholds are calibrated on the
+alignment split only; the evaluation trials are never used to tune.
 '''),
     code('''
 seed: int = 0  # seed of the A/B and ablation fits
@@ -385,9 +397,11 @@ ab_model_a: str = "xvector"  # A: in production, profiles stored
 ab_model_b: str = "ecapa"  # B: the candidate runtime model
 ab_far: float = 0.01  # operating point of the A/B case study (false-accept rate)
 ablation_pair: str = "xvector-ecapa"  # pair for the alignment-data ablation
-ablation_method: str = "nessa-m2"  # method for the ablation
-ablation_speakers: str = "25,50,100,0"  # alignment speakers to subsample; 0 means all
-ablation_utts: str = "2,4,8,0"  # utterances per speaker to subsample; 0 means all
+ablation_method: str = "nessa-m3"  # method for the ablation
+ablation_speakers: str = "100,200,400,0"  # speakers of the fit pool to subsample; 0 means all
+ablation_utts: str = "3,0"  # utterances per speaker to subsample; 0 means all
+fit_splits: str = "train,align"  # splits the aligners are fitted on (as in stage 04)
+calibration_split: str = "align"  # split whose trials calibrate the A/B thresholds
 threads: int = 2  # torch threads
 data_dir: str = "data/prepare_data"  # manifest and lists (stage 01)
 embeddings_dir: str = "data/extract_embeddings"  # stage 03
@@ -418,7 +432,7 @@ pair_files = sorted(paths.resolve(aligners_dir).glob("*/pair.json"))
 pairs = {p.parent.name: json.loads(p.read_text()) for p in pair_files}
 models = sorted({m for p in pairs.values() for m in (p["enroll_model"], p["runtime_model"])} | {ab_model_a, ab_model_b})
 objectives = {m: zoo.objective(paths.resolve(encoders_dir) / m) for m in models}
-sets = {(m, split): embeddings.load_embeddings(emb_root / m / f"{split}.npz") for m in models for split in ("align", "eval")}
+sets = {m: embeddings.load_embeddings(emb_root / m / "eval.npz") for m in models}
 print(f"{len(pairs)} pairs, models and objectives: {objectives}")
 print(f"{enroll.profile_id.nunique()} profiles, {len(trials)} trials ({int(trials.label.sum())} target)")
 '''),
@@ -432,7 +446,7 @@ kept without re-enrollment. Percentages in the tables; fractions in `metrics.jso
 tables, det, score_sets = {}, {}, {}
 for name, p in pairs.items():
     X, Y = p["enroll_model"], p["runtime_model"]
-    x, y, ids, _ = embeddings.paired(sets[X, "eval"], sets[Y, "eval"], names=(X, Y))
+    x, y, ids, _ = embeddings.paired(sets[X], sets[Y], names=(X, Y))
     aligners = {m: align.load(paths.resolve(aligners_dir) / name / f"{m}.safetensors") for m in p["methods"]}
     tables[name] = study.evaluate_pair(aligners, x, y, ids, enroll, trials)
     sc = {"X/X": evaluation.score_lists(x, x, ids, enroll, trials), "Y/Y": evaluation.score_lists(y, y, ids, enroll, trials)}
@@ -469,28 +483,40 @@ for _, f in findings.iterrows():
 '''),
     md('''
 ## 3 · A/B case study: upgrading the runtime model without re-enrolling anyone
-A is in production with stored profiles; B is the candidate. Each system's threshold is calibrated on alignment
-data at the target FAR (no evaluation data); the table shows the FAR and FRR that threshold gives on the evaluation
-trials, and what happens if A/A's threshold is naively kept after the upgrade.
+A is in production with stored profiles; B is the candidate. M1 and M2 are fitted on the `fit_splits` pool; each
+system's threshold is calibrated at the target FAR on trials of the `calibration_split` (no evaluation data); the
+table shows the FAR and FRR that threshold gives on the evaluation trials, and what happens if A/A's threshold is
+naively kept after the upgrade.
 '''),
     code('''
-a_x, b_y, ids_align, spk_align = embeddings.paired(sets[ab_model_a, "align"], sets[ab_model_b, "align"])
-a_e, b_e, ids_eval, _ = embeddings.paired(sets[ab_model_a, "eval"], sets[ab_model_b, "eval"])
-flags = df.set_index("utt_id").reindex(ids_align)["enroll"] if "enroll" in df.columns else None
+pool = embeddings.load_paired_splits(emb_root, ab_model_a, ab_model_b, fit_splits.split(","))
+a_e, b_e, ids_eval, _ = embeddings.paired(sets[ab_model_a], sets[ab_model_b])
+flags = df.set_index("utt_id").reindex(pool.utt_ids)["enroll"] if "enroll" in df.columns else None
 k_enroll = int(enroll.groupby("profile_id").size().min())  # calibrate with profiles like the evaluation ones
-ab = study.ab_case_study(a_x, b_y, spk_align, ids_align, a_e, b_e, ids_eval, enroll, trials, far=ab_far, seed=seed,
-                         k_enroll=k_enroll,
+# The stage-04 aligners of the pair (A, B) when it was fitted there (same data, same seed): no refit.
+fitted = next((n for n, p in pairs.items() if (p["enroll_model"], p["runtime_model"]) == (ab_model_a, ab_model_b)
+               and {"nessa-m1", "nessa-m2"} <= set(p["methods"])), None)
+ab_aligners = None if fitted is None else {
+    m: align.load(paths.resolve(aligners_dir) / fitted / f"{m}.safetensors") for m in ("nessa-m1", "nessa-m2")}
+ab = study.ab_case_study(pool.x, pool.y, pool.speaker_ids, pool.utt_ids, a_e, b_e, ids_eval, enroll, trials,
+                         far=ab_far, seed=seed, k_enroll=k_enroll, calibrate_on=pool.splits == calibration_split,
+                         aligners=ab_aligners,
                          enroll_flag_align=None if flags is None else flags.astype(str).str.lower().eq("true").to_numpy())
+print(f"aligners {'of stage 04 (' + fitted + ')' if fitted else 'fitted here'} on {len(pool.utt_ids)} pairs "
+      f"({fit_splits}); calibrated on {ab.attrs['n_calibration_trials']} {calibration_split} trials")
 ab.to_csv(reports / "ab_case_study.csv")
 ab.round(4)
 '''),
-    md("## 4 · How much alignment data does NESSA need?"),
+    md("""
+## 4 · How much alignment data does NESSA need?
+The fit pool of stage 04, subsampled: the first `n` speakers (in a seeded order) and `u` utterances of each.
+"""),
     code('''
 p = pairs[ablation_pair]
-xa, ya, _, spk = embeddings.paired(sets[p["enroll_model"], "align"], sets[p["runtime_model"], "align"])
-xe, ye, ids, _ = embeddings.paired(sets[p["enroll_model"], "eval"], sets[p["runtime_model"], "eval"])
+pool = embeddings.load_paired_splits(emb_root, p["enroll_model"], p["runtime_model"], fit_splits.split(","))
+xe, ye, ids, _ = embeddings.paired(sets[p["enroll_model"]], sets[p["runtime_model"]])
 ablation = study.alignment_ablation(
-    xa, ya, spk, xe, ye, ids, enroll, trials, method=ablation_method, seed=seed,
+    pool.x, pool.y, pool.speaker_ids, xe, ye, ids, enroll, trials, method=ablation_method, seed=seed,
     n_speakers=tuple(int(v) or None for v in ablation_speakers.split(",")),
     utts_per_speaker=tuple(int(v) or None for v in ablation_utts.split(",")),
 )
