@@ -23,6 +23,12 @@ def notebook_parameters(path):
     assert len(names) == len(cells[0].source.strip().splitlines()), (
         f"{path.name}: every line of the parameters cell must be a typed, commented scalar"
     )
+    # papermill's parameter inspection gives up on a line with a second "=" (even inside the comment) and then
+    # warns "Passed unknown parameter" on every run.
+    from papermill.translators import PythonTranslator
+
+    inspected = [p.name for p in PythonTranslator.inspect(cells[0])]
+    assert inspected == names, f"{path.name}: papermill cannot parse {sorted(set(names) - set(inspected))}"
     return names
 
 

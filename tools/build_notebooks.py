@@ -272,7 +272,7 @@ crop_s: float = 3.0  # crop length in seconds for mode crop
 batch_size: int = 16  # utterances per forward pass
 threads: int = 2  # torch threads
 splits: str = "train,align,eval"  # comma-separated manifest splits to embed (eval is required)
-train_utts_per_speaker: int = 6  # train split: first n utterances of each speaker (0 = all)
+train_utts_per_speaker: int = 6  # train split: first n utterances of each speaker; 0 means all
 model_dir: str = "models/train_encoder/ecapa"  # encoder exported by stage 02
 data_dir: str = "data/prepare_data"  # manifest and lists from stage 01
 out_dir: str = "data/extract_embeddings/ecapa"  # one <split>.npz per split (repo-relative)
