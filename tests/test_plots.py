@@ -53,7 +53,9 @@ def test_gain_recovered_bars(tmp_path):
     assert is_png(tmp_path / "bars.png")
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["linear", "nessa-m2"]  # symmetric rows left out
-    assert {round(ln.get_ydata()[0], 2) for ln in ax.get_lines() if len(set(ln.get_ydata())) == 1} >= {0.0, 0.6, 1.0}
+    # Figures speak percent: reference lines at 0, 60 (the paper's bar) and 100 %, bars at 100 x the fractions.
+    assert {round(ln.get_ydata()[0], 2) for ln in ax.get_lines() if len(set(ln.get_ydata())) == 1} >= {0.0, 60.0, 100.0}
+    assert sorted(round(p.get_height(), 6) for p in ax.patches if p.get_height() != 0) == [-20.0, 30.0, 50.0, 80.0]
 
 
 def test_ablation_curves(tmp_path):
@@ -62,6 +64,8 @@ def test_ablation_curves(tmp_path):
     fig = plots.ablation_curves(df, path=tmp_path / "ablation.png")
     assert is_png(tmp_path / "ablation.png") and len(fig.axes) == 2
     assert fig.axes[0].get_xscale() == "log"
+    ys = sorted(y for ln in fig.axes[0].get_lines() for y in ln.get_ydata() if np.isfinite(y))
+    assert ys == [8.0, 10.0, 15.0, 20.0]  # EER in percent
 
 
 def test_score_distributions_grid(tmp_path, rng):
