@@ -49,7 +49,7 @@ class AudioError(ValueError):
         self.path = str(path)
         self.reason = reason
         self.segment = segment
-        where = segment_label(self.path, *segment) if segment is not None else self.path
+        where = segment_label(self.path, *(segment or ()))
         super().__init__(f"{where}: {detail} [{reason}]")
 
 
@@ -198,10 +198,7 @@ def load_audio(path, *, target_sr: int = 16000, min_dur_s: float = 0.5, mono: st
     if n_frames / info.sample_rate < min_dur_s:
         raise fail("too_short", f"duration {n_frames / info.sample_rate:.3f} s < min_dur_s={min_dur_s} s")
     try:
-        if segment is None:
-            x, sr = sf.read(str(path), dtype="float32", always_2d=True)
-        else:
-            x, sr = sf.read(str(path), start=a, stop=b, dtype="float32", always_2d=True)
+        x, sr = sf.read(str(path), start=a, stop=b, dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError) as e:
         raise fail("unreadable", f"header is readable but decoding failed ({e})") from e
     # A truncated file can decode to fewer frames than its header claims: re-check on the real data.
@@ -217,7 +214,7 @@ def load_audio(path, *, target_sr: int = 16000, min_dur_s: float = 0.5, mono: st
         raise fail("non_finite", f"{n_bad} of {x.size} samples are NaN/inf")
     if not np.any(x):
         raise fail("silent", "all samples are exactly 0 (digital silence gives NaN/garbage embeddings)")
-    label = segment_label(path, *segment) if segment is not None else path
+    label = segment_label(path, *(segment or ()))
     if x.shape[1] > 1:
         if mono == "error":
             raise fail("multichannel", f"has {x.shape[1]} channels and mono='error'")

@@ -454,8 +454,8 @@ class CropDataset(torch.utils.data.Dataset):
             idx, crop_seed = int(item), None
         x = self.audio[idx]
         if len(x) > self.crop:
-            rng = np.random.default_rng(crop_seed)
-            start = 0 if crop_seed is None else int(rng.integers(0, len(x) - self.crop + 1))
+            # Validation items (no crop seed) take the first crop: no generator needed for them.
+            start = 0 if crop_seed is None else int(np.random.default_rng(crop_seed).integers(len(x) - self.crop + 1))
             x = x[start:start + self.crop]
         wav = torch.from_numpy(x.astype(np.float32) / 32768.0)
         return wav, int(self.labels[idx])

@@ -37,6 +37,8 @@ AB_CONTROL = "A/A"
 AB_REENROLL = "B/B"
 AB_M2 = "B runtime + A profiles migrated by M2"
 AB_M1 = "B runtime mapped by M1 into A's space"
+AB_M3 = "A profiles and B runtime mapped by M3 into a new space"
+AB_DEPLOYMENTS = {"nessa-m2": AB_M2, "nessa-m1": AB_M1, "nessa-m3": AB_M3}
 
 CLASSIFICATION_OBJECTIVES = frozenset({"softmax", "aam"})
 CONTRASTIVE_OBJECTIVES = frozenset({"supcon", "ge2e", "pretrained-ge2e"})
@@ -352,7 +354,7 @@ def ab_case_study(a_align, b_align, speakers_align, utt_ids_align, a_eval, b_eva
                   enroll: pd.DataFrame, trials: pd.DataFrame, *, far: float = 0.01, seed: int = 0,
                   k_enroll: int = 3, n_nontarget_per_profile: int = 200, hparams: dict | None = None,
                   enroll_flag_align=None, calibration_holdout: float = 0.0, calibrate_on=None,
-                  aligners: Mapping | None = None) -> pd.DataFrame:
+                  aligners: Mapping | None = None, methods=("nessa-m2", "nessa-m1")) -> pd.DataFrame:
     """Upgrade model A (in production, profiles stored) to candidate B: error rates as deployed.
 
     Systems (rows, index ``system``):
@@ -363,6 +365,8 @@ def ab_case_study(a_align, b_align, speakers_align, utt_ids_align, a_eval, b_eva
       A profiles into B's space once; B embeds incoming audio.
     - ``B runtime mapped by M1 into A's space``: NESSA M1 (same orientation) maps B's runtime embeddings into A's
       space; profiles stay as stored.
+    - ``A profiles and B runtime mapped by M3 into a new space`` (with ``"nessa-m3"`` in ``methods``): M3's
+      enrollment side migrates the stored A profiles once, its runtime side maps every B embedding.
 
     The aligners are fitted on the paired ``*_align`` data (all of it, or less with ``calibration_holdout``).
     The threshold of each system is calibrated on trials built from the rows ``calibrate_on`` (default: all;
@@ -390,7 +394,7 @@ def ab_case_study(a_align, b_align, speakers_align, utt_ids_align, a_eval, b_eva
     k_enroll, n_nontarget_per_profile : int
         Shape of the calibration lists (as the evaluation lists, ideally).
     hparams : dict, optional
-        ``{"nessa-m1": {...}, "nessa-m2": {...}}`` overrides.
+        ``{"nessa-m1": {...}, ...}`` overrides for the aligners fitted here.
     enroll_flag_align : array_like of bool, optional
         Enrollment-condition flags of the alignment utterances (see :func:`alignment_trials`).
     calibration_holdout : float
@@ -398,8 +402,10 @@ def ab_case_study(a_align, b_align, speakers_align, utt_ids_align, a_eval, b_eva
     calibrate_on : array_like of bool, shape (n,), optional
         Rows whose utterances build the calibration trials (default: every row).
     aligners : mapping of str to Aligner, optional
-        Already fitted ``"nessa-m1"`` and ``"nessa-m2"`` aligners (enrollment = A, runtime = B) fitted on these
-        paired rows, e.g. the pipeline's stage-04 aligners: used instead of refitting (not with a holdout).
+        Already fitted aligners of ``methods`` (enrollment = A, runtime = B) fitted on these paired rows, e.g. the
+        pipeline's stage-04 aligners: used instead of refitting (not with a holdout).
+    methods : sequence of str
+        The aligned deployments to compare, in row order: any of ``"nessa-m2"``, ``"nessa-m1"``, ``"nessa-m3"``.
 
     Returns
     -------
@@ -429,6 +435,10 @@ def ab_case_study(a_align, b_align, speakers_align, utt_ids_align, a_eval, b_eva
     ['A/A', 'B/B', 'B runtime + A profiles migrated by M2', "B runtime mapped by M1 into A's space"]
     """
     far = _far_check(far)
+    methods = tuple(methods)
+    unknown = [m for m in methods if m not in AB_DEPLOYMENTS]
+    if unknown or len(set(methods)) != len(methods):
+        raise ValueError(f"methods must be distinct names among {list(AB_DEPLOYMENTS)}, got {list(methods)}")
     if not 0.0 <= calibration_holdout < 1.0:
         raise ValueError(f"calibration_holdout must be a fraction in [0, 1), got {calibration_holdout}")
     a_align, b_align = np.asarray(a_align), np.asarray(b_align)
@@ -444,15 +454,15 @@ def ab_case_study(a_align, b_align, speakers_align, utt_ids_align, a_eval, b_eva
         is_cal = np.isin(speakers_align, held) & in_cal
         fit_rows, cal_rows = np.flatnonzero(~np.isin(speakers_align, held)), np.flatnonzero(is_cal)
     if aligners is not None:
-        missing = {"nessa-m1", "nessa-m2"} - set(aligners)
+        missing = set(methods) - set(aligners)
         if missing or calibration_holdout > 0:
-            raise ValueError("pre-fitted aligners need both 'nessa-m1' and 'nessa-m2' and calibration_holdout=0 "
-                             f"(missing {sorted(missing)}, calibration_holdout={calibration_holdout})")
+            raise ValueError(f"pre-fitted aligners need every one of methods {list(methods)} and "
+                             f"calibration_holdout=0 (missing {sorted(missing)}, calibration_holdout={calibration_holdout})")
         for a in aligners.values():
             a.map_enrollment(a_align[:1]), a.map_runtime(b_align[:1])  # wrong dimensions fail here, clearly
     else:
         aligners = fit_aligners(a_align[fit_rows], b_align[fit_rows], speakers_align[fit_rows],
-                                methods=("nessa-m2", "nessa-m1"), seed=seed, hparams=hparams)
+                                methods=methods, seed=seed, hparams=hparams)
     flags = None if enroll_flag_align is None else np.asarray(enroll_flag_align)[cal_rows]
     cal_enroll, cal_trials = alignment_trials(speakers_align[cal_rows], utt_ids_align[cal_rows], k_enroll=k_enroll,
                                               n_nontarget_per_profile=n_nontarget_per_profile, rng=seed,
@@ -462,8 +472,7 @@ def ab_case_study(a_align, b_align, speakers_align, utt_ids_align, a_eval, b_eva
         return {
             AB_CONTROL: evaluation.score_lists(a, a, ids, en, tr),
             AB_REENROLL: evaluation.score_lists(b, b, ids, en, tr),
-            AB_M2: aligned_scores(aligners["nessa-m2"], a, b, ids, en, tr),
-            AB_M1: aligned_scores(aligners["nessa-m1"], a, b, ids, en, tr),
+            **{AB_DEPLOYMENTS[m]: aligned_scores(aligners[m], a, b, ids, en, tr) for m in methods},
         }
 
     cal = systems(a_align[cal_rows], b_align[cal_rows], utt_ids_align[cal_rows], cal_enroll, cal_trials)

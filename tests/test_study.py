@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nessa_lib import study, toy
+from nessa_lib import metrics, study, toy
 
 
 def lists(speakers, ids, k=2):
@@ -228,6 +228,28 @@ def test_ab_case_study_prefitted_aligners_match_refitting():
     with pytest.raises(ValueError, match="nessa-m1"):
         study.ab_case_study(p.x, p.y, p.speakers, ids, p.x, p.y, ids, enroll, trials,
                             aligners={"nessa-m2": fitted["nessa-m2"]}, **kw)
+
+
+def test_ab_case_study_m3_deployment_row():
+    # M3 as a third deployment: its own row after the requested ones, calibrated like the others; bad names refused.
+    p = toy.make_paired_spaces(12, 5, rng=np.random.default_rng(0))
+    ids = np.array([f"u{i}" for i in range(len(p.x))])
+    enroll, trials = study.alignment_trials(p.speakers, ids, k_enroll=2, n_nontarget_per_profile=20, rng=1)
+    kw = dict(far=0.1, hparams=HP, k_enroll=2, n_nontarget_per_profile=10, seed=3)
+    t = study.ab_case_study(p.x, p.y, p.speakers, ids, p.x, p.y, ids, enroll, trials,
+                            methods=("nessa-m3", "nessa-m2"), **kw)
+    assert t.index.tolist() == [study.AB_CONTROL, study.AB_REENROLL, study.AB_M3, study.AB_M2]
+    assert (t["far_calibration"] <= 0.1).all()
+    # The M3 row scores exactly what aligned_scores gives with an M3 fitted on the same rows and seed.
+    m3 = study.fit_aligners(p.x, p.y, p.speakers, methods=("nessa-m3",), seed=3, hparams=HP)["nessa-m3"]
+    s = study.aligned_scores(m3, p.x, p.y, ids, enroll, trials)
+    assert t.loc[study.AB_M3, "eer"] == pytest.approx(metrics.eer(s, trials["label"].to_numpy()))
+    for bad in (("nessa-m4",), ("nessa-m1", "nessa-m1"), ("linear",)):
+        with pytest.raises(ValueError, match="methods must be distinct names"):
+            study.ab_case_study(p.x, p.y, p.speakers, ids, p.x, p.y, ids, enroll, trials, methods=bad, **kw)
+    with pytest.raises(ValueError, match="missing \\['nessa-m3'\\]"):
+        study.ab_case_study(p.x, p.y, p.speakers, ids, p.x, p.y, ids, enroll, trials, methods=("nessa-m3",),
+                            aligners={"nessa-m2": m3}, **kw)
 
 
 # --- alignment-data ablation ----------------------------------------------------------------------

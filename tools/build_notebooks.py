@@ -396,6 +396,7 @@ seed: int = 0  # seed of the A/B and ablation fits
 ab_model_a: str = "xvector"  # A: in production, profiles stored
 ab_model_b: str = "ecapa"  # B: the candidate runtime model
 ab_far: float = 0.01  # operating point of the A/B case study (false-accept rate)
+ab_methods: str = "nessa-m2,nessa-m1,nessa-m3"  # aligned deployments the A/B case study compares
 ablation_pair: str = "xvector-ecapa"  # pair for the alignment-data ablation
 ablation_method: str = "nessa-m3"  # method for the ablation
 ablation_speakers: str = "100,200,400,0"  # speakers of the fit pool to subsample; 0 means all
@@ -483,8 +484,9 @@ for _, f in findings.iterrows():
 '''),
     md('''
 ## 3 · A/B case study: upgrading the runtime model without re-enrolling anyone
-A is in production with stored profiles; B is the candidate. M1 and M2 are fitted on the `fit_splits` pool; each
-system's threshold is calibrated at the target FAR on trials of the `calibration_split` (no evaluation data); the
+A is in production with stored profiles; B is the candidate. The aligners (`ab_methods`: M2 migrates the stored
+profiles into B's space once; M1 maps B's runtime embeddings into A's space; M3 migrates the profiles once *and*
+maps every runtime embedding, into a new space) are fitted on the `fit_splits` pool; each system's threshold is calibrated at the target FAR on trials of the `calibration_split` (no evaluation data); the
 table shows the FAR and FRR that threshold gives on the evaluation trials, and what happens if A/A's threshold is
 naively kept after the upgrade.
 '''),
@@ -494,13 +496,14 @@ a_e, b_e, ids_eval, _ = embeddings.paired(sets[ab_model_a], sets[ab_model_b])
 flags = df.set_index("utt_id").reindex(pool.utt_ids)["enroll"] if "enroll" in df.columns else None
 k_enroll = int(enroll.groupby("profile_id").size().min())  # calibrate with profiles like the evaluation ones
 # The stage-04 aligners of the pair (A, B) when it was fitted there (same data, same seed): no refit.
+deployments = ab_methods.split(",")
 fitted = next((n for n, p in pairs.items() if (p["enroll_model"], p["runtime_model"]) == (ab_model_a, ab_model_b)
-               and {"nessa-m1", "nessa-m2"} <= set(p["methods"])), None)
+               and set(deployments) <= set(p["methods"])), None)
 ab_aligners = None if fitted is None else {
-    m: align.load(paths.resolve(aligners_dir) / fitted / f"{m}.safetensors") for m in ("nessa-m1", "nessa-m2")}
+    m: align.load(paths.resolve(aligners_dir) / fitted / f"{m}.safetensors") for m in deployments}
 ab = study.ab_case_study(pool.x, pool.y, pool.speaker_ids, pool.utt_ids, a_e, b_e, ids_eval, enroll, trials,
                          far=ab_far, seed=seed, k_enroll=k_enroll, calibrate_on=pool.splits == calibration_split,
-                         aligners=ab_aligners,
+                         aligners=ab_aligners, methods=deployments,
                          enroll_flag_align=None if flags is None else flags.astype(str).str.lower().eq("true").to_numpy())
 print(f"aligners {'of stage 04 (' + fitted + ')' if fitted else 'fitted here'} on {len(pool.utt_ids)} pairs "
       f"({fit_splits}); calibrated on {ab.attrs['n_calibration_trials']} {calibration_split} trials")
