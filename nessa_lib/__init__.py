@@ -7,6 +7,7 @@ Modules (import the one you need; importing the package itself loads nothing hea
 - ``nessa_lib.align``    ``fit(method, ...)`` for NESSA M1/M2/M3 and the baselines, safe save/load
 - ``nessa_lib.embeddings``  pickle-free embedding files carrying the model fingerprint
 - ``nessa_lib.evaluation``  score enrollment + trial lists and summarise them
+- ``nessa_lib.migrate``  migrate stored profiles through an aligner file (``python -m nessa_lib.migrate``)
 
 Data stage: ``synth_corpus`` (eSpeak NG voices via ``espeak``, ``voices``, ``sentences``, ``augment``),
 ``datasets`` (VoxCeleb, folders), ``audio`` (validated loading), ``manifest`` (one manifest format, splits, lists),

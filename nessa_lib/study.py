@@ -456,8 +456,8 @@ def ab_case_study(a_align, b_align, speakers_align, utt_ids_align, a_eval, b_eva
     if aligners is not None:
         missing = set(methods) - set(aligners)
         if missing or calibration_holdout > 0:
-            raise ValueError(f"pre-fitted aligners need every one of methods {list(methods)} and "
-                             f"calibration_holdout=0 (missing {sorted(missing)}, calibration_holdout={calibration_holdout})")
+            raise ValueError(f"pre-fitted aligners need every one of methods {list(methods)} and calibration_holdout=0 "
+                             f"(missing {sorted(missing)}, calibration_holdout={calibration_holdout})")
         for a in aligners.values():
             a.map_enrollment(a_align[:1]), a.map_runtime(b_align[:1])  # wrong dimensions fail here, clearly
     else:

@@ -1,0 +1,113 @@
+"""nessa_lib.migrate: profile migration through an aligner file, and every way it must refuse to."""
+
+import numpy as np
+import pytest
+
+from nessa_lib import align, embeddings, migrate, toy
+
+FAST = dict(max_epochs=5, patience=3, hidden_dim=16)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    p = toy.make_paired_spaces(20, 5, d_latent=6, d_x=6, d_y=4, warp_y="nonlinear", rng=np.random.default_rng(0))
+    return p
+
+
+def _save_set(path, x, model_id):
+    ids = np.array([f"p{i}" for i in range(len(x))])
+    embeddings.save_embeddings(path, embeddings.EmbeddingSet(np.asarray(x, "float32"), ids, ids, model_id))
+    return path
+
+
+@pytest.fixture
+def files(tmp_path, pair):
+    paths = {}
+    for method in ("nessa-m2", "nessa-m1", "nessa-m3"):
+        a = align.fit(method, pair.x, pair.y, pair.speakers, seed=0, enroll_model_id="X@1", runtime_model_id="Y@1",
+                      **FAST)
+        a.save(tmp_path / f"{method}.safetensors")
+        paths[method] = tmp_path / f"{method}.safetensors"
+    paths["profiles"] = _save_set(tmp_path / "profiles.npz", pair.x[:7], "X@1")
+    paths["runtime"] = _save_set(tmp_path / "runtime.npz", pair.y[:5], "Y@1")
+    return paths
+
+
+def test_m2_migration_lands_in_the_runtime_space_and_matches_the_api(files, tmp_path, pair):
+    out = migrate.migrate_file(files["nessa-m2"], files["profiles"], tmp_path / "out.npz")
+    back = embeddings.load_embeddings(tmp_path / "out.npz")
+    a = align.load(files["nessa-m2"])
+    np.testing.assert_allclose(back.embeddings, a.map_enrollment(pair.x[:7]), rtol=0, atol=1e-6)
+    assert back.model_id == "Y@1" == out.model_id  # comparable with plain runtime-model embeddings
+    assert back.utt_ids.tolist() == [f"p{i}" for i in range(7)]
+    np.testing.assert_allclose(np.linalg.norm(back.embeddings, axis=1), 1, atol=1e-6)
+
+
+def test_m1_runtime_side_stays_in_the_enrollment_space(files, tmp_path):
+    out = migrate.migrate_file(files["nessa-m1"], files["runtime"], tmp_path / "out.npz", side="runtime")
+    assert out.model_id == "X@1" and out.dim == 6
+
+
+def test_m3_sides_share_one_new_space_id(files, tmp_path):
+    e = migrate.migrate_file(files["nessa-m3"], files["profiles"], tmp_path / "e.npz")
+    r = migrate.migrate_file(files["nessa-m3"], files["runtime"], tmp_path / "r.npz", side="runtime")
+    assert e.model_id == r.model_id and e.model_id.startswith("nessa-m3@")
+    assert e.model_id != migrate.space_id(align.load(files["nessa-m2"]))
+
+
+def test_chunked_mapping_equals_one_pass(files, pair):
+    a = align.load(files["nessa-m3"])
+    s = embeddings.EmbeddingSet(pair.x.astype("float32"), np.arange(len(pair.x)).astype(str),
+                                pair.speakers.astype(str), "X@1")
+    one = migrate.migrate_embeddings(a, s)
+    # Same rows, same map; only the matrix-product blocking differs (float rounding).
+    np.testing.assert_allclose(migrate.migrate_embeddings(a, s, chunk=7).embeddings, one.embeddings, atol=1e-6)
+
+
+@pytest.mark.parametrize("case, error, match", [
+    ("other model", ValueError, "come from model 'Z@9'.*fitted for enrollment model 'X@1'"),
+    ("wrong dim", ValueError, "dimension"),
+    ("nan row", ValueError, "NaN"),
+    ("runtime file on the enrollment side", ValueError, "come from model 'Y@1'"),
+])
+def test_bad_profiles_are_refused_naming_the_file_and_nothing_is_written(files, tmp_path, pair, case, error, match):
+    src = {
+        "other model": lambda p: _save_set(p, pair.x[:3], "Z@9"),
+        "wrong dim": lambda p: _save_set(p, pair.y[:3], "X@1"),
+        "nan row": lambda p: np.savez(p, embeddings=np.array([[np.nan] * 6], "float32"), utt_ids=np.array(["p"]),
+                                      speaker_ids=np.array(["s"]), model_id=np.array("X@1")),
+        "runtime file on the enrollment side": lambda p: files["runtime"],
+    }[case]
+    path = tmp_path / "bad.npz"
+    path = src(path) or path
+    with pytest.raises(error, match=match) as exc:
+        migrate.migrate_file(files["nessa-m2"], path, tmp_path / "out.npz")
+    assert str(path) in str(exc.value)
+    assert not (tmp_path / "out.npz").exists()
+
+
+def test_never_overwrites_its_input_or_an_existing_file_unless_forced(files, tmp_path):
+    before = files["profiles"].read_bytes()
+    with pytest.raises(ValueError, match="over their input"):
+        migrate.migrate_file(files["nessa-m2"], files["profiles"], files["profiles"])
+    assert files["profiles"].read_bytes() == before
+    out = tmp_path / "out.npz"
+    out.write_bytes(b"keep me")
+    with pytest.raises(FileExistsError, match="exists"):
+        migrate.migrate_file(files["nessa-m2"], files["profiles"], out)
+    assert out.read_bytes() == b"keep me"
+    migrate.migrate_file(files["nessa-m2"], files["profiles"], out, overwrite=True)
+    assert embeddings.load_embeddings(out).model_id == "Y@1"
+    with pytest.raises(ValueError, match="side must be one of"):
+        migrate.migrate_file(files["nessa-m2"], files["profiles"], tmp_path / "x.npz", side="both")
+
+
+def test_cli_reports_success_and_errors(files, tmp_path, capsys):
+    out = tmp_path / "cli.npz"
+    assert migrate.main([str(files["nessa-m2"]), str(files["profiles"]), str(out)]) == 0
+    assert "migrated 7 rows" in capsys.readouterr().out and out.is_file()
+    assert migrate.main([str(files["nessa-m2"]), str(files["runtime"]), str(tmp_path / "x.npz")]) == 1
+    err = capsys.readouterr().err
+    assert "error: " in err and str(files["runtime"]) in err
+    assert migrate.main([str(tmp_path / "missing.safetensors"), str(files["profiles"]), str(tmp_path / "y.npz")]) == 1
+    assert "aligner file not found" in capsys.readouterr().err
