@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import sys
@@ -72,8 +73,12 @@ CONFIGS = {
 }
 
 
+@functools.lru_cache(maxsize=4)  # a process runs many fits of the same pair: load and build the lists once
 def _load(emb_root: Path, manifest: Path, x_model: str, y_model: str, k_enroll: int, n_nontarget: int):
-    """Fit pairs (train split), development pairs (align split) and development lists like the evaluation ones."""
+    """Fit pairs (train split), development pairs (align split) and development lists like the evaluation ones.
+
+    Callers must not modify what it returns (it is shared between the fits of a process).
+    """
     import pandas as pd
 
     from nessa_lib import embeddings, study
