@@ -1,7 +1,7 @@
 """Benchmark: CPU embedding-extraction speed of candidate speaker encoders, side by side in one run, 1 thread.
 
 RTF = processing time / audio time (lower is faster), 3 s clips of random audio, batch 1, best of several
-interleaved rounds, each measured with :func:`nessa_lib.extract.real_time_factor`:
+interleaved rounds, each measured with :func:`nessa_lib.encoders.extract.real_time_factor`:
 
 - SpeechBrain ECAPA-TDNN C=512 (channels [512]*4 + [1536], 192-d) with its Fbank front end (80 mels) in PyTorch;
 - the same model exported to ONNX (legacy TorchScript exporter, ``dynamo=False``, opset 17) and run with
@@ -30,7 +30,8 @@ import warnings
 import numpy as np
 import torch
 
-from nessa_lib.extract import ResemblyzerEncoder, real_time_factor
+from nessa_lib.encoders.extract import real_time_factor
+from nessa_lib.encoders.pretrained import ResemblyzerEncoder
 from machine import cpu_name  # benchmarks/machine.py (scripts run with their folder on sys.path)
 
 SR = 16000
@@ -62,7 +63,7 @@ class FbankAndModel(torch.nn.Module):
 
 
 class TorchEncoder:
-    """A SpeechBrain front end + model behind nessa_lib.extract's encoder protocol (batch-1 timing needs no lengths)."""
+    """A SpeechBrain front end + model behind nessa_lib.encoders.extract's encoder protocol (batch 1: no lengths)."""
 
     sample_rate, min_samples = SR, 400
 
@@ -214,7 +215,7 @@ def main() -> int:
     notes["resemblyzer GE2E LSTM"] = (f"{rz_params:.2f} M params, pretrained, VAD + mel incl.; "
                                       "noise input: VAD keeps nothing, whole clip embedded")
     # Random audio is not speech: the wrapper's VAD fallback warns on every call. Expected here; keep output clean.
-    logging.getLogger("nessa_lib.extract").setLevel(logging.ERROR)
+    logging.getLogger("nessa_lib.encoders.pretrained").setLevel(logging.ERROR)
 
     rtf = {k: np.inf for k in encoders}
     for _ in range(ROUNDS):

@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from nessa_lib import metrics
+from nessa_lib.evaluation import metrics
 from machine import cpu_name  # benchmarks/machine.py (scripts run with their folder on sys.path)
 
 

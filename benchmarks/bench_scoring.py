@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from nessa_lib.scoring import l2_normalize, make_profiles, score_trials
+from nessa_lib.evaluation.scoring import l2_normalize, make_profiles, score_trials
 
 
 def best_interleaved(fns: dict, repeat: int) -> tuple[dict, dict]:

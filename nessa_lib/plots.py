@@ -64,7 +64,11 @@ def spectrograms(waves: dict, sr: int = 16000, path=None):
     return _save(fig, path)
 
 
-def voice_parameters(voices: pd.DataFrame, columns, path=None):
+# The synthetic voice parameters worth a histogram in the data report.
+VOICE_COLUMNS = ("vtl_factor", "pitch_base", "pitch_top", "rate_wpm", "roughness", "flutter")
+
+
+def voice_parameters(voices: pd.DataFrame, columns=VOICE_COLUMNS, path=None):
     """Histograms of synthetic voice parameters across speakers (one panel per column, colour = sex).
 
     Examples
@@ -77,7 +81,7 @@ def voice_parameters(voices: pd.DataFrame, columns, path=None):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    columns = list(columns)
+    columns = [c for c in columns if c in voices.columns]  # older corpora lack some parameters
     fig, axes = plt.subplots(1, len(columns), figsize=(3.2 * len(columns), 2.8), squeeze=False)
     hue = "sex" if "sex" in voices.columns else None
     for ax, col in zip(axes[0], columns):
@@ -307,3 +311,46 @@ def text_figure(text: str, path=None):
     ax.text(0.5, 0.5, text, ha="center", va="center")
     ax.set_axis_off()
     return _save(fig, path)
+
+
+def training_report(history, name: str, path=None):
+    """The training curves of one encoder, or a note that it is pretrained (the stage always writes its figure).
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> len(training_report([], "resemblyzer").axes)
+    1
+    """
+    if not history:
+        return text_figure(f"{name}: pretrained, not trained in this study", path=path)
+    cols = [c for c in pd.DataFrame(history).columns if c != "epoch"]
+    return training_curves(history, cols, title=name, path=path)
+
+
+def aligner_training(aligners: dict, pair: str, report_dir) -> list:
+    """Training and validation loss curves of every trained aligner, into ``<report_dir>/figures/<method>.png``.
+
+    Returns the paths written (methods without a history, the closed-form ones, have none).
+
+    Examples
+    --------
+    >>> import matplotlib, tempfile, types; matplotlib.use("Agg")
+    >>> a = types.SimpleNamespace(history=[{"epoch": 1, "train_loss": 1.0, "val_loss": 1.2}])
+    >>> [p.name for p in aligner_training({"nessa-m1": a, "linear": types.SimpleNamespace(history=[])}, "x-y",
+    ...                                   tempfile.mkdtemp())]
+    ['nessa-m1_training.png']
+    """
+    import matplotlib.pyplot as plt
+    from pathlib import Path
+
+    figures = Path(report_dir) / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    written = []
+    for method, aligner in aligners.items():
+        if aligner.history:
+            path = figures / f"{method}_training.png"
+            plt.close(training_curves(aligner.history, ["train_loss", "val_loss"], title=f"{pair}: {method}",
+                                      path=path))
+            written.append(path)
+    return written

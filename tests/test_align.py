@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from nessa_lib import align, toy
-from nessa_lib.metrics import eer
+from nessa_lib.align import aligner, fitting, hparams
+from nessa_lib.evaluation.metrics import eer
 
 FAST = dict(max_epochs=30, patience=5, hidden_dim=64)  # keeps each trained fit to ~1 s
 
@@ -164,6 +165,49 @@ def test_unknown_hparam():
         align.fit("nessa-m1", np.eye(2), np.eye(2), [0, 1], hiddendim=3)
 
 
+@pytest.mark.parametrize("name, value, kind", [("hidden_dim", 64.0, "int"), ("hidden_dim", True, "int"),
+                                               ("lr", "1e-3", "float"), ("dropout", None, "float")])
+def test_hparam_of_the_wrong_type(name, value, kind):
+    with pytest.raises(ValueError, match=f"nessa-m1 hyper-parameter '{name}' must be {kind}"):
+        align.fit("nessa-m1", np.eye(2), np.eye(2), [0, 1], **{name: value})
+    with pytest.raises(ValueError, match="write floats with a dot") if value == "1e-3" else pytest.raises(ValueError):
+        align.check_hparams({"nessa-m1": {name: value}})
+
+
+def test_hparams_schema_and_check():
+    assert align.hparams_schema("identity") == {}
+    assert align.hparams_schema("nessa-m3") == {k: type(v) for k, v in align.M3_DEFAULTS.items()}
+    assert align.hparams_schema("nessa-m3")["reference"] is str and align.hparams_schema("linear") == {"ridge": float}
+    # Partial dicts are filled from the defaults; integers are accepted for floats and stored as floats.
+    got = align.check_hparams({"nessa-m3": {"w_contrastive": 1, "hidden_dim": np.int64(32)}, "identity": {}})
+    assert got["identity"] == {} and list(got["nessa-m3"]) == list(align.M3_DEFAULTS)
+    assert got["nessa-m3"]["w_contrastive"] == 1.0 and type(got["nessa-m3"]["w_contrastive"]) is float
+    assert got["nessa-m3"]["hidden_dim"] == 32 and type(got["nessa-m3"]["hidden_dim"]) is int
+    with pytest.raises(ValueError, match="unknown alignment method 'nessa_m3'"):
+        align.check_hparams({"nessa_m3": {}})
+    with pytest.raises(ValueError, match="unknown hyper-parameter.*'temperature'.*'nessa-m1'"):
+        align.check_hparams({"nessa-m1": {"temperature": 0.1}})
+    with pytest.raises(ValueError, match="unknown alignment method"):
+        align.hparams_schema("nessa-m4")
+
+
+@pytest.mark.parametrize("method", align.METHODS)
+def test_full_default_hparams_give_the_same_aligner_file(tmp_path, rotation, method):
+    """A complete hyper-parameter dict equal to the defaults (as params.yaml will hold them, integers written
+    without a dot included) gives the same aligner, byte for byte, as no hyper-parameters at all."""
+    fit_set, _ = rotation
+    fast = {k: v for k, v in FAST.items() if k in align.DEFAULT_HPARAMS[method]}
+    full = {**align.DEFAULT_HPARAMS[method], **fast}
+    yaml_like = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in full.items()}
+    files = []
+    for i, hp in enumerate((fast, dict(full), yaml_like)):
+        a = align.fit(method, fit_set.x, fit_set.y, fit_set.speakers, seed=2, **hp)
+        a.save(tmp_path / f"{i}.safetensors")
+        files.append((tmp_path / f"{i}.safetensors").read_bytes())
+        assert a.hparams == full and [type(v) for v in a.hparams.values()] == [type(v) for v in full.values()]
+    assert files[0] == files[1] == files[2]
+
+
 def test_identity_needs_equal_dims():
     with pytest.raises(ValueError, match="equal embedding dims.*3 vs runtime 2"):
         align.fit("identity", np.eye(3), np.eye(3)[:, :2] + 1, [0, 1, 2])
@@ -214,3 +258,10 @@ def test_zero_vector_in_fit_input():
     x[2] = 0.0
     with pytest.raises(ValueError, match=r"enrollment embeddings has 1 all-zero row\(s\).*\[2\]"):
         align.fit("linear", x, np.eye(3), [0, 1, 2])
+
+
+def test_package_reexports_its_modules_api():
+    assert align.fit is fitting.fit and align.load is aligner.load and align.Aligner is aligner.Aligner
+    assert align.FORMAT_VERSION == aligner.FORMAT_VERSION == 1
+    for name in ("METHODS", "MLP_DEFAULTS", "M3_DEFAULTS", "DEFAULT_HPARAMS", "hparams_schema", "check_hparams"):
+        assert getattr(align, name) is getattr(hparams, name)

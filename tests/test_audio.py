@@ -1,4 +1,4 @@
-"""nessa_lib.audio: loading, probing and scanning real files, including every bad-input case we refuse."""
+"""nessa_lib.data.audio: loading, probing and scanning real files, including every bad-input case we refuse."""
 
 import logging
 import os
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from nessa_lib.audio import (
+from nessa_lib.data.audio import (
     REASONS, AudioError, AudioInfo, load_audio, load_segment, manifest_segments, probe_audio, scan_audio,
     write_skip_report,
 )
@@ -79,7 +79,7 @@ def test_stereo_downmix_is_channel_average(tmp_path, caplog):
     left, right = _sine(16000, 16000, 300), _sine(16000, 16000, 500) * 0.5
     f = tmp_path / "stereo.wav"
     sf.write(f, np.stack([left, right], axis=1), 16000, subtype="FLOAT")
-    with caplog.at_level(logging.WARNING, logger="nessa_lib.audio"):
+    with caplog.at_level(logging.WARNING, logger="nessa_lib.data.audio"):
         x = load_audio(f)
     np.testing.assert_allclose(x, (left + right) / 2, atol=1e-6)
     assert any("averaging" in r.getMessage() and str(f) in r.getMessage() for r in caplog.records)
@@ -95,7 +95,7 @@ def test_stereo_downmix_is_channel_average(tmp_path, caplog):
 def test_resample_length_and_warning(tmp_path, caplog, sr):
     f = tmp_path / f"sr{sr}.wav"
     sf.write(f, _sine(sr * 3 // 2, sr, 200), sr, subtype="FLOAT")  # 1.5 s
-    with caplog.at_level(logging.WARNING, logger="nessa_lib.audio"):
+    with caplog.at_level(logging.WARNING, logger="nessa_lib.data.audio"):
         x = load_audio(f, target_sr=16000)
     assert x.shape == (24000,) and x.dtype == np.float32
     # a 200 Hz tone survives resampling (away from the edges, where the filter rings)
@@ -192,7 +192,7 @@ def test_checks_apply_to_the_segment(speaker_file, tmp_path, caplog):
     # resampling and downmixing work on the segment too, and the warning names it
     st = tmp_path / "st8k.wav"
     sf.write(st, np.stack([_sine(16000, 8000, 200)] * 2, axis=1), 8000, subtype="FLOAT")
-    with caplog.at_level(logging.WARNING, logger="nessa_lib.audio"):
+    with caplog.at_level(logging.WARNING, logger="nessa_lib.data.audio"):
         x = load_audio(st, start=4000, stop=12000, target_sr=16000)
     assert x.shape == (16000,)
     assert any(f"{st}[4000:12000]: sample rate 8000 Hz" in r.getMessage() for r in caplog.records)
@@ -225,3 +225,15 @@ def test_manifest_segments_and_load_segment_handle_empty_cells(speaker_file, tmp
     assert load_segment(df.iloc[2]).shape == (16000,)
     with pytest.raises(ValueError, match=r"utt_id 'ramp' .*: start -5 is not a sample frame"):
         manifest_segments(df.assign(start=pd.Series([-5, 20000, None], dtype=object)))
+
+
+def test_old_module_path_is_an_alias():
+    """``nessa_lib.audio`` (moved to ``nessa_lib.data.audio``) still offers every public name, as the same objects."""
+    import nessa_lib.audio as old
+    import nessa_lib.data.audio as new
+
+    names = ["REASONS", "AudioError", "segment_label", "AudioInfo", "probe_audio", "load_audio", "manifest_segments",
+             "load_segment", "scan_audio", "write_skip_report"]
+    assert sorted(old.__all__) == sorted(names)
+    for name in names:
+        assert getattr(old, name) is getattr(new, name), name

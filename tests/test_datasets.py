@@ -1,4 +1,4 @@
-"""nessa_lib.datasets: folder and VoxCeleb layouts on disk, official-format trial lists."""
+"""nessa_lib.data.readers: folder and VoxCeleb layouts on disk, official-format trial lists."""
 
 import logging
 
@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from nessa_lib.datasets import read_folder_dataset, read_voxceleb, read_voxceleb_trials
-from nessa_lib.manifest import COLUMNS, read_manifest, single_utterance_enrollment, write_manifest
+from nessa_lib.data.lists import single_utterance_enrollment
+from nessa_lib.data.manifest import COLUMNS, read_manifest, write_manifest
+from nessa_lib.data.readers import read_folder_dataset, read_voxceleb, read_voxceleb_trials
 
 
 def _wav(path, seconds=1.0, sr=16000, seed=0):
@@ -50,7 +51,7 @@ def test_voxceleb_skips_bad_files_and_ignores_off_layout(vox, caplog):
     (vox / "id10002" / "6WO410QOeuo" / "00003.wav").write_bytes(b"not audio at all")
     _wav(vox / "id10002" / "stray.wav")                        # not id/video/file
     _wav(vox / "notaspeaker" / "v" / "00001.wav")              # not an id* folder
-    with caplog.at_level(logging.WARNING, logger="nessa_lib.datasets"):
+    with caplog.at_level(logging.WARNING, logger="nessa_lib.data.readers"):
         df, skipped = read_voxceleb(vox)
     assert len(df) == len(VOX)
     assert [(s[0], s[1]) for s in skipped] == [(str(vox / "id10002/6WO410QOeuo/00003.wav"), "unreadable")]
@@ -147,3 +148,15 @@ def test_folder_dataset_errors(tmp_path):
     (root / "spk" / "a.wav").write_bytes(b"")
     with pytest.raises(ValueError, match=r"none of the 1 audio file\(s\) is usable .*'empty'"):
         read_folder_dataset(root)
+
+
+def test_old_module_path_is_an_alias():
+    """``nessa_lib.datasets`` (moved to ``nessa_lib.data.readers``) still offers every public name, as the same
+    objects."""
+    import nessa_lib.datasets as old
+    from nessa_lib.data import readers
+
+    names = ["read_folder_dataset", "read_voxceleb", "read_voxceleb_trials"]
+    assert sorted(old.__all__) == sorted(names)
+    for name in names:
+        assert getattr(old, name) is getattr(readers, name), name

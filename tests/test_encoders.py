@@ -13,10 +13,14 @@ import pytest
 import soundfile as sf
 import torch
 
-from nessa_lib import encoders as enc
-from nessa_lib.audio import AudioError
+from nessa_lib.data.audio import AudioError
+from nessa_lib.data.manifest import write_manifest
 from nessa_lib.embeddings import fingerprint
-from nessa_lib.manifest import write_manifest
+from nessa_lib.encoders.brain import EncoderBrain, train_encoder
+from nessa_lib.encoders.config import CKPT_DIR, DEFAULT_CONFIGS, META_FILE, WEIGHTS_FILE, EncoderConfig, default_config
+from nessa_lib.encoders.data import SpeakerBatchSampler, _prepare_data, select_speakers
+from nessa_lib.encoders.export import load_encoder
+from nessa_lib.encoders.modules import build_modules
 
 SR = 16000
 N_SPK, N_UTT = 6, 4
@@ -49,13 +53,13 @@ def corpus(tmp_path_factory):
 
 
 def _cfg(arch="ecapa", obj="aam", **kw):
-    return enc.EncoderConfig(**{**TINY, "name": f"{arch}-{obj}", "architecture": arch, "objective": obj, **kw})
+    return EncoderConfig(**{**TINY, "name": f"{arch}-{obj}", "architecture": arch, "objective": obj, **kw})
 
 
 def _weights(out):
     from safetensors.torch import load_file
 
-    return load_file(str(Path(out) / enc.WEIGHTS_FILE))
+    return load_file(str(Path(out) / WEIGHTS_FILE))
 
 
 # ---------------------------------------------------------------------------------------------- config
@@ -63,45 +67,45 @@ def _weights(out):
 
 def test_config_rejects_unknown_architecture_objective_and_keys():
     with pytest.raises(ValueError, match=r"unknown architecture 'tdnn'.*xvector.*ecapa"):
-        enc.EncoderConfig(architecture="tdnn")
+        EncoderConfig(architecture="tdnn")
     with pytest.raises(ValueError, match=r"unknown objective 'triplet'.*softmax.*aam.*supcon"):
-        enc.EncoderConfig(objective="triplet")
+        EncoderConfig(objective="triplet")
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['emb_size'\]"):
-        enc.EncoderConfig.from_dict({"emb_size": 3})
+        EncoderConfig.from_dict({"emb_size": 3})
     with pytest.raises(ValueError, match="emb_dim must be an integer"):
-        enc.EncoderConfig(emb_dim=0)
+        EncoderConfig(emb_dim=0)
     with pytest.raises(ValueError, match="crop_s"):
-        enc.EncoderConfig(crop_s=float("nan"))
+        EncoderConfig(crop_s=float("nan"))
     with pytest.raises(ValueError, match="divisible by res2net_scale"):
-        enc.EncoderConfig(architecture="ecapa", channels=30, res2net_scale=4)
+        EncoderConfig(architecture="ecapa", channels=30, res2net_scale=4)
     with pytest.raises(ValueError, match="unknown default encoder"):
-        enc.default_config("wavlm")
-    for name in enc.DEFAULT_CONFIGS:
-        cfg = enc.default_config(name)
-        assert enc.EncoderConfig.from_dict(cfg.to_dict()) == cfg
+        default_config("wavlm")
+    for name in DEFAULT_CONFIGS:
+        cfg = default_config(name)
+        assert EncoderConfig.from_dict(cfg.to_dict()) == cfg
         assert json.loads(json.dumps(cfg.to_dict())) == cfg.to_dict()
 
 
 def test_speaker_subsets_are_deterministic_and_can_be_disjoint():
     spk = [f"s{i:02d}" for i in range(20)]
-    a = enc.select_speakers(spk, 10, seed=1)
-    assert a == enc.select_speakers(list(reversed(spk)), 10, seed=1)  # input order does not matter
-    assert set(a).isdisjoint(enc.select_speakers(spk, 10, seed=1, offset=10))
-    assert len(set(a) & set(enc.select_speakers(spk, 10, seed=1, offset=5))) == 5
+    a = select_speakers(spk, 10, seed=1)
+    assert a == select_speakers(list(reversed(spk)), 10, seed=1)  # input order does not matter
+    assert set(a).isdisjoint(select_speakers(spk, 10, seed=1, offset=10))
+    assert len(set(a) & set(select_speakers(spk, 10, seed=1, offset=5))) == 5
     with pytest.raises(ValueError, match="only 20 are available"):
-        enc.select_speakers(spk, 21, seed=0)
+        select_speakers(spk, 21, seed=0)
 
 
 def test_build_modules_heads():
-    mods = enc.build_modules(_cfg("ecapa", "supcon"))
+    mods = build_modules(_cfg("ecapa", "supcon"))
     assert "classifier" not in mods
     with pytest.raises(ValueError, match="needs n_speakers"):
-        enc.build_modules(_cfg("ecapa", "aam"))
+        build_modules(_cfg("ecapa", "aam"))
 
 
 def test_speaker_batch_sampler_is_seeded_and_epoch_dependent():
     labels = np.repeat(np.arange(6), 4)
-    s = enc.SpeakerBatchSampler(labels, n_speakers=3, n_utts=2, seed=0)
+    s = SpeakerBatchSampler(labels, n_speakers=3, n_utts=2, seed=0)
     s.set_epoch(1)
     e1 = list(s)
     assert e1 == list(s)
@@ -110,6 +114,37 @@ def test_speaker_batch_sampler_is_seeded_and_epoch_dependent():
     for b in e1:
         spk = labels[[i for i, _ in b]]
         assert len(b) == 6 and all((spk == v).sum() == 2 for v in set(spk))
+
+
+def test_package_keeps_the_old_module_names():
+    """``nessa_lib.encoders`` was one module: its public names are still there, the same objects as the new homes."""
+    import nessa_lib.encoders as package
+    from nessa_lib import losses
+    from nessa_lib.encoders import brain, cli, config, data, export, modules
+
+    homes = {"supcon_loss": losses, "CLASSIFICATION_OBJECTIVES": losses, "build_modules": modules, "main": cli,
+             "EncoderBrain": brain, "train_encoder": brain, "train_or_describe": brain,
+             "training_metrics": brain, "Encoder": export, "load_encoder": export}
+    homes.update({n: data for n in ("select_speakers", "CropDataset", "collate_crops", "CropSampler",
+                                    "SpeakerBatchSampler")})
+    homes.update({n: config for n in ("ARCHITECTURES", "OBJECTIVES", "FORMAT", "FORMAT_VERSION", "SAMPLE_RATE",
+                                      "WEIGHTS_FILE", "META_FILE", "CKPT_DIR", "DEFAULT_CONFIGS", "EncoderConfig",
+                                      "default_config")})
+    assert sorted(package.__all__) == sorted(homes)
+    for name, home in homes.items():
+        assert getattr(package, name) is getattr(home, name), name
+    from nessa_lib.encoders import EncoderConfig as Cfg, train_encoder as train  # noqa: N813
+
+    assert Cfg is EncoderConfig and train is train_encoder
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        package.nothing  # noqa: B018
+
+
+def test_module_cli_runs():
+    res = subprocess.run([sys.executable, "-m", "nessa_lib.encoders", "--help"], capture_output=True, text=True,
+                         timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.startswith("usage: python -m nessa_lib.encoders") and "--manifest" in res.stdout
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -122,21 +157,21 @@ def test_train_and_export_round_trip(corpus, tmp_path, arch, obj):
     kw = dict(channels=4) if arch == "resnet" else {}
     cfg = _cfg(arch, obj, epochs=2, **kw)
     out = tmp_path / "enc"
-    summary = enc.train_encoder(corpus, out, cfg, progress=False)
+    summary = train_encoder(corpus, out, cfg, progress=False)
     assert summary["epochs"] == 2 and summary["n_train_speakers"] == N_SPK
     assert summary["n_train_utts"] == N_SPK * (N_UTT - cfg.valid_utts_per_speaker)
     assert np.isfinite(summary["final_train_loss"]) and summary["n_params"] > 0
-    meta = json.loads((out / enc.META_FILE).read_text())
+    meta = json.loads((out / META_FILE).read_text())
     assert [r["epoch"] for r in meta["history"]] == [1, 2]
     assert all(np.isfinite(r["valid_error"]) for r in meta["history"])
-    assert (out / enc.CKPT_DIR).is_dir()
+    assert (out / CKPT_DIR).is_dir()
 
-    model = enc.load_encoder(out)
+    model = load_encoder(out)
     assert model.model_id == summary["model_id"] == meta["model_id"]
     assert model.emb_dim == 16 and model.sample_rate == SR and model.config["objective"] == obj
     # The fingerprint is reproducible from the exported files alone.
     assert fingerprint(_weights(out), meta["embedding_config"], cfg.name) == model.model_id
-    assert enc.load_encoder(out).model_id == model.model_id
+    assert load_encoder(out).model_id == model.model_id
 
     wavs = torch.randn(3, SR) * 0.1
     lens = torch.tensor([1.0, 0.5, 0.75])
@@ -151,9 +186,9 @@ def test_train_and_export_round_trip(corpus, tmp_path, arch, obj):
 
 @pytest.mark.slow
 def test_same_seed_same_weights_other_seed_differs(corpus, tmp_path):
-    s1 = enc.train_encoder(corpus, tmp_path / "a", _cfg(seed=3), progress=False)
-    s2 = enc.train_encoder(corpus, tmp_path / "b", _cfg(seed=3), progress=False)
-    s3 = enc.train_encoder(corpus, tmp_path / "c", _cfg(seed=4), progress=False)
+    s1 = train_encoder(corpus, tmp_path / "a", _cfg(seed=3), progress=False)
+    s2 = train_encoder(corpus, tmp_path / "b", _cfg(seed=3), progress=False)
+    s3 = train_encoder(corpus, tmp_path / "c", _cfg(seed=4), progress=False)
     wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     assert s1["model_id"] == s2["model_id"] != s3["model_id"]
@@ -166,10 +201,10 @@ class _Killed(Exception):
 @pytest.mark.slow
 def test_killed_run_resumes_from_last_epoch(corpus, tmp_path, monkeypatch):
     cfg = _cfg("xvector", "softmax", epochs=3)
-    full = enc.train_encoder(corpus, tmp_path / "full", cfg, progress=False)
+    full = train_encoder(corpus, tmp_path / "full", cfg, progress=False)
 
     # Kill the second run right after its epoch-2 checkpoint is written.
-    original = enc.EncoderBrain._end_epoch
+    original = EncoderBrain._end_epoch
 
     def end_epoch_then_die(self, hist, rec):
         original(self, hist, rec)
@@ -177,27 +212,27 @@ def test_killed_run_resumes_from_last_epoch(corpus, tmp_path, monkeypatch):
             raise _Killed
 
     out = tmp_path / "killed"
-    monkeypatch.setattr(enc.EncoderBrain, "_end_epoch", end_epoch_then_die)
+    monkeypatch.setattr(EncoderBrain, "_end_epoch", end_epoch_then_die)
     with pytest.raises(_Killed):
-        enc.train_encoder(corpus, out, cfg, progress=False)
-    monkeypatch.setattr(enc.EncoderBrain, "_end_epoch", original)
-    assert not (out / enc.META_FILE).exists()
-    ckpts = list((out / enc.CKPT_DIR).glob("CKPT*"))
+        train_encoder(corpus, out, cfg, progress=False)
+    monkeypatch.setattr(EncoderBrain, "_end_epoch", original)
+    assert not (out / META_FILE).exists()
+    ckpts = list((out / CKPT_DIR).glob("CKPT*"))
     assert len(ckpts) == 1 and (ckpts[0] / "counter.ckpt").read_text() == "2"
 
     # Re-run: only epoch 3 is trained (the epoch counter was restored), and the result equals the uninterrupted run.
     calls = []
-    monkeypatch.setattr(enc.EncoderBrain, "_end_epoch", lambda self, h, r: (calls.append(r["epoch"]),
+    monkeypatch.setattr(EncoderBrain, "_end_epoch", lambda self, h, r: (calls.append(r["epoch"]),
                                                                               original(self, h, r)))
-    resumed = enc.train_encoder(corpus, out, cfg, progress=False)
+    resumed = train_encoder(corpus, out, cfg, progress=False)
     assert calls == [3]
-    meta = json.loads((out / enc.META_FILE).read_text())
+    meta = json.loads((out / META_FILE).read_text())
     assert [r["epoch"] for r in meta["history"]] == [1, 2, 3]
     assert resumed["model_id"] == full["model_id"]
 
     # A finished run is not trained again.
     calls.clear()
-    assert enc.train_encoder(corpus, out, cfg, progress=False)["model_id"] == full["model_id"]
+    assert train_encoder(corpus, out, cfg, progress=False)["model_id"] == full["model_id"]
     assert calls == []
 
 
@@ -214,7 +249,7 @@ def test_ddp_torchrun_two_processes(corpus, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads([ln for ln in res.stdout.splitlines() if ln.startswith("{")][-1])
     assert summary["world_size"] == 2
-    assert enc.load_encoder(out).model_id == summary["model_id"]
+    assert load_encoder(out).model_id == summary["model_id"]
 
 
 # ---------------------------------------------------------------------------------------------- bad input
@@ -229,7 +264,7 @@ def test_corrupt_training_file_is_named(corpus, tmp_path):
     df["path"] = [p if os.path.isabs(p) else str(Path(corpus).parent / p) for p in df["path"]]
     write_manifest(df, m)
     with pytest.raises(AudioError, match="bad.flac"):
-        enc.train_encoder(m, tmp_path / "out", _cfg(), progress=False)
+        train_encoder(m, tmp_path / "out", _cfg(), progress=False)
 
 
 def test_training_audio_honours_segments(corpus, tmp_path):
@@ -244,8 +279,8 @@ def test_training_audio_honours_segments(corpus, tmp_path):
         rows += [dict(r, path=str(tmp_path / f"{spk}.flac"), start=int(a), stop=int(b))
                  for r, a, b in zip(g.to_dict("records"), ends[:-1], ends[1:])]
     write_manifest(pd.DataFrame(rows), tmp_path / "m.csv")
-    whole, whole_valid, spk_a = enc._prepare_data(corpus, _cfg(), progress=False)
-    seg, seg_valid, spk_b = enc._prepare_data(tmp_path / "m.csv", _cfg(), progress=False)
+    whole, whole_valid, spk_a = _prepare_data(corpus, _cfg(), progress=False)
+    seg, seg_valid, spk_b = _prepare_data(tmp_path / "m.csv", _cfg(), progress=False)
     assert spk_a == spk_b and len(seg.audio) == len(whole.audio) > 0
     for a, b in zip(whole.audio + (whole_valid.audio if whole_valid else []),
                     seg.audio + (seg_valid.audio if seg_valid else [])):
@@ -254,20 +289,20 @@ def test_training_audio_honours_segments(corpus, tmp_path):
 
 def test_unknown_speakers_and_empty_train_split(corpus, tmp_path):
     with pytest.raises(ValueError, match="not in the train split"):
-        enc.train_encoder(corpus, tmp_path / "o", _cfg(speakers=["spk0", "nobody"]), progress=False)
+        train_encoder(corpus, tmp_path / "o", _cfg(speakers=["spk0", "nobody"]), progress=False)
     df = pd.read_csv(corpus).assign(split="eval")
     df["path"] = [str(Path(corpus).parent / p) for p in df["path"]]
     write_manifest(df, tmp_path / "m.csv")
     with pytest.raises(ValueError, match="no utterance has split 'train'"):
-        enc.train_encoder(tmp_path / "m.csv", tmp_path / "o", _cfg(), progress=False)
+        train_encoder(tmp_path / "m.csv", tmp_path / "o", _cfg(), progress=False)
 
 
 @pytest.fixture(scope="module")
 def tiny_encoder(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("enc")
-    enc.train_encoder(corpus, out, _cfg("xvector", "softmax", speakers=["spk0", "spk1", "spk2", "spk3"],
+    train_encoder(corpus, out, _cfg("xvector", "softmax", speakers=["spk0", "spk1", "spk2", "spk3"],
                                         valid_utts_per_speaker=0, batch_size=4), progress=False)
-    return enc.load_encoder(out)
+    return load_encoder(out)
 
 
 def test_embed_rejects_bad_input(tiny_encoder):
@@ -290,22 +325,22 @@ def test_embed_rejects_bad_input(tiny_encoder):
 
 def test_load_encoder_refuses_incomplete_or_foreign_exports(tiny_encoder, tmp_path):
     with pytest.raises(FileNotFoundError, match="encoder.json"):
-        enc.load_encoder(tmp_path)
+        load_encoder(tmp_path)
     src = Path(tiny_encoder.source)
-    (tmp_path / enc.WEIGHTS_FILE).write_bytes((src / enc.WEIGHTS_FILE).read_bytes())
-    meta = json.loads((src / enc.META_FILE).read_text())
-    (tmp_path / enc.META_FILE).write_text(json.dumps({**meta, "format": "other"}))
+    (tmp_path / WEIGHTS_FILE).write_bytes((src / WEIGHTS_FILE).read_bytes())
+    meta = json.loads((src / META_FILE).read_text())
+    (tmp_path / META_FILE).write_text(json.dumps({**meta, "format": "other"}))
     with pytest.raises(ValueError, match="not a nessa-encoder"):
-        enc.load_encoder(tmp_path)
+        load_encoder(tmp_path)
     meta["embedding_config"]["arch_kwargs"]["lin_neurons"] = 32
-    (tmp_path / enc.META_FILE).write_text(json.dumps(meta))
+    (tmp_path / META_FILE).write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="do not match the architecture"):
-        enc.load_encoder(tmp_path)
+        load_encoder(tmp_path)
 
 
 @pytest.mark.slow
 def test_resume_refuses_a_different_config(corpus, tmp_path):
     out = tmp_path / "enc"
-    enc.train_encoder(corpus, out, _cfg("xvector", "softmax"), progress=False)
+    train_encoder(corpus, out, _cfg("xvector", "softmax"), progress=False)
     with pytest.raises(ValueError, match=r"different encoder config \(differs in \['emb_dim'\]\)"):
-        enc.train_encoder(corpus, out, _cfg("xvector", "softmax", emb_dim=8), progress=False)
+        train_encoder(corpus, out, _cfg("xvector", "softmax", emb_dim=8), progress=False)

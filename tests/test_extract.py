@@ -9,9 +9,10 @@ import soundfile as sf
 import torch
 from scipy.signal import lfilter
 
-from nessa_lib.audio import AudioError
+from nessa_lib.data.audio import AudioError
 from nessa_lib.embeddings import load_embeddings, save_embeddings
-from nessa_lib.extract import ResemblyzerEncoder, extract_embeddings, real_time_factor
+from nessa_lib.encoders.extract import extract_embeddings, real_time_factor
+from nessa_lib.encoders.pretrained import ResemblyzerEncoder
 
 SR = 16000
 
@@ -108,7 +109,7 @@ def test_full_mode_shapes_order_and_batching(manifest, tmp_path):
 
 
 def test_crop_mode_is_a_deterministic_centre_crop(manifest, caplog):
-    with caplog.at_level(logging.WARNING, logger="nessa_lib.extract"):
+    with caplog.at_level(logging.WARNING, logger="nessa_lib.encoders.extract"):
         a = extract_embeddings(manifest, FakeEncoder(), mode="crop", crop_s=1.5, batch_size=3, progress=False)
     b = extract_embeddings(manifest, FakeEncoder(), mode="crop", crop_s=1.5, batch_size=1, progress=False)
     np.testing.assert_allclose(a.embeddings, b.embeddings, atol=1e-5)
@@ -140,7 +141,7 @@ def test_too_short_clip_is_repeat_padded_with_a_warning(tmp_path, caplog):
     sf.write(p, vowel(0.1), SR)
     df = pd.DataFrame({"utt_id": ["sh"], "speaker_id": ["s"], "path": [str(p)], "duration_s": [0.1]})
     enc = FakeEncoder()
-    with caplog.at_level(logging.WARNING, logger="nessa_lib.extract"):
+    with caplog.at_level(logging.WARNING, logger="nessa_lib.encoders.extract"):
         es = extract_embeddings(df, enc, progress=False)
     assert enc.seen_lengths == [enc.min_samples] and np.isfinite(es.embeddings).all()
     assert "short.wav: 1600 samples" in caplog.text and "repeat-padding" in caplog.text
@@ -172,7 +173,7 @@ def test_segmented_manifest_embeds_like_standalone_files(manifest, tmp_path, mod
     np.testing.assert_array_equal(b.embeddings, a.embeddings)  # the same samples, so the same numbers
     assert list(b.utt_ids) == list(a.utt_ids)
     # through the manifest file (nullable Int64 columns) as the pipeline does it
-    from nessa_lib.manifest import read_manifest, write_manifest
+    from nessa_lib.data.manifest import read_manifest, write_manifest
 
     write_manifest(seg, tmp_path / "seg" / "manifest.csv")
     c = extract_embeddings(read_manifest(tmp_path / "seg" / "manifest.csv"), FakeEncoder(), **kw)
@@ -218,6 +219,17 @@ def test_real_time_factor_of_fake_encoder():
     assert 0 < rtf < 1
 
 
+def test_old_module_name_still_works():
+    """``nessa_lib.extract`` moved to ``nessa_lib.encoders.extract`` (the resemblyzer wrapper to ``.pretrained``)."""
+    from nessa_lib import extract
+    from nessa_lib.encoders import extract as new
+
+    assert extract.extract_embeddings is extract_embeddings is new.extract_embeddings
+    assert extract.real_time_factor is real_time_factor and extract.MODES is new.MODES
+    assert extract.ResemblyzerEncoder is ResemblyzerEncoder
+    assert sorted(extract.__all__) == ["MODES", "ResemblyzerEncoder", "extract_embeddings", "real_time_factor"]
+
+
 @pytest.fixture(scope="module")
 def rz():
     return ResemblyzerEncoder()
@@ -248,7 +260,7 @@ def test_resemblyzer_short_and_silent_clips(rz, caplog):
     # 0.3 s of speech-like audio and 1 s of very quiet noise: embedded (the quiet clip from the untrimmed
     # waveform, with a warning, because the VAD keeps nothing of it) - finite and unit norm.
     quiet = (1e-4 * np.random.default_rng(0).standard_normal(SR)).astype(np.float32)
-    with caplog.at_level(logging.WARNING, logger="nessa_lib.extract"):
+    with caplog.at_level(logging.WARNING, logger="nessa_lib.encoders.pretrained"):
         for w in (vowel(0.3), quiet):
             e = rz.embed(torch.from_numpy(w)[None], torch.ones(1)).numpy()
             assert np.isfinite(e).all() and abs(np.linalg.norm(e) - 1) < 1e-5

@@ -1,4 +1,5 @@
-"""nessa_lib.manifest: CSV round-trip, validation errors, speaker-disjoint splits, enrollment/trial lists."""
+"""nessa_lib.data.manifest, .splits, .lists: CSV round-trip, validation errors, speaker-disjoint splits,
+enrollment/trial lists."""
 
 import logging
 import os
@@ -7,10 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nessa_lib.manifest import (
-    COLUMNS, make_enrollment_and_trials, read_enrollment, read_manifest, read_trials, single_utterance_enrollment,
-    speaker_disjoint_split, write_enrollment, write_manifest, write_trials,
+from nessa_lib.data.lists import (
+    make_enrollment_and_trials, read_enrollment, read_trials, single_utterance_enrollment, write_enrollment,
+    write_trials,
 )
+from nessa_lib.data.manifest import COLUMNS, read_manifest, write_manifest
+from nessa_lib.data.splits import speaker_disjoint_split
 
 HEADER = ",".join(COLUMNS)
 SEG_HEADER = HEADER + ",start,stop"
@@ -196,7 +199,7 @@ def _toy_eval():
 
 def test_trials_counts_by_hand(caplog):
     df = _toy_eval()
-    with caplog.at_level(logging.WARNING, logger="nessa_lib.manifest"):
+    with caplog.at_level(logging.WARNING, logger="nessa_lib.data.lists"):
         enroll, trials = make_enrollment_and_trials(df, k_enroll=2, n_nontarget_per_profile=2, rng=0)
     assert any("dropping 1 speaker" in r.getMessage() for r in caplog.records)
     # profiles a, b, c with 2 utts each; test utts: a 2, b 1, c 1
@@ -227,7 +230,7 @@ def test_trials_deterministic_and_order_independent():
 
 def test_trials_cap_and_errors(caplog):
     df = _toy_eval()
-    with caplog.at_level(logging.WARNING, logger="nessa_lib.manifest"):
+    with caplog.at_level(logging.WARNING, logger="nessa_lib.data.lists"):
         _, trials = make_enrollment_and_trials(df, k_enroll=2, n_nontarget_per_profile=50, rng=0)
     assert (trials.label == 0).sum() == 2 + 3 + 3    # a: b,c tests (2); b: a,c (3); c: a,b (3)
     assert any("fewer than n_nontarget_per_profile=50" in r.getMessage() for r in caplog.records)
@@ -298,7 +301,7 @@ def test_enrollment_uses_flagged_utterances_when_present():
 
 
 def test_first_utterances_keeps_every_speaker_in_id_order():
-    from nessa_lib.manifest import first_utterances
+    from nessa_lib.data.splits import first_utterances
 
     df = pd.DataFrame({"utt_id": ["b3", "a2", "b1", "a1", "b2"], "speaker_id": ["b", "a", "b", "a", "b"]})
     assert first_utterances(df, 2)["utt_id"].tolist() == ["a2", "b1", "a1", "b2"]  # original row order
@@ -306,3 +309,22 @@ def test_first_utterances_keeps_every_speaker_in_id_order():
     assert len(first_utterances(df, 10)) == 5
     with pytest.raises(ValueError, match=">= 0"):
         first_utterances(df, -1)
+
+
+def test_old_module_path_is_an_alias():
+    """``nessa_lib.manifest`` (split into ``nessa_lib.data.manifest``, ``.splits`` and ``.lists``) still offers every
+    public name, as the same objects."""
+    import nessa_lib.manifest as old
+    from nessa_lib.data import lists, manifest, splits
+
+    homes = {
+        manifest: ["COLUMNS", "SEGMENT_COLUMNS", "SPLITS", "validate_manifest", "segment_bound", "write_manifest",
+                   "read_manifest"],
+        splits: ["first_utterances", "speaker_disjoint_split"],
+        lists: ["TRIAL_COLUMNS", "ENROLL_COLUMNS", "make_enrollment_and_trials", "single_utterance_enrollment",
+                "write_trials", "write_enrollment", "read_trials", "read_enrollment"],
+    }
+    assert sorted(old.__all__) == sorted(n for names in homes.values() for n in names)
+    for new, names in homes.items():
+        for name in names:
+            assert getattr(old, name) is getattr(new, name), name

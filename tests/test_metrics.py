@@ -1,10 +1,10 @@
-"""Tests for nessa_lib.metrics: hand-computed cases, bad input, brute-force and sklearn cross-checks."""
+"""Tests for nessa_lib.evaluation.metrics: hand-computed cases, bad input, brute-force and sklearn cross-checks."""
 
 import numpy as np
 import pytest
 
-from nessa_lib import metrics
-from nessa_lib.metrics import TrialScores, det_curve, eer, frr_at_far, min_dcf, verification_metrics
+from nessa_lib.evaluation import metrics
+from nessa_lib.evaluation.metrics import TrialScores, det_curve, eer, frr_at_far, min_dcf, verification_metrics
 
 # ---------------------------------------------------------------------------------------------
 # Brute-force O(n^2) reference: one pass over all trials per candidate threshold.
@@ -341,3 +341,11 @@ def test_matches_sklearn_roc_curve(decimals):
         assert m[f"min_dcf_p{p}"] == pytest.approx(brute_min_dcf_vec(far, frr, p), abs=1e-12)
     for f in (0.01, 0.05):
         assert m[f"frr_at_far{f}"] == pytest.approx(frr[far <= f].min(), abs=1e-12)
+
+
+def test_old_module_name_is_an_alias():
+    import nessa_lib.metrics as old
+
+    for name in ("TrialScores", "det_curve", "eer", "min_dcf", "frr_at_far", "verification_metrics",
+                 "max_false_alarms"):
+        assert getattr(old, name) is getattr(metrics, name)

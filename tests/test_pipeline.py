@@ -1,91 +1,195 @@
-"""The pipeline's contract (dvc.yaml <-> params.yaml <-> notebook parameters) and smoke runs of its stages."""
+"""The pipeline's contract (dvc.yaml <-> params.yaml <-> notebooks <-> the import graph) and smoke runs of its
+stages through the same runner `dvc repro` uses."""
 
+import ast
+import copy
 import json
-import re
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
-import nbformat
 import pytest
 import yaml
+
+from nessa_lib.pipeline import deps, layout, params
+from nessa_lib.pipeline.run import notebook_parameters, read_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+STAGES = list(layout.STAGES.values())
 
 
-def notebook_parameters(path):
-    """Names declared in the cell tagged ``parameters`` (``name: type = value  # help``)."""
-    nb = nbformat.read(path, as_version=4)
+def stage_body(name):
+    spec = DVC["stages"][name]
+    return spec.get("do", spec)
+
+
+def parameters_cell(nb):
     cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(cells) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
-    names = re.findall(r"^(\w+)\s*:\s*\w+\s*=", cells[0].source, flags=re.M)
-    assert len(names) == len(cells[0].source.strip().splitlines()), (
-        f"{path.name}: every line of the parameters cell must be a typed, commented scalar"
-    )
-    # papermill's parameter inspection gives up on a line with a second "=" (even inside the comment) and then
-    # warns "Passed unknown parameter" on every run.
+    assert len(cells) == 1, "a stage notebook needs exactly one cell tagged 'parameters'"
+    return cells[0]
+
+
+def test_notebook_sources_are_jupytext_only():
+    assert sorted(p.name for p in (ROOT / "notebooks").iterdir() if p.suffix in (".py", ".ipynb")) == sorted(
+        Path(s.notebook).name for s in STAGES
+    ), "one jupytext source per stage, no .ipynb copies"
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
+def test_notebook_is_plain_python_that_defines_nothing(stage):
+    source = (ROOT / stage.notebook).read_text()
+    tree = ast.parse(source)  # percent-format notebooks are plain, lintable Python
+    defined = [n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))
+               and hasattr(n, "name")]
+    assert not defined, f"{stage.notebook}: move {defined} into nessa_lib"
+    nb = read_notebook(ROOT / stage.notebook)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith(f"# {stage.number:02d} ·")
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
+def test_parameters_cell_only_selects_the_run(stage):
+    """One home per value: the parameters cell names the run (an entry of params.yaml, the params file) and
+    nothing else, so no default can drift from params.yaml."""
     from papermill.translators import PythonTranslator
 
-    inspected = [p.name for p in PythonTranslator.inspect(cells[0])]
-    assert inspected == names, f"{path.name}: papermill cannot parse {sorted(set(names) - set(inspected))}"
-    return names
+    cell = parameters_cell(read_notebook(ROOT / stage.notebook))
+    found = {p.name: p for p in PythonTranslator.inspect(cell)}
+    allowed = {"params_file"} | ({stage.item_param} if stage.item_param else set())
+    assert set(found) == allowed, f"{stage.notebook}: parameters {sorted(found)}, expected {sorted(allowed)}"
+    assert len(cell.source.strip().splitlines()) == len(found), "one typed, commented parameter per line"
+    assert ast.literal_eval(found["params_file"].default) == "params.yaml"
+    if stage.item_param:
+        default = ast.literal_eval(found[stage.item_param].default)
+        assert default in PARAMS[stage.name][stage.foreach], (
+            f"{stage.notebook}: default {stage.item_param}={default!r} is not an entry of "
+            f"{stage.name}.{stage.foreach} in params.yaml"
+        )
 
 
-def stage_of(path):
-    return path.stem.split("_", 1)[1]
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
+def test_stage_command_and_params(stage):
+    body = stage_body(stage.name)
+    item = {"encoders": " ${key}", "pairs": " ${key}", "models": " ${item}"}.get(stage.foreach, "")
+    assert body["cmd"] == f"python -m nessa_lib.pipeline.run {stage.name}{item}"
+    declared = body["params"]
+    assert "base" in declared
+    # Every key of the stage's section is declared (as the section or key by key), so DVC re-runs the stage
+    # when any value it reads changes.
+    for key in params.SCHEMA[stage.name]:
+        if key == stage.foreach and stage.foreach == "models":
+            continue  # the list of runs itself: the item is in the command (${item})
+        covered = stage.name in declared or f"{stage.name}.{key}" in declared or any(
+            d.startswith(f"{stage.name}.{key}.") for d in declared)
+        assert covered, f"dvc.yaml {stage.name}: params.yaml {stage.name}.{key} is not declared"
+    assert f"notebooks/{Path(stage.notebook).name}" in body["deps"]
 
 
-def stage_cmd(stage):
-    """The command of a plain stage or of a ``foreach`` stage's ``do`` block."""
-    spec = DVC["stages"][stage]
-    return spec["cmd"] if "cmd" in spec else spec["do"]["cmd"], spec.get("do", spec)
+def test_foreach_stages_declare_only_their_own_entry():
+    """Editing one encoder's (or pair's) entry must not re-run the others."""
+    assert "train_encoder.encoders.${key}" in stage_body("train_encoder")["params"]
+    assert "fit_aligners.pairs.${key}" in stage_body("fit_aligners")["params"]
+    assert "train_encoder.encoders" not in stage_body("train_encoder")["params"]
 
 
-@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
-def test_stage_contract(nb_path):
-    stage = stage_of(nb_path)
-    assert stage in DVC["stages"], f"{nb_path.name} has no stage {stage!r} in dvc.yaml"
-    assert stage in PARAMS, f"params.yaml has no section {stage!r}"
-    cmd, body = stage_cmd(stage)
-    assert f"papermill notebooks/{nb_path.name} " in cmd
-    passed = set(re.findall(r"-p (\w+) ", cmd)) | set(re.findall(r'-y "\{(\w+):', cmd))
-    declared = set(notebook_parameters(nb_path))
-    assert passed <= declared, f"dvc.yaml passes parameters the notebook does not declare: {passed - declared}"
-    foreach = DVC["stages"][stage].get("foreach")
-    for key, value in PARAMS[stage].items():
-        if foreach == f"${{{stage}.{key}}}":
-            # A foreach stage: every field of every item must reach the notebook, or DVC would not
-            # re-run the stage when it changes (foreach items are tracked through the command).
-            items = value.values() if isinstance(value, dict) else [v for v in value if isinstance(v, dict)]
-            for item in items:
-                for field in item:
-                    assert f"${{item.{field}}}" in cmd, f"{stage}: item field {field!r} is not passed to the notebook"
+def test_library_deps_are_the_import_closure():
+    diff = deps.check_dvc_yaml(ROOT)
+    assert not diff, "dvc.yaml is out of date; run `python -m nessa_lib.pipeline.deps --write`:\n" + "\n".join(diff)
+
+
+def test_closure_follows_imports_inside_functions(tmp_path):
+    pkg = tmp_path / "nessa_lib"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("from nessa_lib.sub.a import f\n")
+    (pkg / "sub" / "a.py").write_text("def f():\n    from . import b\n    return b\n")
+    (pkg / "sub" / "b.py").write_text("from nessa_lib import c\n")
+    (pkg / "c.py").write_text("import os\n")
+    (pkg / "unused.py").write_text("")
+    assert deps.closure(["nessa_lib.sub"], tmp_path) == [
+        "nessa_lib/__init__.py", "nessa_lib/c.py", "nessa_lib/sub/__init__.py", "nessa_lib/sub/a.py",
+        "nessa_lib/sub/b.py"]
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
+def test_outs_are_the_layout(stage):
+    """The notebook writes where dvc.yaml looks: its output folder, report folder and executed copies."""
+    body = stage_body(stage.name)
+    outs = [next(iter(o)) if isinstance(o, dict) else o for o in body["outs"]]
+    item = {"encoders": "${key}", "pairs": "${key}", "models": "${item}"}.get(stage.foreach)
+    report = f"reports/{stage.name}" + (f"/{item}" if item else "")
+    assert f"{report}/{stage.executed_name}" in outs
+    assert f"{report}/{Path(stage.executed_name).with_suffix('.html')}" in outs
+    if stage.out_root:
+        assert f"{stage.out_root}/{stage.name}" + (f"/{item}" if item else "") in outs
+    assert body["metrics"] == [f"{report}/metrics.json"]
+
+
+def test_plots_cover_the_pairs_of_params():
+    ids = {next(iter(p)) for p in DVC["plots"]}
+    assert ids == {f"det_{p}" for p in PARAMS["fit_aligners"]["pairs"]} | {"ablation"}
+
+
+def test_params_file_is_valid_and_complete():
+    data = params.load_params(root=ROOT)
+    assert set(data) == set(params.SCHEMA)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["prepare_data"].pop("k_enroll"), "prepare_data.k_enroll is missing"),
+    (lambda d: d["prepare_data"].update(min_dur_s="3.0s"), "prepare_data.min_dur_s must be float"),
+    (lambda d: d["fit_aligners"].update(fit_splits="train,align"), "fit_aligners.fit_splits must be list[str]"),
+    (lambda d: d["evaluate"].update(ab_farr=0.01), "evaluate has unknown key(s) ['ab_farr']"),
+    (lambda d: d.update(evalute={}), "unknown section(s) ['evalute']"),
+    (lambda d: d["fit_aligners"]["pairs"].update(bad={"enroll_model": "x"}), "fit_aligners.pairs.bad.runtime_model"),
+])
+def test_params_errors_name_the_key(tmp_path, edit, message):
+    data = copy.deepcopy(PARAMS)
+    edit(data)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ValueError, match=None) as err:
+        params.load_params(root=tmp_path)
+    assert message in str(err.value) and "params.yaml" in str(err.value)
+
+
+def test_float_written_without_dot_gets_a_hint(tmp_path):
+    data = copy.deepcopy(PARAMS)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data).replace("ab_far: 0.01", "ab_far: 1e-2"))
+    with pytest.raises(ValueError, match="write floats with a dot"):
+        params.load_params(root=tmp_path)
+
+
+def test_every_encoder_entry_builds_a_config():
+    from nessa_lib import encoders
+    from nessa_lib.encoders import pretrained
+
+    p = params.stage_params("train_encoder", root=ROOT)
+    for name in p.encoders:
+        spec = params.encoder_spec(p, name)
+        if "pretrained" in spec:
+            assert spec["pretrained"] in pretrained.PRETRAINED
         else:
-            assert f"${{{stage}.{key}}}" in cmd, f"params.yaml {stage}.{key} is not passed to the notebook by dvc.yaml"
-    assert "${base.seed}" in cmd
-    deps = body["deps"]
-    assert f"notebooks/{nb_path.name}" in deps
-    imported = set(re.findall(r"\b(?:from nessa_lib import|import nessa_lib\.)([\w, ]+)", nb_source(nb_path)))
-    imported |= set(re.findall(r"\bfrom nessa_lib\.(\w+) import", nb_source(nb_path)))
-    modules = {m.strip() for group in imported for m in group.split(",")}
-    for m in modules:
-        assert f"nessa_lib/{m}.py" in deps, f"{nb_path.name} imports nessa_lib.{m} but dvc.yaml does not list it"
+            cfg = encoders.EncoderConfig.from_dict(spec)
+            assert cfg.seed == p.seed + p.encoders[name]["seed_offset"]
+    # the recipe covers every training field, so no value of a trained model comes from code defaults
+    fields = set(encoders.EncoderConfig().to_dict()) - {"name", "seed", "speakers"}
+    per_model = {"architecture", "objective", "emb_dim"}
+    assert set(p.recipe) == fields - per_model
 
 
-def nb_source(path):
-    return "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+def test_aligner_hparams_cover_every_setting():
+    """params.yaml holds every aligner hyper-parameter value (the code only checks names and types)."""
+    from nessa_lib import align
 
-
-@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebooks_are_stripped_and_define_nothing(nb_path):
-    nb = nbformat.read(nb_path, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            assert not cell.outputs and cell.execution_count is None, f"{nb_path.name}: commit notebooks stripped"
-            assert not re.search(r"^\s*(def|class) ", cell.source, flags=re.M), (
-                f"{nb_path.name}: move function/class definitions into nessa_lib"
-            )
+    p = params.stage_params("fit_aligners", root=ROOT)
+    assert set(p.hparams) == set(align.METHODS)
+    for method, hp in p.hparams.items():
+        assert set(hp) == set(align.DEFAULT_HPARAMS[method]), method
+        for key, value in hp.items():
+            assert type(value) is type(align.DEFAULT_HPARAMS[method][key]), (method, key)
 
 
 def test_dvc_config_is_quiet():
@@ -93,130 +197,218 @@ def test_dvc_config_is_quiet():
     assert "analytics = false" in cfg and "check_update = false" in cfg
 
 
+def test_notebook_parameters_refuse_a_missing_item():
+    with pytest.raises(ValueError, match="takes an item"):
+        notebook_parameters("train_encoder")
+    with pytest.raises(ValueError, match="takes no item"):
+        notebook_parameters("evaluate", "x")
+
+
+# --------------------------------------------------------------------------------------------
+# dvc status: editing a module marks exactly the stages whose notebooks (or runner) import it
+# --------------------------------------------------------------------------------------------
+
+
+def _copy_project(dst: Path) -> None:
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for rel in files:
+        if (ROOT / rel).is_file():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dst / rel)
+
+
+@pytest.mark.slow
+def test_dvc_status_marks_exactly_the_stages_that_import_a_module(tmp_path):
+    _copy_project(tmp_path)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    modules = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "nessa_lib").rglob("*.py"))
+    for m in modules:  # an edit that changes no behaviour
+        with open(tmp_path / m, "a") as f:
+            f.write("\n# edited\n")
+    dvc = [sys.executable, "-m", "dvc"]
+    res = subprocess.run([*dvc, "status", "--json"], cwd=tmp_path, capture_output=True, text=True,
+                         env={**os.environ, "DVC_NO_ANALYTICS": "1"}, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    status = json.loads(res.stdout)
+    for stage_name, entries in status.items():
+        changed = set()
+        for entry in entries:
+            if isinstance(entry, dict) and "changed deps" in entry:
+                changed |= {p for p in entry["changed deps"] if p.startswith("nessa_lib/")}
+        base = stage_name.split("@")[0]
+        assert changed == set(deps.stage_deps(base, ROOT)), stage_name
+    stages_with_lib = {s.split("@")[0] for s in status}
+    assert stages_with_lib == set(layout.STAGES) | {"report"}
+
+
+# --------------------------------------------------------------------------------------------
+# Smoke runs: tiny corpus, tiny encoders, through nessa_lib.pipeline.run like `dvc repro`
+# --------------------------------------------------------------------------------------------
+
+
+def tiny_params() -> dict:
+    p = copy.deepcopy(PARAMS)
+    p["prepare_data"].update(n_speakers=36, utts_per_speaker=6, n_train_speakers=16, n_align_speakers=10,
+                             n_eval_speakers=10, min_eval_speakers=5, k_enroll=2, n_nontarget_per_profile=20,
+                             min_dur_s=1.5, max_dur_s=2.5, baseline_resemblyzer=False)
+    p["train_encoder"]["threads"] = 1
+    p["train_encoder"]["recipe"].update(channels=16, epochs=1, crop_s=1.0, batch_size=16)
+    p["train_encoder"]["encoders"] = {
+        "xv": {"architecture": "xvector", "objective": "softmax", "emb_dim": 16, "seed_offset": 1},
+        "ec": {"architecture": "ecapa", "objective": "aam", "emb_dim": 16, "seed_offset": 2},
+        "rz": {"pretrained": "resemblyzer"},
+    }
+    p["extract_embeddings"].update(models=["xv", "ec", "rz"], threads=1)
+    p["fit_aligners"].update(methods=["identity", "linear", "speaker-logit", "nessa-m1", "nessa-m2"], threads=1,
+                             pairs={"xv-ec": {"enroll_model": "xv", "runtime_model": "ec"},
+                                    "rz-ec": {"enroll_model": "rz", "runtime_model": "ec"}})
+    p["evaluate"].update(ab_model_a="xv", ab_model_b="ec", ab_methods=["nessa-m2", "nessa-m1"],
+                         ablation_pair="xv-ec", ablation_method="nessa-m2", ablation_speakers=[4, 0],
+                         ablation_utts=[2, 0], threads=1)
+    return p
+
+
+def tiny_project(root: Path, p: dict) -> Path:
+    """A project folder the runner can work in: dvc.yaml (the root marker), notebooks and a tiny params.yaml."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "dvc.yaml", root / "dvc.yaml")
+    shutil.copytree(ROOT / "notebooks", root / "notebooks")
+    (root / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    return root
+
+
 @pytest.mark.slow
 def test_prepare_data_smoke(tmp_path):
-    """Run stage 01 on a tiny synthetic corpus (SpeechBrain recipe-test style): outputs exist and are consistent."""
-    import papermill as pm
+    """Stage 01 on a tiny synthetic corpus (SpeechBrain recipe-test style): outputs exist and are consistent."""
+    from nessa_lib.data import lists, manifest
+    from nessa_lib.pipeline.run import run_stage
 
-    from nessa_lib import manifest
-
-    params = dict(n_speakers=24, utts_per_speaker=5, n_train_speakers=8, n_align_speakers=6, n_eval_speakers=8,
-                  min_eval_speakers=5, k_enroll=2, n_nontarget_per_profile=10, min_dur_s=1.5, max_dur_s=2.5,
-                  baseline_resemblyzer=False, out_dir=str(tmp_path / "data"), report_dir=str(tmp_path / "reports"))
-    pm.execute_notebook(str(ROOT / "notebooks/01_prepare_data.ipynb"), str(tmp_path / "01.ipynb"),
-                        parameters=params, cwd=str(ROOT / "notebooks"), progress_bar=False)
-    df = manifest.read_manifest(tmp_path / "data" / "manifest.csv", check_files=True)
+    p = tiny_params()
+    p["prepare_data"].update(n_speakers=24, utts_per_speaker=5, n_train_speakers=8, n_align_speakers=6,
+                             n_eval_speakers=8, n_nontarget_per_profile=10)
+    root = tiny_project(tmp_path / "proj", p)
+    executed = run_stage("prepare_data", root=root, progress=False)
+    assert executed == root / "reports/prepare_data/01_prepare_data.ipynb" and executed.with_suffix(".html").is_file()
+    data = root / "data/prepare_data"
+    df = manifest.read_manifest(data / "manifest.csv", check_files=True)
     assert len(df) == 24 * 5
     assert df.groupby("speaker_id")["split"].nunique().max() == 1  # speaker-disjoint
     assert df.groupby("split")["speaker_id"].nunique().to_dict() == {"train": 8, "align": 6, "eval": 8, "": 2}
-    enroll = manifest.read_enrollment(tmp_path / "data" / "enroll.txt", manifest=df)
-    trials = manifest.read_trials(tmp_path / "data" / "trials.txt", manifest=df, enrollment=enroll)
+    enroll, trials = lists.read_lists(data, manifest=df)
     assert set(enroll.utt_id).isdisjoint(trials.test_utt_id)
     assert (trials.label == 1).sum() == 8 * (5 - 2)
-    metrics = json.loads((tmp_path / "reports" / "metrics.json").read_text())
+    metrics = json.loads((root / "reports/prepare_data/metrics.json").read_text())
     assert 0.0 <= metrics["baseline_mfcc_eer"] <= 1.0
     assert metrics["n_speakers_eval"] == 8.0
-    assert (tmp_path / "reports" / "figures" / "spectrograms.png").stat().st_size > 1000
+    assert (root / "reports/prepare_data/figures/spectrograms.png").stat().st_size > 1000
 
 
 @pytest.mark.slow
 def test_prepare_data_smoke_voxceleb_layout(tmp_path):
     """Stage 01 pointed at a dataset laid out like VoxCeleb1, with an official-format trial list used as given."""
     import numpy as np
-    import papermill as pm
     import soundfile as sf
 
-    from nessa_lib import manifest
+    from nessa_lib.data import lists, manifest
+    from nessa_lib.pipeline.run import run_stage
 
-    root = tmp_path / "vox1" / "wav"
+    wav = tmp_path / "vox1" / "wav"
     rng = np.random.default_rng(0)
     for s in range(10):
         for v in range(2):
-            d = root / f"id1{s:04d}" / f"vid{v}XyZ"
+            d = wav / f"id1{s:04d}" / f"vid{v}XyZ"
             d.mkdir(parents=True)
             for u in range(2):
                 # Each speaker gets its own pitch so the MFCC baseline has something to find.
                 t = np.arange(16000) / 16000
                 wave = 0.3 * np.sin(2 * np.pi * (120 + 25 * s) * t) + 0.01 * rng.standard_normal(16000)
                 sf.write(d / f"{u + 1:05d}.wav", wave, 16000)
-    (root / "id10000" / "vid0XyZ" / "00003.wav").write_bytes(b"corrupt")  # must be skipped and reported
+    (wav / "id10000" / "vid0XyZ" / "00003.wav").write_bytes(b"corrupt")  # must be skipped and reported
     lines = [f"1 id1{s:04d}/vid0XyZ/00001.wav id1{s:04d}/vid1XyZ/00002.wav" for s in range(6, 10)]
     lines += [f"0 id1{s:04d}/vid0XyZ/00001.wav id1{(s + 1) % 4 + 6:04d}/vid1XyZ/00001.wav" for s in range(6, 10)]
     trial_list = tmp_path / "veri_test2.txt"
     trial_list.write_text("\n".join(lines) + "\n")
-    params = dict(source="voxceleb", dataset_root=str(root), trial_list=str(trial_list), n_train_speakers=4,
-                  n_align_speakers=2, min_eval_speakers=4, baseline_resemblyzer=False,
-                  out_dir=str(tmp_path / "data"), report_dir=str(tmp_path / "reports"))
-    pm.execute_notebook(str(ROOT / "notebooks/01_prepare_data.ipynb"), str(tmp_path / "01.ipynb"),
-                        parameters=params, cwd=str(ROOT / "notebooks"), progress_bar=False)
-    df = manifest.read_manifest(tmp_path / "data" / "manifest.csv")
+    p = tiny_params()
+    p["prepare_data"].update(source="voxceleb", dataset_root=str(wav), trial_list=str(trial_list),
+                             n_train_speakers=4, n_align_speakers=2, min_eval_speakers=4)
+    root = tiny_project(tmp_path / "proj", p)
+    run_stage("prepare_data", root=root, progress=False)
+    data = root / "data/prepare_data"
+    df = manifest.read_manifest(data / "manifest.csv")
     assert df.groupby("split")["speaker_id"].nunique().to_dict() == {"train": 4, "align": 2, "eval": 4}
-    trials = manifest.read_trials(tmp_path / "data" / "trials.txt", manifest=df)
+    trials = lists.read_trials(data / "trials.txt", manifest=df)
     assert trials.values.tolist() == [[int(a), b, c] for a, b, c in (ln.split() for ln in lines)]
-    skipped = (tmp_path / "data" / "skipped.csv").read_text()
-    assert "00003.wav" in skipped
-    metrics = json.loads((tmp_path / "reports" / "metrics.json").read_text())
+    assert "00003.wav" in (data / "skipped.csv").read_text()
+    metrics = json.loads((root / "reports/prepare_data/metrics.json").read_text())
     assert metrics["n_skipped"] == 1.0 and metrics["n_trials"] == 8.0
 
 
 @pytest.mark.slow
 def test_whole_pipeline_smoke(tmp_path):
-    """Stages 01 -> 05 on a tiny corpus with tiny encoders (the `smoke` settings): every output the next stage
-    reads is produced, and the evaluation report has a row for every pair and method."""
+    """Stages 01 -> 05 and the report on a tiny corpus with tiny encoders: every output the next stage reads is
+    produced, the evaluation has a row for every pair and method, and the report links every executed notebook."""
     import pandas as pd
-    import papermill as pm
 
-    def run(nb, **params):
-        pm.execute_notebook(str(ROOT / "notebooks" / nb), str(tmp_path / nb), parameters=params,
-                            cwd=str(ROOT / "notebooks"), progress_bar=False)
+    from nessa_lib import align
+    from nessa_lib.pipeline.report import build_report
+    from nessa_lib.pipeline.run import run_stage
 
-    data, models, emb, rep = tmp_path / "data", tmp_path / "models", tmp_path / "emb", tmp_path / "reports"
-    run("01_prepare_data.ipynb", n_speakers=36, utts_per_speaker=6, n_train_speakers=16, n_align_speakers=10,
-        n_eval_speakers=10, min_eval_speakers=5, k_enroll=2, n_nontarget_per_profile=20, min_dur_s=1.5,
-        max_dur_s=2.5, baseline_resemblyzer=False, out_dir=str(data), report_dir=str(rep / "prep"))
-    tiny = dict(emb_dim=16, channels=16, epochs=1, crop_s=1.0, batch_size=16, threads=1,
-                manifest=str(data / "manifest.csv"))
-    for name, arch, objective in [("xv", "xvector", "softmax"), ("ec", "ecapa", "aam"),
-                                  ("rz", "resemblyzer", "pretrained-ge2e")]:
-        run("02_train_encoder.ipynb", name=name, architecture=arch, objective=objective,
-            out_dir=str(models / name), report_dir=str(rep / "train" / name), **tiny)
-        run("03_extract_embeddings.ipynb", name=name, model_dir=str(models / name), data_dir=str(data),
-            out_dir=str(emb / name), report_dir=str(rep / "extract" / name), threads=1)
-    fast = "identity,linear,speaker-logit,nessa-m1,nessa-m2"
-    for pair, x, y in [("xv-ec", "xv", "ec"), ("rz-ec", "rz", "ec")]:
-        run("04_fit_aligners.ipynb", pair=pair, enroll_model=x, runtime_model=y, methods=fast, threads=1,
-            embeddings_dir=str(emb), out_dir=str(tmp_path / "aligners" / pair), report_dir=str(rep / "fit" / pair))
-    run("05_evaluate.ipynb", ab_model_a="xv", ab_model_b="ec", ablation_pair="xv-ec", ablation_speakers="4,0",
-        ablation_utts="2,0", threads=1, data_dir=str(data), embeddings_dir=str(emb), encoders_dir=str(models),
-        aligners_dir=str(tmp_path / "aligners"), report_dir=str(rep / "eval"))
+    p = tiny_params()
+    root = tiny_project(tmp_path / "proj", p)
+    run_stage("prepare_data", root=root, progress=False)
+    for name in p["train_encoder"]["encoders"]:
+        run_stage("train_encoder", name, root=root, progress=False)
+        run_stage("extract_embeddings", name, root=root, progress=False)
+    for pair in p["fit_aligners"]["pairs"]:
+        run_stage("fit_aligners", pair, root=root, progress=False)
+    run_stage("evaluate", root=root, progress=False)
+    rep = root / "reports" / "evaluate"
 
-    main = pd.read_csv(rep / "eval" / "main_table.csv")
+    main = pd.read_csv(rep / "main_table.csv")
     assert set(main["pair"]) == {"xv-ec", "rz-ec"}
     systems = {"symmetric X/X", "symmetric Y/Y", "linear", "speaker-logit", "nessa-m1", "nessa-m2"}
     assert set(main.loc[main.pair == "xv-ec", "system"]) == systems | {"identity"}  # both 16-d
     assert set(main.loc[main.pair == "rz-ec", "system"]) == systems  # 256-d vs 16-d: identity is skipped
     assert main["eer"].between(0, 1).all()
-    findings = pd.read_csv(rep / "eval" / "findings.csv")
+    findings = pd.read_csv(rep / "findings.csv")
     assert {"claim", "holds"} <= set(findings.columns) and len(findings) > 0
-    metrics = json.loads((rep / "eval" / "metrics.json").read_text())
+    metrics = json.loads((rep / "metrics.json").read_text())
     assert all(0 <= v <= 1 for k, v in metrics.items() if k.endswith(":eer"))
-    assert (rep / "eval" / "figures" / "det_xv-ec.png").is_file()
+    assert (rep / "figures" / "det_xv-ec.png").is_file()
+    det = pd.read_csv(rep / "plots" / "det_xv-ec.csv")
+    assert {"far", "X/X", "Y/Y", "nessa-m2"} <= set(det.columns) and det["far"].is_monotonic_increasing
+    assert {"n_pairs", "eer"} <= set(pd.read_csv(rep / "plots" / "ablation.csv").columns)
+    assert (root / "reports/fit_aligners/xv-ec/figures").is_dir()
     # The aligners were fitted on the training speakers' utterances plus the alignment split (16 + 10 voices):
     # speaker-logit's reference set is exactly those speakers.
-    from nessa_lib import align
+    assert align.load(root / "models/fit_aligners/xv-ec/speaker-logit.safetensors").shared_dim == 16 + 10
 
-    assert (emb / "xv" / "train.npz").is_file()
-    assert align.load(tmp_path / "aligners" / "xv-ec" / "speaker-logit.safetensors").shared_dim == 16 + 10
+    index = build_report(root).read_text()
+    for stage, item in [("prepare_data", ""), ("train_encoder", "xv"), ("fit_aligners", "rz-ec"), ("evaluate", "")]:
+        s = layout.stage(stage)
+        page = f"{stage}/{item + '/' if item else ''}{Path(s.executed_name).with_suffix('.html')}"
+        assert f'href="{page}"' in index and (root / "reports" / page).is_file()
 
     # nbval regression check of the executed evaluation notebook: re-running it must reproduce the marked
     # key-number cell exactly (same seed, same inputs -> same metrics).
-    import os
-    import subprocess
-    import sys
-
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
-                          "--rootdir", str(tmp_path), str(tmp_path / "05_evaluate.ipynb")],
-                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+                          "--rootdir", str(root), str(rep / "05_evaluate.ipynb")],
+                         capture_output=True, text=True, env=env, cwd=root, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:]
     assert " passed" in res.stdout
+
+
+@pytest.mark.slow
+def test_a_failing_stage_names_the_cell_and_keeps_the_notebook(tmp_path):
+    """A stage whose notebook fails exits non-zero, says where, and leaves the executed copy for inspection."""
+    p = tiny_params()
+    p["prepare_data"]["source"] = "voxceleb"
+    p["prepare_data"]["dataset_root"] = str(tmp_path / "missing")
+    root = tiny_project(tmp_path / "proj", p)
+    res = subprocess.run([sys.executable, "-m", "nessa_lib.pipeline.run", "prepare_data", "--no-progress"],
+                         cwd=root, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 1
+    assert "stage prepare_data failed in cell" in res.stderr and "missing" in res.stderr
+    assert (root / "reports/prepare_data/01_prepare_data.html").is_file()

@@ -1,11 +1,11 @@
-"""nessa_lib.prepare: the data stage's steps on tiny hand-made inputs."""
+"""nessa_lib.data.prepare and .splits: the data stage's steps on tiny hand-made inputs."""
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 
-from nessa_lib import prepare
+from nessa_lib.data import prepare, splits
 
 
 def corpus(n_speakers=6, n_utts=3):
@@ -15,20 +15,20 @@ def corpus(n_speakers=6, n_utts=3):
 
 
 def test_assign_splits_counts_and_disjoint():
-    out = prepare.assign_splits(corpus(), n_train=3, n_align=1, n_eval=2, rng=0, min_eval_speakers=2)
+    out = splits.assign_splits(corpus(), n_train=3, n_align=1, n_eval=2, rng=0, min_eval_speakers=2)
     assert out.groupby("split")["speaker_id"].nunique().to_dict() == {"align": 1, "eval": 2, "train": 3}
     assert out.groupby("speaker_id")["split"].nunique().max() == 1
-    again = prepare.assign_splits(corpus(), n_train=3, n_align=1, n_eval=2, rng=0, min_eval_speakers=2)
+    again = splits.assign_splits(corpus(), n_train=3, n_align=1, n_eval=2, rng=0, min_eval_speakers=2)
     pd.testing.assert_frame_equal(out, again)  # same seed, same split
 
 
 def test_assign_splits_too_few_speakers():
     with pytest.raises(ValueError, match="has 6 speakers but the splits ask for 7"):
-        prepare.assign_splits(corpus(), n_train=4, n_align=1, n_eval=2, rng=0, min_eval_speakers=1)
+        splits.assign_splits(corpus(), n_train=4, n_align=1, n_eval=2, rng=0, min_eval_speakers=1)
 
 
 def test_assign_splits_with_official_eval_speakers():
-    out = prepare.assign_splits(corpus(), n_train=2, n_align=2, n_eval=99, rng=0, min_eval_speakers=2,
+    out = splits.assign_splits(corpus(), n_train=2, n_align=2, n_eval=99, rng=0, min_eval_speakers=2,
                                 eval_speakers=["s0", "s5"])
     assert sorted(out.loc[out.split == "eval", "speaker_id"].unique()) == ["s0", "s5"]
     assert out.groupby("split")["speaker_id"].nunique().to_dict() == {"align": 2, "eval": 2, "train": 2}

@@ -1,10 +1,10 @@
-"""Tests for nessa_lib.scoring: normalisation, voice profiles, vectorised cosine trial scoring."""
+"""Tests for nessa_lib.evaluation.scoring: normalisation, voice profiles, vectorised cosine trial scoring."""
 
 import numpy as np
 import pytest
 
-from nessa_lib import scoring
-from nessa_lib.scoring import l2_normalize, make_profiles, score_trials
+from nessa_lib.evaluation import scoring
+from nessa_lib.evaluation.scoring import l2_normalize, make_profiles, score_trials
 
 S2 = 1 / np.sqrt(2)
 
@@ -249,3 +249,10 @@ def test_one_pool_disjoint_sides_use_plain_product(rng, monkeypatch):
     np.testing.assert_allclose(got, loop_scores(emb, emb, a, b), atol=1e-12)
     monkeypatch.setattr(scoring, "_SYM_COST", 0.0)
     np.testing.assert_allclose(score_trials(emb, None, emb, None, a, b), got, atol=1e-14)
+
+
+def test_old_module_name_is_an_alias():
+    import nessa_lib.scoring as old
+
+    for name in ("l2_normalize", "make_profiles", "score_trials"):
+        assert getattr(old, name) is getattr(scoring, name)

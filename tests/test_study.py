@@ -1,10 +1,34 @@
-"""nessa_lib.study: the per-pair comparison table."""
+"""nessa_lib.evaluation: the per-pair comparison tables, the A/B case study, the ablation, the findings."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from nessa_lib import metrics, study, toy
+from nessa_lib import toy
+from nessa_lib.embeddings import PairedSplits
+from nessa_lib.evaluation import metrics
+from nessa_lib.evaluation.ab import (
+    AB_CONTROL,
+    AB_M1,
+    AB_M2,
+    AB_M3,
+    AB_REENROLL,
+    ab_case_study,
+    alignment_trials,
+    rates_at_threshold,
+    threshold_at_far,
+)
+from nessa_lib.evaluation.ablation import _nested_order, alignment_ablation
+from nessa_lib.evaluation.findings import FINDING_A, FINDING_B, FINDING_C, paper_findings
+from nessa_lib.evaluation.tables import (
+    SYMMETRIC_X,
+    SYMMETRIC_Y,
+    aligned_scores,
+    compare_methods,
+    evaluate_pair,
+    fit_aligners,
+    gain_recovered,
+)
 
 
 def lists(speakers, ids, k=2):
@@ -19,10 +43,10 @@ def lists(speakers, ids, k=2):
 
 
 def test_gain_recovered_values():
-    assert study.gain_recovered(0.5, 0.25, 0.5) == 0.0  # no better than not updating
-    assert study.gain_recovered(0.5, 0.25, 0.25) == 1.0  # as good as re-enrolling everybody
-    assert study.gain_recovered(0.25, 0.5, 0.375) == 0.5  # Y worse: the share of the loss
-    assert np.isnan(study.gain_recovered(0.3, 0.3, 0.2))
+    assert gain_recovered(0.5, 0.25, 0.5) == 0.0  # no better than not updating
+    assert gain_recovered(0.5, 0.25, 0.25) == 1.0  # as good as re-enrolling everybody
+    assert gain_recovered(0.25, 0.5, 0.375) == 0.5  # Y worse: the share of the loss
+    assert np.isnan(gain_recovered(0.3, 0.3, 0.2))
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +62,8 @@ def rotated_pair():
 
 def test_compare_methods_table(rotated_pair):
     fit, ev, ids, enroll, trials = rotated_pair
-    table, aligners = study.compare_methods(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials,
-                                            methods=["identity", "linear", "speaker-logit"], seed=0)
+    table, aligners = compare_methods(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials,
+                                      methods=["identity", "linear", "speaker-logit"], seed=0)
     assert table.index.tolist() == ["symmetric X/X", "symmetric Y/Y", "identity", "linear", "speaker-logit"]
     assert set(aligners) == {"identity", "linear", "speaker-logit"}
     xx, yy = table.loc["symmetric X/X", "eer"], table.loc["symmetric Y/Y", "eer"]
@@ -55,8 +79,8 @@ def test_identity_skipped_for_different_dims():
     p = toy.make_paired_spaces(20, 4, d_x=4, d_y=6, d_latent=4, warp_y="nonlinear", rng=np.random.default_rng(0))
     ids = np.array([f"u{i}" for i in range(len(p.x))])
     enroll, trials = lists(p.speakers, ids)
-    table, _ = study.compare_methods(p.x, p.y, p.speakers, p.x, p.y, ids, enroll, trials,
-                                     methods=["identity", "linear"])
+    table, _ = compare_methods(p.x, p.y, p.speakers, p.x, p.y, ids, enroll, trials,
+                               methods=["identity", "linear"])
     assert "identity" not in table.index and "linear" in table.index
 
 
@@ -66,15 +90,26 @@ def test_identity_skipped_for_different_dims():
 def test_fit_then_evaluate_equals_compare_methods(rotated_pair):
     fit, ev, ids, enroll, trials = rotated_pair
     methods = ["linear", "procrustes"]
-    table, _ = study.compare_methods(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials, methods=methods)
+    table, _ = compare_methods(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials, methods=methods)
     timings = {}
-    aligners = study.fit_aligners(fit.x, fit.y, fit.speakers, methods=methods, timings=timings)
+    aligners = fit_aligners(fit.x, fit.y, fit.speakers, methods=methods, timings=timings)
     assert list(aligners) == methods and set(timings) == set(methods)
-    split = study.evaluate_pair(aligners, ev.x, ev.y, ids, enroll, trials, fit_s=timings)
+    split = evaluate_pair(aligners, ev.x, ev.y, ids, enroll, trials, fit_s=timings)
     assert split.index.tolist() == table.index.tolist() and split.columns.tolist() == table.columns.tolist()
     pd.testing.assert_frame_equal(split.drop(columns="fit_s"), table.drop(columns="fit_s"))
     # Without timings (aligners loaded from disk in another stage) the fit time is unknown, not zero.
-    assert study.evaluate_pair(aligners, ev.x, ev.y, ids, enroll, trials)["fit_s"].isna().sum() == 2
+    assert evaluate_pair(aligners, ev.x, ev.y, ids, enroll, trials)["fit_s"].isna().sum() == 2
+
+
+def test_fit_aligners_checks_every_methods_hparams_first(rotated_pair):
+    fit, *_ = rotated_pair
+    full = {"linear": {"ridge": 0.001}, "nessa-m3": {"dropout": 0.2}}  # hparams of a method not fitted are fine
+    assert list(fit_aligners(fit.x, fit.y, fit.speakers, methods=["linear"], hparams=full)) == ["linear"]
+    for bad, match in (({"nessa_m3": {}}, "unknown alignment method 'nessa_m3'"),
+                       ({"nessa-m3": {"lr": "1e-3"}}, "'lr' must be float"),
+                       ({"nessa-m2": {"hiddendim": 8}}, "unknown hyper-parameter")):
+        with pytest.raises(ValueError, match=match):
+            fit_aligners(fit.x, fit.y, fit.speakers, methods=["linear"], hparams=bad)
 
 
 # --- thresholds -----------------------------------------------------------------------------------
@@ -92,45 +127,49 @@ TOY_LABELS = np.array([0, 0, 0, 0, 0, 1, 1, 1])
     (0.8, 0.1, 0.8, 0.0),     # four allowed: just above the smallest non-target
 ])
 def test_threshold_at_far_hand_computed(far, above, far_got, frr_got):
-    t = study.threshold_at_far(TOY_SCORES, TOY_LABELS, far)
+    t = threshold_at_far(TOY_SCORES, TOY_LABELS, far)
     assert t == np.nextafter(above, np.inf)  # the smallest float accepting nothing at or below `above`
-    assert study.rates_at_threshold(TOY_SCORES, TOY_LABELS, t) == pytest.approx((far_got, frr_got))
+    assert rates_at_threshold(TOY_SCORES, TOY_LABELS, t) == pytest.approx((far_got, frr_got))
 
 
 def test_threshold_at_far_edges_and_rates():
-    assert study.threshold_at_far(TOY_SCORES, TOY_LABELS, 1.0) == -np.inf
-    assert study.rates_at_threshold(TOY_SCORES, TOY_LABELS, -np.inf) == (1.0, 0.0)
-    assert study.rates_at_threshold(TOY_SCORES, TOY_LABELS, np.inf) == (0.0, 1.0)
+    assert threshold_at_far(TOY_SCORES, TOY_LABELS, 1.0) == -np.inf
+    assert rates_at_threshold(TOY_SCORES, TOY_LABELS, -np.inf) == (1.0, 0.0)
+    assert rates_at_threshold(TOY_SCORES, TOY_LABELS, np.inf) == (0.0, 1.0)
     # Accept when score >= threshold: a threshold equal to the tied 0.2 accepts all three 0.2 scores.
-    assert study.rates_at_threshold(TOY_SCORES, TOY_LABELS, 0.2) == pytest.approx((0.8, 0.0))
+    assert rates_at_threshold(TOY_SCORES, TOY_LABELS, 0.2) == pytest.approx((0.8, 0.0))
     with pytest.raises(ValueError, match="fraction"):
-        study.threshold_at_far(TOY_SCORES, TOY_LABELS, 1.5)  # a percentage by mistake
+        threshold_at_far(TOY_SCORES, TOY_LABELS, 1.5)  # a percentage by mistake
 
 
 def test_threshold_agrees_with_metrics_frr_at_far():
-    from nessa_lib import metrics
-
     rng = np.random.default_rng(3)
     labels = rng.integers(0, 2, 2000)
     scores = np.round(rng.normal(size=2000) + labels, 2)  # rounding makes many ties
     for far in (0.0, 0.01, 0.05, 0.333, 0.9):
-        t = study.threshold_at_far(scores, labels, far)
-        got_far, got_frr = study.rates_at_threshold(scores, labels, t)
+        t = threshold_at_far(scores, labels, far)
+        got_far, got_frr = rates_at_threshold(scores, labels, t)
         assert got_far <= far
         assert got_frr == metrics.frr_at_far(scores, labels, far)
         # Smallest: any lower threshold (the largest score below t) breaks the FAR limit.
         below = scores[scores < t]
         if below.size:
-            assert study.rates_at_threshold(scores, labels, below.max())[0] > far
+            assert rates_at_threshold(scores, labels, below.max())[0] > far
 
 
 def test_alignment_trials_uses_only_given_utterances():
     spk = np.repeat(["s1", "s2", "s3"], 4)
     ids = np.array([f"a{i}" for i in range(12)])
-    enroll, trials = study.alignment_trials(spk, ids, k_enroll=2, n_nontarget_per_profile=3, rng=0)
+    enroll, trials = alignment_trials(spk, ids, k_enroll=2, n_nontarget_per_profile=3, rng=0)
     assert len(enroll) == 6 and set(enroll["utt_id"]) <= set(ids)
     assert (trials["label"] == 1).sum() == 6 and (trials["label"] == 0).sum() == 9
     assert set(trials["test_utt_id"]).isdisjoint(enroll["utt_id"])
+
+
+def pool(p, ids, splits=None):
+    """A toy pair as the A/B case study's paired fit/calibration pool (x = A, y = B), all rows in one split."""
+    return PairedSplits(p.x, p.y, ids, p.speakers, np.full(len(ids), "align") if splits is None else splits,
+                        "A@1", "B@1")
 
 
 # --- A/B case study -------------------------------------------------------------------------------
@@ -146,15 +185,15 @@ def ab_setup():
     ev = toy.make_paired_spaces(40, 8, rng=np.random.default_rng(5), speaker_offset=500, **kw)
     ids_fit = np.array([f"a{i}" for i in range(len(fit.x))])
     ids = np.array([f"u{i}" for i in range(len(ev.x))])
-    enroll, trials = study.alignment_trials(ev.speakers, ids, k_enroll=2, n_nontarget_per_profile=150, rng=1)
-    table = study.ab_case_study(fit.x, fit.y, fit.speakers, ids_fit, ev.x, ev.y, ids, enroll, trials, far=0.05,
-                                seed=0, k_enroll=2, n_nontarget_per_profile=100, hparams=HP)
+    enroll, trials = alignment_trials(ev.speakers, ids, k_enroll=2, n_nontarget_per_profile=150, rng=1)
+    table = ab_case_study(pool(fit, ids_fit), ev.x, ev.y, ids, enroll, trials, far=0.05,
+                          seed=0, k_enroll=2, n_nontarget_per_profile=100, hparams=HP)
     return table
 
 
 def test_ab_case_study_rows_and_columns(ab_setup):
     t = ab_setup
-    assert t.index.tolist() == [study.AB_CONTROL, study.AB_REENROLL, study.AB_M2, study.AB_M1]
+    assert t.index.tolist() == [AB_CONTROL, AB_REENROLL, AB_M2, AB_M1]
     for c in ("eer", "frr_at_far_oracle", "threshold_oracle", "threshold_calibrated", "far_calibration",
               "far_deployed", "frr_deployed", "threshold_aa", "far_at_aa_threshold", "frr_at_aa_threshold"):
         assert c in t.columns
@@ -176,10 +215,10 @@ def test_ab_case_study_calibrated_far_close_to_target(ab_setup):
 
 def test_ab_case_study_threshold_carry_over(ab_setup):
     t = ab_setup
-    assert (t["threshold_aa"] == t.loc[study.AB_CONTROL, "threshold_calibrated"]).all()
-    aa = t.loc[study.AB_CONTROL]
+    assert (t["threshold_aa"] == t.loc[AB_CONTROL, "threshold_calibrated"]).all()
+    aa = t.loc[AB_CONTROL]
     assert aa["frr_at_aa_threshold"] == aa["frr_deployed"] and aa["far_at_aa_threshold"] == aa["far_deployed"]
-    mapped = t.loc[[study.AB_M2, study.AB_M1]]
+    mapped = t.loc[[AB_M2, AB_M1]]
     # Each mapped system gets its own threshold, so keeping A/A's changes its operating point.
     assert (mapped["threshold_calibrated"] != mapped["threshold_aa"]).all()
     changed = (mapped["frr_at_aa_threshold"] != mapped["frr_deployed"]) | (
@@ -191,9 +230,9 @@ def test_ab_case_study_threshold_carry_over(ab_setup):
 def test_ab_case_study_calibration_holdout():
     p = toy.make_paired_spaces(20, 5, rng=np.random.default_rng(0))
     ids = np.array([f"u{i}" for i in range(len(p.x))])
-    enroll, trials = study.alignment_trials(p.speakers, ids, k_enroll=2, n_nontarget_per_profile=20, rng=1)
-    t = study.ab_case_study(p.x, p.y, p.speakers, ids, p.x, p.y, ids, enroll, trials, far=0.1, hparams=HP,
-                            k_enroll=2, n_nontarget_per_profile=10, calibration_holdout=0.25)
+    enroll, trials = alignment_trials(p.speakers, ids, k_enroll=2, n_nontarget_per_profile=20, rng=1)
+    t = ab_case_study(pool(p, ids), p.x, p.y, ids, enroll, trials, far=0.1, hparams=HP,
+                      k_enroll=2, n_nontarget_per_profile=10, calibration_holdout=0.25)
     assert t.attrs["n_fit_pairs"] == 75 and t.attrs["n_calibration_nontarget"] == 5 * 10
 
 
@@ -201,55 +240,75 @@ def test_ab_case_study_calibrate_on_a_subset():
     # Fit on all 20 speakers (say training + alignment speakers), calibrate on the last 8 only.
     p = toy.make_paired_spaces(20, 5, rng=np.random.default_rng(0))
     ids = np.array([f"u{i}" for i in range(len(p.x))])
-    enroll, trials = study.alignment_trials(p.speakers, ids, k_enroll=2, n_nontarget_per_profile=20, rng=1)
+    enroll, trials = alignment_trials(p.speakers, ids, k_enroll=2, n_nontarget_per_profile=20, rng=1)
     cal = np.isin(p.speakers, np.unique(p.speakers)[12:])
-    t = study.ab_case_study(p.x, p.y, p.speakers, ids, p.x, p.y, ids, enroll, trials, far=0.1, hparams=HP,
-                            k_enroll=2, n_nontarget_per_profile=10, calibrate_on=cal)
+    t = ab_case_study(pool(p, ids), p.x, p.y, ids, enroll, trials, far=0.1, hparams=HP,
+                      k_enroll=2, n_nontarget_per_profile=10, calibrate_on=cal)
     assert t.attrs["n_fit_pairs"] == 100 and t.attrs["n_calibration_nontarget"] == 8 * 10
     # With a holdout, 2 of the 8 calibration speakers leave the fit and are the only ones calibrated on: each
     # profile (2 of 5 utterances) then has only the other speaker's 3 test utterances as non-targets.
-    t = study.ab_case_study(p.x, p.y, p.speakers, ids, p.x, p.y, ids, enroll, trials, far=0.1, hparams=HP,
-                            k_enroll=2, n_nontarget_per_profile=10, calibrate_on=cal, calibration_holdout=0.25)
+    t = ab_case_study(pool(p, ids), p.x, p.y, ids, enroll, trials, far=0.1, hparams=HP,
+                      k_enroll=2, n_nontarget_per_profile=10, calibrate_on=cal, calibration_holdout=0.25)
     assert t.attrs["n_fit_pairs"] == 90 and t.attrs["n_calibration_nontarget"] == 2 * 3
     with pytest.raises(ValueError, match="calibrate_on"):
-        study.ab_case_study(p.x, p.y, p.speakers, ids, p.x, p.y, ids, enroll, trials, hparams=HP,
-                            calibrate_on=np.zeros(len(ids), bool))
+        ab_case_study(pool(p, ids), p.x, p.y, ids, enroll, trials, hparams=HP,
+                      calibrate_on=np.zeros(len(ids), bool))
 
 
 def test_ab_case_study_prefitted_aligners_match_refitting():
     p = toy.make_paired_spaces(12, 5, rng=np.random.default_rng(0))
     ids = np.array([f"u{i}" for i in range(len(p.x))])
-    enroll, trials = study.alignment_trials(p.speakers, ids, k_enroll=2, n_nontarget_per_profile=20, rng=1)
+    enroll, trials = alignment_trials(p.speakers, ids, k_enroll=2, n_nontarget_per_profile=20, rng=1)
     kw = dict(far=0.1, hparams=HP, k_enroll=2, n_nontarget_per_profile=10, seed=3)
-    fitted = study.fit_aligners(p.x, p.y, p.speakers, methods=("nessa-m2", "nessa-m1"), seed=3, hparams=HP)
-    a = study.ab_case_study(p.x, p.y, p.speakers, ids, p.x, p.y, ids, enroll, trials, **kw)
-    b = study.ab_case_study(p.x, p.y, p.speakers, ids, p.x, p.y, ids, enroll, trials, aligners=fitted, **kw)
+    fitted = fit_aligners(p.x, p.y, p.speakers, methods=("nessa-m2", "nessa-m1"), seed=3, hparams=HP)
+    a = ab_case_study(pool(p, ids), p.x, p.y, ids, enroll, trials, **kw)
+    b = ab_case_study(pool(p, ids), p.x, p.y, ids, enroll, trials, aligners=fitted, **kw)
     pd.testing.assert_frame_equal(a, b)
     with pytest.raises(ValueError, match="nessa-m1"):
-        study.ab_case_study(p.x, p.y, p.speakers, ids, p.x, p.y, ids, enroll, trials,
-                            aligners={"nessa-m2": fitted["nessa-m2"]}, **kw)
+        ab_case_study(pool(p, ids), p.x, p.y, ids, enroll, trials,
+                      aligners={"nessa-m2": fitted["nessa-m2"]}, **kw)
 
 
 def test_ab_case_study_m3_deployment_row():
     # M3 as a third deployment: its own row after the requested ones, calibrated like the others; bad names refused.
     p = toy.make_paired_spaces(12, 5, rng=np.random.default_rng(0))
     ids = np.array([f"u{i}" for i in range(len(p.x))])
-    enroll, trials = study.alignment_trials(p.speakers, ids, k_enroll=2, n_nontarget_per_profile=20, rng=1)
+    enroll, trials = alignment_trials(p.speakers, ids, k_enroll=2, n_nontarget_per_profile=20, rng=1)
     kw = dict(far=0.1, hparams=HP, k_enroll=2, n_nontarget_per_profile=10, seed=3)
-    t = study.ab_case_study(p.x, p.y, p.speakers, ids, p.x, p.y, ids, enroll, trials,
-                            methods=("nessa-m3", "nessa-m2"), **kw)
-    assert t.index.tolist() == [study.AB_CONTROL, study.AB_REENROLL, study.AB_M3, study.AB_M2]
+    t = ab_case_study(pool(p, ids), p.x, p.y, ids, enroll, trials,
+                      methods=("nessa-m3", "nessa-m2"), **kw)
+    assert t.index.tolist() == [AB_CONTROL, AB_REENROLL, AB_M3, AB_M2]
     assert (t["far_calibration"] <= 0.1).all()
     # The M3 row scores exactly what aligned_scores gives with an M3 fitted on the same rows and seed.
-    m3 = study.fit_aligners(p.x, p.y, p.speakers, methods=("nessa-m3",), seed=3, hparams=HP)["nessa-m3"]
-    s = study.aligned_scores(m3, p.x, p.y, ids, enroll, trials)
-    assert t.loc[study.AB_M3, "eer"] == pytest.approx(metrics.eer(s, trials["label"].to_numpy()))
+    m3 = fit_aligners(p.x, p.y, p.speakers, methods=("nessa-m3",), seed=3, hparams=HP)["nessa-m3"]
+    s = aligned_scores(m3, p.x, p.y, ids, enroll, trials)
+    assert t.loc[AB_M3, "eer"] == pytest.approx(metrics.eer(s, trials["label"].to_numpy()))
     for bad in (("nessa-m4",), ("nessa-m1", "nessa-m1"), ("linear",)):
         with pytest.raises(ValueError, match="methods must be distinct names"):
-            study.ab_case_study(p.x, p.y, p.speakers, ids, p.x, p.y, ids, enroll, trials, methods=bad, **kw)
+            ab_case_study(pool(p, ids), p.x, p.y, ids, enroll, trials, methods=bad, **kw)
     with pytest.raises(ValueError, match="missing \\['nessa-m3'\\]"):
-        study.ab_case_study(p.x, p.y, p.speakers, ids, p.x, p.y, ids, enroll, trials, methods=("nessa-m3",),
-                            aligners={"nessa-m2": m3}, **kw)
+        ab_case_study(pool(p, ids), p.x, p.y, ids, enroll, trials, methods=("nessa-m3",),
+                      aligners={"nessa-m2": m3}, **kw)
+
+
+def test_ab_case_study_calibrate_on_split_names():
+    # The pool knows each row's split: naming the calibration split equals passing its mask; unknown names refused.
+    p = toy.make_paired_spaces(20, 5, rng=np.random.default_rng(0))
+    ids = np.array([f"u{i}" for i in range(len(p.x))])
+    enroll, trials = alignment_trials(p.speakers, ids, k_enroll=2, n_nontarget_per_profile=20, rng=1)
+    cal = np.isin(p.speakers, np.unique(p.speakers)[12:])
+    fit_pool = pool(p, ids, splits=np.where(cal, "align", "train"))
+    kw = dict(far=0.1, hparams=HP, k_enroll=2, n_nontarget_per_profile=10)
+    by_mask = ab_case_study(fit_pool, p.x, p.y, ids, enroll, trials, calibrate_on=cal, **kw)
+    by_name = ab_case_study(fit_pool, p.x, p.y, ids, enroll, trials, calibrate_on="align", **kw)
+    pd.testing.assert_frame_equal(by_mask, by_name)
+    assert by_name.attrs == by_mask.attrs and by_name.attrs["n_calibration_nontarget"] == 8 * 10
+    both = ab_case_study(fit_pool, p.x, p.y, ids, enroll, trials, calibrate_on=["train", "align"], **kw)
+    pd.testing.assert_frame_equal(both, ab_case_study(fit_pool, p.x, p.y, ids, enroll, trials, **kw))
+    with pytest.raises(ValueError, match=r"calibrate_on names split\(s\) \['eval'\]"):
+        ab_case_study(fit_pool, p.x, p.y, ids, enroll, trials, calibrate_on="eval", **kw)
+    with pytest.raises(TypeError, match="PairedSplits"):
+        ab_case_study(p.x, p.x, p.y, ids, enroll, trials, **kw)  # arrays where the pool belongs
 
 
 # --- alignment-data ablation ----------------------------------------------------------------------
@@ -258,33 +317,33 @@ def test_ab_case_study_m3_deployment_row():
 def test_alignment_ablation_sizes_and_determinism(rotated_pair):
     fit, ev, ids, enroll, trials = rotated_pair
     kw = dict(method="linear", n_speakers=(10, 40, 1000), utts_per_speaker=(2, None))
-    a = study.alignment_ablation(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials, seed=0, **kw)
+    a = alignment_ablation(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials, seed=0, **kw)
     assert a[["n_speakers", "utts_per_speaker"]].values.tolist() == [[10, 2], [10, -1], [40, 2], [40, -1],
                                                                       [1000, 2], [1000, -1]]
     assert a["n_speakers_used"].tolist() == [10, 10, 40, 40, 120, 120]  # 120 speakers exist: capped
     assert a["n_pairs"].tolist() == [20, 60, 80, 240, 240, 720]
     assert a.attrs["eer_xx"] > a.attrs["eer_yy"]
     assert np.allclose(a["gain_recovered"], (a.attrs["eer_xx"] - a["eer"]) / (a.attrs["eer_xx"] - a.attrs["eer_yy"]))
-    b = study.alignment_ablation(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials, seed=0, **kw)
+    b = alignment_ablation(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials, seed=0, **kw)
     pd.testing.assert_frame_equal(a.drop(columns="fit_s"), b.drop(columns="fit_s"))
-    c = study.alignment_ablation(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials, seed=1, **kw)
+    c = alignment_ablation(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials, seed=1, **kw)
     assert not np.allclose(a["eer"][:2], c["eer"][:2])  # another seed draws other speakers
     assert np.isclose(a["eer"].iloc[-1], c["eer"].iloc[-1])  # ... but "all of them" is the same data
 
 
 def test_alignment_ablation_subsets_are_nested():
     spk = np.repeat(np.arange(6), 5)
-    order, rows = study._nested_order(spk, seed=0)
+    order, rows = _nested_order(spk, seed=0)
     assert sorted(order.tolist()) == list(range(6))
     assert all(sorted(r.tolist()) == np.flatnonzero(spk == s).tolist() for s, r in rows.items())
-    order2, rows2 = study._nested_order(spk, seed=0)
+    order2, rows2 = _nested_order(spk, seed=0)
     assert order.tolist() == order2.tolist()  # prefixes of one fixed order: smaller subsets sit in larger ones
 
 
 def test_alignment_ablation_trained_method(rotated_pair):
     fit, ev, ids, enroll, trials = rotated_pair
-    a = study.alignment_ablation(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials, method="nessa-m2",
-                                 n_speakers=(30,), utts_per_speaker=(3,), hparams=HP)
+    a = alignment_ablation(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials, method="nessa-m2",
+                           n_speakers=(30,), utts_per_speaker=(3,), hparams=HP)
     assert a["n_pairs"].tolist() == [90] and a.attrs["method"] == "nessa-m2" and (a["fit_s"] > 0).all()
 
 
@@ -294,8 +353,8 @@ def test_alignment_ablation_trained_method(rotated_pair):
 def table(xx, yy, **eers):
     names = {"m1": "nessa-m1", "m2": "nessa-m2", "m3": "nessa-m3", "sl": "speaker-logit"}
     t = pd.DataFrame({"eer": [xx, yy] + list(eers.values())},
-                     index=[study.SYMMETRIC_X, study.SYMMETRIC_Y] + [names[k] for k in eers])
-    t["gain_recovered"] = [study.gain_recovered(xx, yy, e) for e in t["eer"]]
+                     index=[SYMMETRIC_X, SYMMETRIC_Y] + [names[k] for k in eers])
+    t["gain_recovered"] = [gain_recovered(xx, yy, e) for e in t["eer"]]
     return t
 
 
@@ -308,7 +367,7 @@ def findings():
         "A->C": table(0.10, 0.08, m1=0.095, m2=0.09, sl=0.12),          # (a) yes; (c) gain 0.5 < 0.6
     }
     pairs = {"A->B": ("A", "B"), "B->A": ("B", "A"), "A->C": ("A", "C")}
-    return study.paper_findings(tables, pairs, {"A": "softmax", "B": "aam", "C": "supcon"})
+    return paper_findings(tables, pairs, {"A": "softmax", "B": "aam", "C": "supcon"})
 
 
 def holds(df, finding, group, evidence):
@@ -319,41 +378,71 @@ def holds(df, finding, group, evidence):
 
 def test_paper_findings_a(findings):
     f = findings
-    assert bool(holds(f, study.FINDING_A, "classification", "A->B").holds)
-    r = holds(f, study.FINDING_A, "classification", "B->A")
+    assert bool(holds(f, FINDING_A, "classification", "A->B").holds)
+    r = holds(f, FINDING_A, "classification", "B->A")
     assert not r.holds and r.value == 0.06 and r.reference == 0.05
-    s = holds(f, study.FINDING_A, "classification", "summary over 2 pair(s)")
+    s = holds(f, FINDING_A, "classification", "summary over 2 pair(s)")
     assert not s.holds and s.value == 0.5
-    assert bool(holds(f, study.FINDING_A, "contrastive", "A->C").holds)  # one contrastive model is enough
-    assert bool(holds(f, study.FINDING_A, "contrastive", "summary over 1 pair(s)").holds)
+    assert bool(holds(f, FINDING_A, "contrastive", "A->C").holds)  # one contrastive model is enough
+    assert bool(holds(f, FINDING_A, "contrastive", "summary over 1 pair(s)").holds)
 
 
 def test_paper_findings_b(findings):
-    f = findings[findings.finding == study.FINDING_B]
+    f = findings[findings.finding == FINDING_B]
     assert set(f.evidence) == {"A->B", "B->A", "summary over 2 pair(s)"}  # A->C has no C->A: not tested
-    r = holds(f, study.FINDING_B, "both orientations", "A->B")
+    r = holds(f, FINDING_B, "both orientations", "A->B")
     assert r.holds and (r.value, r.reference) == (0.06, 0.09)  # M2 (into B) vs M1 (into A)
-    r = holds(f, study.FINDING_B, "both orientations", "B->A")
+    r = holds(f, FINDING_B, "both orientations", "B->A")
     assert not r.holds and (r.value, r.reference) == (0.07, 0.06)  # M1 (into B) vs M2 (into A)
-    assert not holds(f, study.FINDING_B, "both orientations", "summary over 2 pair(s)").holds
+    assert not holds(f, FINDING_B, "both orientations", "summary over 2 pair(s)").holds
 
 
 def test_paper_findings_c(findings):
-    f = findings[findings.finding == study.FINDING_C]
+    f = findings[findings.finding == FINDING_C]
     assert set(f.evidence) == {"A->B", "A->C", "summary over 2 pair(s)"}  # B->A: Y is worse, left out
-    assert holds(f, study.FINDING_C, "Y better than X", "A->B").value == pytest.approx(0.8)
-    r = holds(f, study.FINDING_C, "Y better than X", "A->C")
+    assert holds(f, FINDING_C, "Y better than X", "A->B").value == pytest.approx(0.8)
+    r = holds(f, FINDING_C, "Y better than X", "A->C")
     assert not r.holds and r.value == pytest.approx(0.5) and r.reference == 0.6
     assert findings["holds"].dtype == "boolean"
 
 
 def test_paper_findings_untestable_and_errors():
     t = table(0.1, 0.1, m1=0.09, m2=0.08)  # no speaker-logit row; X and Y tie
-    f = study.paper_findings({"p": t, "q": t}, {"p": ("A", "B"), "q": ("B", "A")}, {"A": "ge2e", "B": "aam"})
-    assert f[f.finding == study.FINDING_A]["holds"].isna().all()
-    assert f[f.finding == study.FINDING_B]["holds"].isna().all()  # no better model
-    assert (f.finding == study.FINDING_C).sum() == 1  # only the (empty) summary
+    f = paper_findings({"p": t, "q": t}, {"p": ("A", "B"), "q": ("B", "A")}, {"A": "ge2e", "B": "aam"})
+    assert f[f.finding == FINDING_A]["holds"].isna().all()
+    assert f[f.finding == FINDING_B]["holds"].isna().all()  # no better model
+    assert (f.finding == FINDING_C).sum() == 1  # only the (empty) summary
     with pytest.raises(ValueError, match="unknown objective"):
-        study.paper_findings({"p": t}, {"p": ("A", "B")}, {"A": "triplet", "B": "aam"})
+        paper_findings({"p": t}, {"p": ("A", "B")}, {"A": "triplet", "B": "aam"})
     with pytest.raises(ValueError, match="no training objective"):
-        study.paper_findings({"p": t}, {"p": ("A", "B")}, {"A": "aam"})
+        paper_findings({"p": t}, {"p": ("A", "B")}, {"A": "aam"})
+
+
+# --- old module names ----------------------------------------------------------------------------
+
+
+def test_study_module_is_an_alias():
+    from nessa_lib import losses, study
+    from nessa_lib.evaluation import ab, ablation, findings, tables
+
+    homes = {tables: ["SYMMETRIC_X", "SYMMETRIC_Y", "NESSA_METHODS", "gain_recovered", "fit_aligners",
+                      "aligned_scores", "evaluate_pair", "compare_methods"],
+             ab: ["AB_CONTROL", "AB_REENROLL", "AB_M2", "AB_M1", "AB_M3", "AB_DEPLOYMENTS", "alignment_trials",
+                  "threshold_at_far", "rates_at_threshold", "ab_case_study"],
+             ablation: ["alignment_ablation"],
+             findings: ["FINDING_A", "FINDING_B", "FINDING_C", "paper_findings"],
+             losses: ["CLASSIFICATION_OBJECTIVES", "CONTRASTIVE_OBJECTIVES"]}
+    for module, names in homes.items():
+        for name in names:
+            assert getattr(study, name) is getattr(module, name), name
+    assert sorted(study.__all__) == sorted(n for names in homes.values() for n in names)
+
+
+def test_evaluation_package_and_baselines_aliases():
+    import nessa_lib.baselines as old_baselines
+    from nessa_lib import evaluation
+    from nessa_lib.evaluation import baselines, lists
+
+    assert evaluation.score_lists is lists.score_lists and evaluation.evaluate_lists is lists.evaluate_lists
+    for name in ("log_mel_frames", "mfcc_frames", "frame_stats_embeddings"):
+        assert getattr(old_baselines, name) is getattr(baselines, name)

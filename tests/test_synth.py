@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from nessa_lib import augment, espeak
-from nessa_lib.audio import load_segment
-from nessa_lib.baselines import frame_stats_embeddings
-from nessa_lib.sentences import VOCABULARY, sentence, sentences
-from nessa_lib.synth_corpus import CORPUS_VERSION, generate_corpus
-from nessa_lib.voices import Voice, sample_voice, utterance_voice, variant_text
+from nessa_lib.data.audio import load_segment
+from nessa_lib.data.synth import augment, espeak
+from nessa_lib.data.synth.corpus import CORPUS_VERSION, generate_corpus
+from nessa_lib.data.synth.sentences import VOCABULARY, sentence, sentences
+from nessa_lib.data.synth.voices import Voice, sample_voice, utterance_voice, variant_text
+from nessa_lib.evaluation.baselines import frame_stats_embeddings
 
 TEXT = "Please carry the old wooden ladder to the garden before dinner."
 

@@ -1,8 +1,8 @@
 """Generate the study's default corpus: synthetic multi-speaker English speech, offline and reproducibly.
 
-Every speaker is a random eSpeak NG voice variant (:mod:`nessa_lib.voices`) reading random sentences
-(:mod:`nessa_lib.sentences`) with per-utterance prosody jitter; a session-variability chain
-(:mod:`nessa_lib.augment`) can then be applied per utterance. Output layout::
+Every speaker is a random eSpeak NG voice variant (:mod:`nessa_lib.data.synth.voices`) reading random sentences
+(:mod:`nessa_lib.data.synth.sentences`) with per-utterance prosody jitter; a session-variability chain
+(:mod:`nessa_lib.data.synth.augment`) can then be applied per utterance. Output layout::
 
     out_dir/wav/<speaker_id>.flac     16 kHz mono, 16-bit FLAC: the speaker's utterances back to back
     out_dir/speakers.jsonl            one line per speaker (by speaker index): voice parameters, variant file text
@@ -13,10 +13,10 @@ One recording per speaker, not one file per utterance: a pipeline tool that hash
 per file, and 950 files are cheaper to check than 12,000. The utterances are concatenated in utterance order
 with no gap, and each record locates its utterance Kaldi-``segments`` style: ``start``/``stop`` are sample
 frames (``stop`` exclusive) of ``wav/<speaker_id>.flac``, so ``soundfile.read(path, start=start, stop=stop)``
-or :func:`nessa_lib.audio.load_segment` returns exactly that utterance.
+or :func:`nessa_lib.data.audio.load_segment` returns exactly that utterance.
 
 Reproducibility. eSpeak NG carries hidden state from one utterance to the next inside a process (see
-:mod:`nessa_lib.espeak`), so the exact samples depend on which utterances a process synthesised before.
+:mod:`nessa_lib.data.synth.espeak`), so the exact samples depend on which utterances a process synthesised before.
 Speakers are therefore sharded to worker processes in a fixed way (speaker ``i`` goes to worker
 ``i % workers``, in increasing order) and every worker is a freshly spawned process. The same ``seed`` and
 ``workers`` (and package versions) give byte-identical files; a different ``workers`` gives the same voices
@@ -41,10 +41,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import augment as _aug
-from . import espeak as _es
-from .sentences import sentence
-from .voices import VOICE_VERSION, sample_voice, utterance_prosody, utterance_voice, variant_text
+from nessa_lib.data.synth import augment as _aug
+from nessa_lib.data.synth import espeak as _es
+from nessa_lib.data.synth.sentences import sentence
+from nessa_lib.data.synth.voices import VOICE_VERSION, sample_voice, utterance_prosody, utterance_voice, variant_text
 
 __all__ = ["generate_corpus", "speaker_id", "synthesize_utterance", "trim_silence", "CORPUS_VERSION"]
 
@@ -99,7 +99,7 @@ def synthesize_utterance(voice, rng: np.random.Generator, *, espeak_voice: str, 
     """Synthesise one clean utterance of ``voice`` with a random sentence between ``min_dur_s`` and ``max_dur_s``.
 
     The variant file named in ``espeak_voice`` must already hold ``voice`` (see
-    :func:`nessa_lib.voices.variant_text`). Sentences are redrawn up to ``max_tries`` times; the one closest
+    :func:`nessa_lib.data.synth.voices.variant_text`). Sentences are redrawn up to ``max_tries`` times; the one closest
     to the duration range is kept.
 
     Returns
@@ -110,7 +110,7 @@ def synthesize_utterance(voice, rng: np.random.Generator, *, espeak_voice: str, 
 
     Examples
     --------
-    >>> from nessa_lib.voices import sample_voice
+    >>> from nessa_lib.data.synth.voices import sample_voice
     >>> v = sample_voice(0, 0)
     >>> w, info = synthesize_utterance(v, np.random.default_rng(0), espeak_voice=v.accent, min_dur_s=1, max_dur_s=9)
     >>> w.dtype, 1 <= w.size / 16000 <= 9
@@ -273,7 +273,7 @@ def generate_corpus(
     workers : int
         Number of worker processes (>= 1). Part of the recipe: see the module notes on reproducibility.
     condition : str
-        Augmentation preset (:data:`nessa_lib.augment.PRESETS`) for every utterance (but see ``n_enroll``).
+        Augmentation preset (:data:`nessa_lib.data.synth.augment.PRESETS`) for every utterance (but see ``n_enroll``).
     enroll_condition : str, optional
         Preset for the first ``n_enroll`` utterances of each speaker (e.g. ``"clean"`` enrollment with
         ``"aug"`` test). Default: ``condition``.
@@ -386,3 +386,14 @@ def _pkg_version(name: str) -> str | None:
         return version(name)
     except Exception:  # pragma: no cover
         return None
+
+
+def read_voices(corpus_dir):
+    """The voice parameters of every speaker of a generated corpus (``speakers.jsonl``), one row per speaker, or
+    ``None`` when ``corpus_dir`` holds no synthetic corpus."""
+    import pandas as pd
+
+    file = Path(corpus_dir) / "speakers.jsonl"
+    if not file.is_file():
+        return None
+    return pd.DataFrame([json.loads(line)["voice"] for line in file.read_text().splitlines() if line])

@@ -1,6 +1,7 @@
 """Score an enrollment list and a trial list with per-utterance embeddings, and summarise the result.
 
-Glue between the list files of :mod:`nessa_lib.manifest`, :mod:`nessa_lib.scoring` and :mod:`nessa_lib.metrics`.
+Glue between the list files of :mod:`nessa_lib.data.lists`, :mod:`nessa_lib.evaluation.scoring` and
+:mod:`nessa_lib.evaluation.metrics`.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from nessa_lib import metrics, scoring
+from nessa_lib.evaluation import metrics, scoring
 
 
 def score_lists(enroll_emb, test_emb, utt_ids, enroll: pd.DataFrame, trials: pd.DataFrame, *,

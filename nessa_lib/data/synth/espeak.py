@@ -8,7 +8,7 @@ libc ``rand()``; :func:`synthesize` reseeds both before every utterance when ``s
 still carried from one utterance to the next inside the library (pitch-flutter phase, automatic gain control,
 echo buffer), so the exact samples of an utterance depend on everything the *process* synthesised before it.
 The same sequence of calls in a fresh process gives byte-identical audio; a different history may change the
-samples (never the voice or the words). :mod:`nessa_lib.synth_corpus` relies on this: each worker is a fresh
+samples (never the voice or the words). :mod:`nessa_lib.data.synth.corpus` relies on this: each worker is a fresh
 process with a fixed list of speakers.
 
 Voice variants. A voice name ``"<base>+<variant>"`` selects the language/accent file ``<base>`` and the variant

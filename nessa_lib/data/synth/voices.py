@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .espeak import ENGLISH_ACCENTS
+from nessa_lib.data.synth.espeak import ENGLISH_ACCENTS
 
 __all__ = ["Voice", "sample_voice", "variant_text", "utterance_prosody", "utterance_voice", "VOICE_VERSION"]
 

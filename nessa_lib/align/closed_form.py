@@ -1,0 +1,99 @@
+"""The closed-form aligners: identity, linear (ridge least squares), procrustes and speaker-logit.
+
+Each ``_fit_<method>(x, y, speakers, hp)`` takes unit-norm paired embeddings (rows of ``x`` by the enrollment
+model, rows of ``y`` by the runtime model) and returns ``(enroll_map, runtime_map, enroll_spec, runtime_spec,
+shared_dim)``; :data:`CLOSED_FORM` maps each method name to its function.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from nessa_lib.align.aligner import _Affine, _Centroids, _Identity
+
+
+def _affine_spec(d_in, d_out):
+    return {"kind": "affine", "d_in": int(d_in), "d_out": int(d_out)}
+
+
+def _set_affine(module: _Affine, weight: np.ndarray, bias: np.ndarray | None = None) -> _Affine:
+    module.weight.data = torch.as_tensor(weight, dtype=torch.float32).contiguous()
+    if bias is not None:
+        module.bias.data = torch.as_tensor(bias, dtype=torch.float32).contiguous()
+    return module
+
+
+def _unit(x: np.ndarray, name: str = "embeddings") -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if (norms == 0).any():
+        rows = np.flatnonzero(norms[:, 0] == 0)
+        raise ValueError(f"{name} has {len(rows)} all-zero row(s) (no direction to score), first at {rows[:5].tolist()}")
+    return x / norms
+
+
+def _pca_projection(x: np.ndarray, k: int) -> np.ndarray:
+    """Top-``k`` right singular vectors of ``x`` (uncentred: cosine geometry is about the origin)."""
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    return vt[:k]
+
+
+def _fit_identity(x, y, speakers, hp):
+    dx, dy = x.shape[1], y.shape[1]
+    spec = {"kind": "identity"}
+    if dx != dy:
+        raise ValueError(
+            f"'identity' needs equal embedding dims, got enrollment {dx} vs runtime {dy}; "
+            "use an alignment method instead"
+        )
+    return _Identity(), _Identity(), spec, spec, dx
+
+
+def _fit_linear(x, y, speakers, hp):
+    dx, dy = x.shape[1], y.shape[1]
+    # Ridge least squares Y -> X with a bias column; the runtime side moves, as in M1.
+    ya = np.hstack([y, np.ones((len(y), 1))])
+    reg = hp["ridge"] * len(y) * np.eye(dy + 1)
+    reg[-1, -1] = 0.0  # do not shrink the bias
+    w = np.linalg.solve(ya.T @ ya + reg, ya.T @ x)
+    runtime_spec = _affine_spec(dy, dx)
+    emap, rmap, shared = _Identity(), _set_affine(_Affine(dy, dx), w[:-1].T, w[-1]), dx
+    return emap, rmap, {"kind": "identity"}, runtime_spec, shared
+
+
+def _fit_procrustes(x, y, speakers, hp):
+    dx, dy = x.shape[1], y.shape[1]
+    k = min(dx, dy)
+    px = _pca_projection(x, k) if dx > k else np.eye(k)
+    py = _pca_projection(y, k) if dy > k else np.eye(k)
+    u, _, vt = np.linalg.svd((y @ py.T).T @ (x @ px.T))
+    r = u @ vt  # orthogonal R minimising ||Y_k R - X_k||
+    enroll_spec, runtime_spec = _affine_spec(dx, k), _affine_spec(dy, k)
+    emap = _set_affine(_Affine(dx, k), px)
+    rmap = _set_affine(_Affine(dy, k), (py.T @ r).T)
+    return emap, rmap, enroll_spec, runtime_spec, k
+
+
+def _fit_speaker_logit(x, y, speakers, hp):
+    dx, dy = x.shape[1], y.shape[1]
+    uniq, inv = np.unique(speakers, return_inverse=True)
+    if len(uniq) < 2:
+        raise ValueError("speaker-logit needs at least 2 reference speakers")
+    cx = np.zeros((len(uniq), dx))
+    cy = np.zeros((len(uniq), dy))
+    np.add.at(cx, inv, x)
+    np.add.at(cy, inv, y)
+    enroll_spec = {"kind": "centroids", "n_speakers": len(uniq), "d_in": dx}
+    runtime_spec = {"kind": "centroids", "n_speakers": len(uniq), "d_in": dy}
+    emap, rmap = _Centroids(len(uniq), dx), _Centroids(len(uniq), dy)
+    emap.centroids.data = torch.as_tensor(_unit(cx), dtype=torch.float32)
+    rmap.centroids.data = torch.as_tensor(_unit(cy), dtype=torch.float32)
+    return emap, rmap, enroll_spec, runtime_spec, len(uniq)
+
+
+CLOSED_FORM = {
+    "identity": _fit_identity,
+    "linear": _fit_linear,
+    "procrustes": _fit_procrustes,
+    "speaker-logit": _fit_speaker_logit,
+}

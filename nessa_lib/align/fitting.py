@@ -1,0 +1,96 @@
+"""Fitting an aligner: :func:`fit` checks the paired inputs and dispatches to the closed-form or NESSA fit."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nessa_lib.align.aligner import Aligner
+from nessa_lib.align.closed_form import CLOSED_FORM, _unit
+from nessa_lib.align.hparams import _resolve_hparams
+from nessa_lib.align.nessa import _train
+from nessa_lib.checks import as_embeddings
+
+
+def fit(
+    method: str,
+    enroll_emb,
+    runtime_emb,
+    speakers,
+    *,
+    seed: int = 0,
+    enroll_model_id: str | None = None,
+    runtime_model_id: str | None = None,
+    progress: bool = False,
+    **hparams,
+) -> Aligner:
+    """Fit an aligner of the given method on paired embeddings.
+
+    Parameters
+    ----------
+    method : str
+        One of ``"identity"``, ``"linear"``, ``"procrustes"``, ``"speaker-logit"``, ``"nessa-m1"``,
+        ``"nessa-m2"``, ``"nessa-m3"``.
+    enroll_emb : array_like, shape (n, d_x)
+        ``n`` utterances embedded by the enrollment model X.
+    runtime_emb : array_like, shape (n, d_y)
+        The same ``n`` utterances embedded by the runtime model Y.
+    speakers : array_like, shape (n,)
+        Speaker label of each utterance.
+    seed : int
+        Drives every random choice (initialisation, batches, the held-out speakers).
+    enroll_model_id, runtime_model_id : str, optional
+        Model fingerprints stored in the aligner and checked when mapping.
+    progress : bool
+        Show a tqdm bar over epochs for the trained methods.
+    **hparams
+        Method hyper-parameters; see ``DEFAULT_HPARAMS[method]`` and :func:`nessa_lib.align.hparams_schema`.
+        Unknown names and values of the wrong type raise ``ValueError``.
+
+    Returns
+    -------
+    Aligner
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(40, 4)); q, _ = np.linalg.qr(rng.normal(size=(4, 4)))
+    >>> a = fit("procrustes", x, x @ q, np.repeat(np.arange(10), 4))
+    >>> bool(np.allclose(a.map_enrollment(x), a.map_runtime(x @ q), atol=1e-5))
+    True
+    """
+    hp = _resolve_hparams(method, hparams)
+    x = as_embeddings(enroll_emb, name="enrollment embeddings").astype(np.float64)
+    y = as_embeddings(runtime_emb, name="runtime embeddings").astype(np.float64)
+    speakers = np.asarray(speakers)
+    if speakers.ndim != 1:
+        raise ValueError(f"speakers must be 1-D, got shape {speakers.shape}")
+    if not (len(x) == len(y) == len(speakers)):
+        raise ValueError(
+            "paired inputs differ in length: "
+            f"{len(x)} enrollment, {len(y)} runtime embeddings, {len(speakers)} speaker labels"
+        )
+    x, y = _unit(x, "enrollment embeddings"), _unit(y, "runtime embeddings")
+    dx, dy = x.shape[1], y.shape[1]
+    history: list = []
+    if method in CLOSED_FORM:
+        emap, rmap, enroll_spec, runtime_spec, shared = CLOSED_FORM[method](x, y, speakers, hp)
+    else:
+        emap, rmap, enroll_spec, runtime_spec, history = _train(method, x, y, speakers, hp, seed, progress)
+        shared = (runtime_spec if method == "nessa-m1" else enroll_spec)["d_out"]
+    emap.eval(), rmap.eval()
+    return Aligner(
+        method=method,
+        enroll_dim=dx,
+        runtime_dim=dy,
+        shared_dim=int(shared),
+        hparams=hp,
+        enroll_spec=enroll_spec,
+        runtime_spec=runtime_spec,
+        enroll_map=emap,
+        runtime_map=rmap,
+        enroll_model_id=enroll_model_id,
+        runtime_model_id=runtime_model_id,
+        seed=int(seed),
+        history=history,
+    )

@@ -1,0 +1,154 @@
+"""The aligners' hyper-parameter schema: the method names, each method's hyper-parameters with their defaults
+(whose Python types are the schema's types), and their validation.
+
+The study keeps the *values* in ``params.yaml`` (``fit_aligners.hparams: {method: {name: value}}``) and passes
+them to :func:`nessa_lib.align.fit` (through ``fit_aligners(..., hparams=...)``); this module keeps the names,
+the types and the checks. :func:`check_hparams` validates such a mapping up front, without fitting anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from numbers import Integral, Real
+
+METHODS = ("identity", "linear", "procrustes", "speaker-logit", "nessa-m1", "nessa-m2", "nessa-m3")
+
+# Defaults chosen to work without tuning on a few thousand to tens of thousands of pairs:
+# a 2-hidden-layer MLP with a linear skip path starts close to the least-squares solution and
+# early stopping on held-out speakers keeps it from memorising the alignment speakers. Hidden width 256:
+# on development data it scored as well as 512 for M1/M2 and better for M3, and fits about 1.7x faster.
+MLP_DEFAULTS = dict(
+    hidden_dim=256,
+    n_hidden=2,
+    dropout=0.1,
+    lr=1e-3,
+    weight_decay=1e-4,
+    batch_size=256,
+    max_epochs=200,
+    patience=15,
+    val_fraction=0.1,
+)
+# M3: the contrastive term does the work; light squared-error terms only keep the new space near the
+# reference one. Dropout 0.2 instead of M1/M2's 0.1 lowered M3's development EER in both orientations
+# (M1/M2 were not re-tuned).
+# Chosen on development data only (tools/choose_defaults.py): fits on the default corpus's encoder-training
+# speakers, scored on trials of the (disjoint) alignment speakers, never on evaluation trials, 3-6 seeds, both
+# x-vector/ECAPA orientations. README, "Choosing defaults", has the whole table.
+M3_DEFAULTS = dict(
+    MLP_DEFAULTS,
+    dropout=0.2,
+    reference="enroll",
+    temperature=0.1,
+    w_contrastive=1.0,
+    w_mse_enroll=0.1,
+    w_mse_runtime=0.1,
+    speakers_per_batch=64,
+    utts_per_speaker=4,
+)
+DEFAULT_HPARAMS = {
+    "identity": {},
+    "linear": dict(ridge=1e-3),
+    "procrustes": {},
+    "speaker-logit": {},
+    "nessa-m1": MLP_DEFAULTS,
+    "nessa-m2": MLP_DEFAULTS,
+    "nessa-m3": M3_DEFAULTS,
+}
+
+
+def hparams_schema(method: str) -> dict[str, type]:
+    """Names and types of a method's hyper-parameters (the types of its defaults).
+
+    ``int`` values must be integers; ``float`` values may be given as integers (they are converted, so
+    ``w_contrastive: 1`` in YAML stores and trains exactly like the default ``1.0``); ``str`` values are strings.
+
+    Examples
+    --------
+    >>> hparams_schema("linear")
+    {'ridge': <class 'float'>}
+    >>> hparams_schema("nessa-m3")["reference"], hparams_schema("nessa-m1")["hidden_dim"]
+    (<class 'str'>, <class 'int'>)
+    """
+    _check_method(method)
+    return {name: type(value) for name, value in DEFAULT_HPARAMS[method].items()}
+
+
+def check_hparams(hparams: Mapping) -> dict[str, dict]:
+    """Validate per-method hyper-parameters ``{method: {name: value}}`` without fitting anything.
+
+    This is what ``fit_aligners(..., hparams=...)`` passes on to :func:`nessa_lib.align.fit`, method by method:
+    a ``params.yaml`` section can be checked with it before any fit starts. Methods may be left out and each
+    method's mapping may be partial (the defaults fill the rest).
+
+    Parameters
+    ----------
+    hparams : mapping of str to mapping
+        Method name (one of :data:`METHODS`) to its hyper-parameters.
+
+    Returns
+    -------
+    dict of str to dict
+        The complete hyper-parameters of each method given (defaults filled in, numbers converted to the
+        schema's types), as :func:`nessa_lib.align.fit` would use and store them.
+
+    Raises
+    ------
+    ValueError
+        An unknown method, an unknown hyper-parameter name, or a value of the wrong type.
+
+    Examples
+    --------
+    >>> check_hparams({"linear": {"ridge": 0}})
+    {'linear': {'ridge': 0.0}}
+    >>> check_hparams({"nessa-m2": {"lr": "1e-3"}})
+    Traceback (most recent call last):
+    ...
+    ValueError: nessa-m2 hyper-parameter 'lr' must be float, got '1e-3' (str) (write floats with a dot, e.g. 1.0e-3)
+    """
+    if not isinstance(hparams, Mapping):
+        raise ValueError(f"hparams must be a mapping of method name to hyper-parameters, got {type(hparams).__name__}")
+    out = {}
+    for method, values in hparams.items():
+        if not isinstance(values, Mapping):
+            raise ValueError(f"hparams[{method!r}] must be a mapping of hyper-parameter names to values, "
+                             f"got {type(values).__name__}")
+        out[method] = _resolve_hparams(method, dict(values))
+    return out
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"unknown alignment method {method!r}; choose one of {', '.join(METHODS)}")
+
+
+def _as_type(method: str, name: str, value, kind: type):
+    """``value`` as the schema type ``kind`` (int -> float allowed), or ``ValueError``."""
+    if kind is str:
+        ok = isinstance(value, str)
+    elif kind is int:
+        ok = isinstance(value, Integral) and not isinstance(value, bool)
+    else:  # float
+        ok = isinstance(value, Real) and not isinstance(value, bool)
+    if not ok:
+        hint = " (write floats with a dot, e.g. 1.0e-3)" if kind is float and isinstance(value, str) else ""
+        raise ValueError(f"{method} hyper-parameter {name!r} must be {kind.__name__}, got {value!r} "
+                         f"({type(value).__name__}){hint}")
+    return value if type(value) is kind else kind(value)
+
+
+def _resolve_hparams(method: str, hparams: dict) -> dict:
+    """The complete hyper-parameters of ``method``: the defaults, overridden by ``hparams`` (checked).
+
+    Unknown names are refused; values must have the default's type (an integer is accepted for a float and
+    converted). The result keeps the defaults' key order, so a full dict equal to the defaults gives the same
+    dict (and the same aligner file) as no overrides at all.
+    """
+    _check_method(method)
+    defaults = DEFAULT_HPARAMS[method]
+    unknown = sorted(set(hparams) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"unknown hyper-parameter(s) {unknown} for method {method!r}; valid: {sorted(defaults) or 'none'}"
+        )
+    return {name: _as_type(method, name, hparams[name], type(default)) if name in hparams else default
+            for name, default in defaults.items()}

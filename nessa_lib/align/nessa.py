@@ -1,0 +1,140 @@
+"""Training the NESSA aligners (M1, M2, M3): the MLP side maps, speaker-disjoint early stopping, M3's batches.
+
+M1 and M2 minimise the squared error of one mapped side against the other model's embeddings; M3 maps both
+sides into a new space with a supervised InfoNCE loss across the two models
+(:func:`nessa_lib.losses.supcon_loss`, each model's mapped embeddings as anchors and the other's as candidates)
+plus squared-error terms tying both sides to the reference space.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from nessa_lib.align.aligner import _build_side, _normalize
+from nessa_lib.losses import supcon_loss
+
+
+def _speaker_split(speakers: np.ndarray, val_fraction: float, rng: np.random.Generator):
+    """Hold out whole speakers for early stopping, so it measures generalisation to new voices."""
+    uniq = np.unique(speakers)
+    n_val = int(round(len(uniq) * val_fraction))
+    if val_fraction > 0 and len(uniq) >= 4:
+        n_val = max(1, n_val)
+    else:
+        n_val = 0
+    val_spk = rng.permutation(uniq)[:n_val]
+    is_val = np.isin(speakers, val_spk)
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def _speaker_batches(labels: np.ndarray, n_spk: int, n_utt: int, rng: np.random.Generator):
+    """Yield index batches of ``n_spk`` speakers x up to ``n_utt`` utterances, covering each speaker once."""
+    by_spk: dict = {}
+    for i, s in enumerate(labels):
+        by_spk.setdefault(s, []).append(i)
+    spks = [s for s, idx in by_spk.items() if len(idx) >= 2]  # a positive needs a second utterance
+    order = rng.permutation(len(spks))
+    for start in range(0, len(order) - 1, n_spk):
+        chosen = order[start : start + n_spk]
+        if len(chosen) < 2:
+            break
+        batch = []
+        for c in chosen:
+            idx = by_spk[spks[c]]
+            batch.extend(rng.choice(idx, size=min(n_utt, len(idx)), replace=False).tolist())
+        yield np.asarray(batch)
+
+
+def _train(method, x, y, speakers, hp, seed, progress):
+    """Train the MLP side(s) of a NESSA variant; returns (enroll_map, runtime_map, specs, history)."""
+    from tqdm.auto import tqdm
+
+    rng = np.random.default_rng(seed)
+    dx, dy = x.shape[1], y.shape[1]
+    mlp = dict(hidden_dim=int(hp["hidden_dim"]), n_hidden=int(hp["n_hidden"]), dropout=float(hp["dropout"]))
+    if method == "nessa-m1":
+        enroll_spec, runtime_spec = {"kind": "identity"}, {"kind": "mlp", "d_in": dy, "d_out": dx, **mlp}
+    elif method == "nessa-m2":
+        enroll_spec, runtime_spec = {"kind": "mlp", "d_in": dx, "d_out": dy, **mlp}, {"kind": "identity"}
+    else:
+        if hp["reference"] not in ("enroll", "runtime"):
+            raise ValueError(f"nessa-m3 reference must be 'enroll' or 'runtime', got {hp['reference']!r}")
+        ds = dx if hp["reference"] == "enroll" else dy
+        enroll_spec = {"kind": "mlp", "d_in": dx, "d_out": ds, **mlp}
+        runtime_spec = {"kind": "mlp", "d_in": dy, "d_out": ds, **mlp}
+
+    train_idx, val_idx = _speaker_split(speakers, float(hp["val_fraction"]), rng)
+    _, spk_codes = np.unique(speakers, return_inverse=True)
+    X = torch.as_tensor(x, dtype=torch.float32)
+    Y = torch.as_tensor(y, dtype=torch.float32)
+    S = torch.as_tensor(spk_codes)
+    ref = X if (method == "nessa-m1" or (method == "nessa-m3" and hp["reference"] == "enroll")) else Y
+
+    # Fork the global torch RNG so fitting is reproducible and leaves the caller's state untouched.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        emap, rmap = _build_side(enroll_spec), _build_side(runtime_spec)
+        params = list(emap.parameters()) + list(rmap.parameters())
+        opt = torch.optim.AdamW(params, lr=float(hp["lr"]), weight_decay=float(hp["weight_decay"]))
+
+        def sqerr(a, b):  # squared L2 distance per pair, averaged: on unit vectors this is 2 - 2 cos
+            return ((a - b) ** 2).sum(1).mean()
+
+        def loss_on(idx: np.ndarray) -> torch.Tensor:
+            t = torch.as_tensor(idx)
+            xe, ye = emap(X[t]), rmap(Y[t])
+            if method == "nessa-m1":
+                return sqerr(ye, X[t])
+            if method == "nessa-m2":
+                return sqerr(xe, Y[t])
+            za, zb, lab = _normalize(xe), _normalize(ye), S[t]
+            con = 0.5 * (supcon_loss(za, lab, hp["temperature"], candidates=zb)
+                         + supcon_loss(zb, lab, hp["temperature"], candidates=za))
+            r = ref[t]
+            return hp["w_contrastive"] * con + hp["w_mse_enroll"] * sqerr(xe, r) + hp["w_mse_runtime"] * sqerr(ye, r)
+
+        def batches(idx: np.ndarray, brng: np.random.Generator):
+            if method == "nessa-m3":
+                for b in _speaker_batches(speakers[idx], hp["speakers_per_batch"], hp["utts_per_speaker"], brng):
+                    yield idx[b]
+            else:
+                perm = brng.permutation(idx)
+                bs = int(hp["batch_size"])
+                for s in range(0, len(perm), bs):
+                    yield perm[s : s + bs]
+
+        history, best, best_state, bad = [], np.inf, None, 0
+        bar = tqdm(range(int(hp["max_epochs"])), desc=f"fit {method}", disable=not progress, leave=False)
+        for epoch in bar:
+            emap.train(), rmap.train()
+            tot, n = 0.0, 0
+            for b in batches(train_idx, rng):
+                loss = loss_on(b)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                tot, n = tot + loss.item() * len(b), n + len(b)
+            emap.eval(), rmap.eval()
+            with torch.no_grad():
+                if len(val_idx):
+                    # A fixed generator gives the same validation batches every epoch (M3 samples them).
+                    vb = list(batches(val_idx, np.random.default_rng(seed + 1)))
+                    val = float(np.mean([float(loss_on(b)) for b in vb])) if vb else float("nan")
+                else:
+                    val = tot / max(n, 1)
+            history.append({"epoch": epoch + 1, "train_loss": tot / max(n, 1), "val_loss": val})
+            bar.set_postfix(train=f"{tot / max(n, 1):.4f}", val=f"{val:.4f}")
+            if val < best - 1e-6:
+                best, bad = val, 0
+                best_state = ({k: v.clone() for k, v in emap.state_dict().items()},
+                              {k: v.clone() for k, v in rmap.state_dict().items()})
+            else:
+                bad += 1
+                if bad >= int(hp["patience"]):
+                    break
+        if best_state is not None:
+            emap.load_state_dict(best_state[0])
+            rmap.load_state_dict(best_state[1])
+    emap.eval(), rmap.eval()
+    return emap, rmap, enroll_spec, runtime_spec, history

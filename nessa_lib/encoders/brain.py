@@ -1,0 +1,333 @@
+"""Training one encoder: the SpeechBrain ``Brain`` (objectives, learning-rate schedule, per-epoch validation and
+history), its checkpoints (resume after the last finished epoch, refuse another config), and
+:func:`train_encoder`, which runs it (also under ``torchrun``) and exports the result."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import speechbrain as sb
+import torch
+from speechbrain.nnet.losses import AdditiveAngularMargin, LogSoftmaxWrapper
+
+from nessa_lib.encoders.config import CKPT_DIR, META_FILE, EncoderConfig, _as_config
+from nessa_lib.encoders.data import CropSampler, SpeakerBatchSampler, _prepare_data, collate_crops
+from nessa_lib.encoders.export import _export
+from nessa_lib.encoders.modules import _embed_batch, _n_params, build_modules
+from nessa_lib.losses import supcon_loss
+
+logger = logging.getLogger(__name__)
+
+
+def _loo_nn_error(emb: torch.Tensor, labels: torch.Tensor) -> float:
+    """Leave-one-out nearest-neighbour (cosine) speaker-identification error: one metric for every objective."""
+    z = torch.nn.functional.normalize(emb, dim=-1)
+    sim = z @ z.T
+    sim.fill_diagonal_(float("-inf"))
+    keep = torch.tensor([(labels == y).sum() > 1 for y in labels])
+    if not keep.any():
+        return float("nan")
+    nn_idx = sim.argmax(1)
+    return float((labels[nn_idx] != labels)[keep].float().mean())
+
+
+def _lr_at(cfg: EncoderConfig, step: int, total: int) -> float:
+    warm = max(1, int(round(cfg.warmup_frac * total)))
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    t = min(1.0, (step - warm) / max(1, total - warm))
+    lo = cfg.lr * cfg.final_lr_frac
+    return lo + 0.5 * (cfg.lr - lo) * (1.0 + math.cos(math.pi * t))
+
+
+class _History:
+    """Per-epoch training records, saved in every SpeechBrain checkpoint so a resumed run keeps them."""
+
+    def __init__(self):
+        self.records = []
+
+    def save(self, path):
+        from speechbrain.utils.distributed import if_main_process
+
+        if if_main_process():  # custom save hooks run on every DDP rank
+            Path(path).write_text(json.dumps(self.records), encoding="utf-8")
+
+    def load(self, path, end_of_epoch=True):
+        del end_of_epoch
+        self.records = json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+class _TorchRng:
+    """The global torch RNG state as a checkpoint recoverable: SpeechBrain's x-vector statistics pooling draws
+    noise from it during training, so without it a resumed run would not reproduce an uninterrupted one."""
+
+    def save(self, path):
+        from speechbrain.utils.distributed import if_main_process
+
+        if if_main_process():
+            with open(path, "wb") as f:
+                np.save(f, torch.get_rng_state().numpy(), allow_pickle=False)
+
+    def load(self, path, end_of_epoch=True):
+        del end_of_epoch
+        with open(path, "rb") as f:
+            torch.set_rng_state(torch.from_numpy(np.load(f, allow_pickle=False)))
+
+
+class EncoderBrain(sb.core.Brain):
+    """``Brain`` for speaker-encoder training (see :func:`train_encoder`).
+
+    ``hparams`` must hold ``cfg`` (EncoderConfig), ``epoch_counter``, ``history`` (``_History``),
+    ``total_steps`` and ``sampler`` (the train sampler, for ``set_epoch``).
+    """
+
+    def on_fit_start(self):
+        cfg = self.hparams.cfg
+        if cfg.objective == "aam":
+            self.loss_fn = LogSoftmaxWrapper(AdditiveAngularMargin(margin=cfg.aam_margin, scale=cfg.aam_scale))
+        elif cfg.objective == "softmax":
+            self.loss_fn = LogSoftmaxWrapper(torch.nn.Identity())
+        super().on_fit_start()
+
+    def _wrap_distributed(self):
+        # SpeechBrain converts BatchNorm to SyncBatchNorm before wrapping in DDP, and SyncBatchNorm refuses
+        # CPU tensors in training; on CPU keep per-process BatchNorm statistics (plain DDP).
+        if self.distributed_launch and self.device_type == "cpu":
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            for name, module in self.modules.items():
+                if any(p.requires_grad for p in module.parameters()):
+                    self.modules[name] = DDP(module, device_ids=None,
+                                             find_unused_parameters=self.find_unused_parameters)
+            return
+        super()._wrap_distributed()
+
+    def compute_forward(self, batch, stage):
+        wavs, lens, _ = batch
+        wavs, lens = wavs.to(self.device), lens.to(self.device)
+        emb = _embed_batch(self.modules, wavs, lens)
+        if "classifier" in self.modules:
+            head = self.modules["classifier"](emb.unsqueeze(1))
+            return emb, head.reshape(head.shape[0], 1, -1)
+        return emb, None
+
+    def compute_objectives(self, predictions, batch, stage):
+        emb, head = predictions
+        labels = batch[2].to(self.device)
+        cfg = self.hparams.cfg
+        if head is not None:
+            loss = self.loss_fn(head, labels.unsqueeze(1))
+        elif stage == sb.Stage.TRAIN or (labels[:, None] == labels[None, :]).sum() > len(labels):
+            loss = supcon_loss(torch.nn.functional.normalize(emb, dim=-1), labels, cfg.temperature)
+        else:
+            loss = torch.zeros((), device=emb.device)
+        if stage != sb.Stage.TRAIN:
+            self._valid_emb.append(emb.detach().cpu())
+            self._valid_lab.append(labels.cpu())
+        return loss
+
+    def on_fit_batch_start(self, batch, should_step):
+        lr = _lr_at(self.hparams.cfg, self.optimizer_step, self.hparams.total_steps)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        self._last_lr = lr
+
+    def on_stage_start(self, stage, epoch=None):
+        if stage == sb.Stage.TRAIN:
+            self.hparams.sampler.set_epoch(epoch)
+            self._t0 = time.time()
+        else:
+            self._valid_emb, self._valid_lab = [], []
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        hist = self.hparams.history
+        if stage == sb.Stage.TRAIN:
+            self._train_record = {"epoch": int(epoch), "train_loss": float(stage_loss),
+                                  "lr_end": float(getattr(self, "_last_lr", 0.0)),
+                                  "train_time_s": round(time.time() - self._t0, 2)}
+            if not self.hparams.has_valid:
+                self._end_epoch(hist, self._train_record)
+            return
+        err = _loo_nn_error(torch.cat(self._valid_emb), torch.cat(self._valid_lab))
+        rec = dict(self._train_record, valid_loss=float(stage_loss), valid_error=err)
+        self._end_epoch(hist, rec)
+
+    def _end_epoch(self, hist, rec):
+        hist.records = [r for r in hist.records if r["epoch"] != rec["epoch"]] + [rec]
+        msg = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items())
+        if sb.utils.distributed.if_main_process():
+            logger.info("%s: %s", self.hparams.cfg.name, msg)
+        # One checkpoint per finished epoch, only the newest kept: a killed run resumes after it.
+        self.checkpointer.save_and_keep_only(meta={"epoch": rec["epoch"]}, num_to_keep=1)
+
+
+def _check_same_config(out_dir: Path, cfg: EncoderConfig, write: bool) -> None:
+    """Refuse to resume checkpoints of another configuration (only ``epochs`` may change between runs)."""
+    from speechbrain.utils.distributed import ddp_barrier, if_main_process
+
+    from nessa_lib.io import atomic_write_text
+
+    path = out_dir / CKPT_DIR / "config.json"
+    mine = {k: v for k, v in cfg.to_dict().items() if k != "epochs"}
+    if path.is_file():
+        theirs = {k: v for k, v in json.loads(path.read_text(encoding="utf-8")).items() if k != "epochs"}
+        if theirs != mine:
+            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            raise ValueError(f"{out_dir} holds checkpoints of a different encoder config (differs in {diff}); "
+                             "use another out_dir or delete it to start over")
+    elif write and if_main_process():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(cfg.to_dict(), indent=1) + "\n")
+    ddp_barrier()
+
+
+def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: dict | None = None) -> dict:
+    """Train one speaker encoder with a SpeechBrain ``Brain`` and export it to ``out_dir``.
+
+    Re-running with the same ``out_dir`` resumes from the last epoch checkpoint in ``out_dir/checkpoints``
+    (a finished run is not repeated: its epoch counter is already at ``cfg.epochs``; raising ``epochs``
+    continues it, though the learning-rate schedule is then stretched over the new total).
+
+    Parameters
+    ----------
+    manifest : str, os.PathLike or pandas.DataFrame
+        Manifest (see :mod:`nessa_lib.data.manifest`); the utterances of its ``train`` split are used. A DataFrame
+        needs absolute paths (or paths relative to the working directory).
+    out_dir : str or os.PathLike
+        Output folder: ``encoder.safetensors``, ``encoder.json``, ``checkpoints/``.
+    cfg : EncoderConfig or dict
+        Model and training configuration.
+    progress : bool
+        Show progress bars (audio loading and SpeechBrain's per-epoch bar).
+    run_opts : dict, optional
+        SpeechBrain run options (``device``, ``distributed_backend``, ``precision`` ...). Defaults: CPU unless
+        a GPU is present, gloo backend. Under ``torchrun`` (``RANK``/``LOCAL_RANK`` set) the DDP process group is
+        initialised here with ``speechbrain.utils.distributed.ddp_init_group``.
+
+    Returns
+    -------
+    dict
+        Flat summary: ``train_time_s``, ``load_time_s``, ``epochs``, ``final_train_loss``,
+        ``final_valid_error`` (NaN without validation), ``n_params``, ``n_train_speakers``, ``n_train_utts``,
+        ``model_id``, ``world_size``.
+
+    Raises
+    ------
+    nessa_lib.data.audio.AudioError
+        A training file cannot be read; the message names the file.
+    ValueError
+        Invalid configuration or manifest.
+    """
+    cfg = _as_config(cfg)
+    from speechbrain.utils.checkpoints import Checkpointer
+    from speechbrain.utils.distributed import ddp_barrier, ddp_init_group, if_main_process, is_distributed_initialized
+    from speechbrain.utils.epoch_loop import EpochCounter
+
+    out_dir = Path(out_dir)
+    opts = {"device": "cuda:0" if torch.cuda.is_available() else "cpu", "distributed_backend": "gloo",
+            "noprogressbar": not progress}
+    opts.update(run_opts or {})
+    if os.environ.get("RANK") is not None and os.environ.get("LOCAL_RANK") is not None \
+            and not is_distributed_initialized():
+        ddp_init_group(opts)
+    world = torch.distributed.get_world_size() if is_distributed_initialized() else 1
+    if if_main_process():
+        out_dir.mkdir(parents=True, exist_ok=True)
+    ddp_barrier()
+
+    _check_same_config(out_dir, cfg, write=False)  # fail fast, before loading audio
+    t0 = time.time()
+    train_ds, valid_ds, speakers = _prepare_data(manifest, cfg, progress and if_main_process())
+    load_time = time.time() - t0
+    _check_same_config(out_dir, cfg, write=True)
+
+    torch.manual_seed(cfg.seed)  # same seed -> same initial weights on every rank
+    mods = build_modules(cfg, n_speakers=len(speakers))
+    if cfg.objective == "supcon":
+        sampler = SpeakerBatchSampler(train_ds.labels, cfg.speakers_per_batch, cfg.utts_per_speaker, cfg.seed)
+        loader_kwargs = {"batch_sampler": sampler}
+        steps_per_epoch = math.ceil(len(sampler) / world)
+        valid_bs = cfg.speakers_per_batch * cfg.utts_per_speaker
+    else:
+        if len(train_ds) < cfg.batch_size:
+            raise ValueError(f"only {len(train_ds)} training utterances, fewer than batch_size={cfg.batch_size}")
+        sampler = CropSampler(len(train_ds), cfg.seed)
+        # drop_last: a final batch of 1 would break BatchNorm.
+        loader_kwargs = {"sampler": sampler, "batch_size": cfg.batch_size, "drop_last": True}
+        steps_per_epoch = (len(train_ds) // world) // cfg.batch_size
+        valid_bs = cfg.batch_size
+    loader_kwargs["collate_fn"] = collate_crops
+    history = _History()
+    counter = EpochCounter(limit=cfg.epochs)
+    recoverables = {"embedding_model": mods["embedding_model"], "counter": counter}
+    if "classifier" in mods:
+        recoverables["classifier"] = mods["classifier"]
+    checkpointer = Checkpointer(out_dir / CKPT_DIR, recoverables=recoverables)
+    checkpointer.add_recoverable("history", history, custom_load_hook=_History.load,
+                                 custom_save_hook=_History.save)
+    rng = _TorchRng()
+    checkpointer.add_recoverable("torch_rng", rng, custom_load_hook=_TorchRng.load, custom_save_hook=_TorchRng.save)
+    hparams = {"cfg": cfg, "history": history, "sampler": sampler, "has_valid": valid_ds is not None,
+               "total_steps": max(1, steps_per_epoch * cfg.epochs)}
+    opt_class = lambda params: torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)  # noqa: E731
+    brain = EncoderBrain(modules=mods, opt_class=opt_class, hparams=hparams, run_opts=opts, checkpointer=checkpointer)
+    t1 = time.time()
+    brain.fit(counter, train_ds, valid_ds, progressbar=progress,
+              train_loader_kwargs=loader_kwargs,
+              valid_loader_kwargs={"batch_size": valid_bs, "collate_fn": collate_crops, "shuffle": False})
+    train_time = time.time() - t1
+    # After fit() (or a recovery of a finished run) the modules hold the last epoch's weights.
+    if counter.current < cfg.epochs:
+        raise RuntimeError(f"training of {out_dir} stopped at epoch {counter.current} of {cfg.epochs}")
+    if not history.records:  # a finished run loaded from its checkpoint on a fresh Brain
+        checkpointer.recover_if_possible()
+    last = history.records[-1] if history.records else {}
+    summary = {"train_time_s": round(train_time, 2), "load_time_s": round(load_time, 2),
+               "epochs": int(counter.current), "final_train_loss": float(last.get("train_loss", float("nan"))),
+               "final_valid_error": float(last.get("valid_error", float("nan"))),
+               "n_params": _n_params(mods["embedding_model"]), "n_train_speakers": len(speakers),
+               "n_train_utts": len(train_ds), "world_size": world}
+    model_id = None
+    if if_main_process():
+        meta = _export(out_dir, cfg, mods, history.records, summary, speakers)
+        model_id = meta["model_id"]
+    ddp_barrier()
+    if model_id is None:
+        model_id = json.loads((out_dir / META_FILE).read_text())["model_id"]
+    return dict(summary, model_id=model_id)
+
+
+def train_or_describe(spec: dict, manifest, out_dir, *, progress: bool = True) -> tuple[dict, dict]:
+    """Stage 02 for one entry of ``params.yaml``: train the encoder ``spec`` describes, or export the descriptor of
+    a pretrained one (``{"pretrained": <name>}``, see :data:`nessa_lib.encoders.pretrained.PRETRAINED`).
+
+    ``spec`` is what :func:`nessa_lib.pipeline.params.encoder_spec` returns; ``manifest`` is repo-relative or
+    absolute. Returns ``(meta, summary)``: the exported ``encoder.json`` and the training summary (timings,
+    final losses; ``train_time_s`` 0 for a pretrained model).
+    """
+    from nessa_lib import paths
+    from nessa_lib.encoders import pretrained
+
+    if "pretrained" in spec:
+        return pretrained.export_pretrained(spec["pretrained"], out_dir), {"train_time_s": 0.0}
+    summary = train_encoder(paths.resolve(manifest), out_dir, EncoderConfig.from_dict(spec), progress=progress)
+    return pretrained.read_meta(out_dir), summary
+
+
+def training_metrics(meta: dict, summary: dict) -> dict[str, float]:
+    """The stage's flat ``metrics.json``: the summary's numbers and the embedding dimension.
+
+    Examples
+    --------
+    >>> training_metrics({"emb_dim": 192}, {"train_time_s": 12, "model_id": "x", "resumed": False})
+    {'train_time_s': 12.0, 'emb_dim': 192.0}
+    """
+    metrics = {k: float(v) for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    metrics["emb_dim"] = float(meta["emb_dim"])
+    return metrics

@@ -1,0 +1,221 @@
+"""Pretrained encoders, and one loader for every encoder of the study.
+
+The pretrained resemblyzer GE2E model (:class:`ResemblyzerEncoder`) is "exported" as a small descriptor
+(:func:`export_pretrained`) so the pipeline can treat it like the encoders trained by
+:func:`~nessa_lib.encoders.brain.train_encoder`; :func:`load` loads either kind from its directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from nessa_lib.embeddings import fingerprint
+from nessa_lib.encoders.config import META_FILE
+
+logger = logging.getLogger(__name__)
+
+PRETRAINED = {"resemblyzer": {"architecture": "resemblyzer", "objective": "pretrained-ge2e", "emb_dim": 256}}
+PRETRAINED_FORMAT = "nessa-pretrained-encoder"
+
+
+class ResemblyzerEncoder:
+    """Resemblyzer's pretrained GE2E voice encoder (3-layer LSTM, 256-d) behind the extraction protocol.
+
+    The weights ship inside the ``resemblyzer`` wheel; nothing is downloaded. Each waveform goes through
+    resemblyzer's own preprocessing (``preprocess_wav(w, source_sr=16000)``: volume normalised up to -30 dBFS,
+    long silences cut with webrtcvad) and ``VoiceEncoder.embed_utterance`` (mean of L2-normalised 1.6 s partial
+    embeddings, L2-normalised again). Two guards resemblyzer lacks:
+
+    * if the VAD keeps less than ``min_voiced_s`` seconds (and less than the whole clip) - very short clips,
+      non-speech sounds, near-silence - the untrimmed normalised waveform is embedded instead, with a logged
+      warning (resemblyzer would embed an empty waveform: the same vector for every such clip);
+    * digital silence (all samples 0) raises ``ValueError`` (resemblyzer turns it into NaN samples and then a
+      meaningless embedding), as :func:`nessa_lib.data.audio.load_audio` refuses such files.
+
+    Parameters
+    ----------
+    min_voiced_s : float
+        Least speech, in seconds, the VAD must keep for the trimmed waveform to be used.
+    device : str
+        Torch device for the LSTM.
+
+    Attributes
+    ----------
+    model_id : str
+        ``resemblyzer@<hash>`` of the weights, the resemblyzer version and the preprocessing settings.
+    sample_rate, min_samples, emb_dim : int
+        16000, 400 (one 25 ms mel window; shorter clips are zero-padded by resemblyzer anyway), 256.
+
+    Examples
+    --------
+    >>> import torch
+    >>> enc = ResemblyzerEncoder()  # doctest: +SKIP
+    >>> enc.embed(0.1 * torch.randn(2, 16000), torch.ones(2)).shape  # doctest: +SKIP
+    torch.Size([2, 256])
+    """
+
+    sample_rate = 16000
+    min_samples = 400
+    emb_dim = 256
+
+    def __init__(self, *, min_voiced_s: float = 0.5, device: str = "cpu"):
+        # Imported here: resemblyzer pulls in librosa and webrtcvad, which importing nessa_lib must not.
+        import warnings
+        from importlib.metadata import version
+
+        with warnings.catch_warnings():
+            # Import-time deprecation notices from resemblyzer 0.1.4's dependencies (scipy.ndimage.morphology,
+            # webrtcvad's pkg_resources): not actionable here, and they would repeat in every log.
+            warnings.filterwarnings("ignore", message=".*scipy.ndimage.morphology.*", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+            from resemblyzer import VoiceEncoder
+            from resemblyzer.hparams import audio_norm_target_dBFS
+
+        if not (np.isfinite(min_voiced_s) and min_voiced_s >= 0):
+            raise ValueError(f"min_voiced_s must be a finite number >= 0, got {min_voiced_s!r}")
+        self.min_voiced_s = float(min_voiced_s)
+        self._target_dbfs = audio_norm_target_dBFS
+        self._model = VoiceEncoder(device, verbose=False).eval()
+        config = {
+            "name": "resemblyzer",
+            "version": version("resemblyzer"),
+            "preprocess": "normalize_volume(increase_only)+trim_long_silences, untrimmed if too little voiced",
+            "min_voiced_s": self.min_voiced_s,
+        }
+        self.model_id = fingerprint(self._model.state_dict(), config, "resemblyzer")
+
+    def preprocess(self, wav: np.ndarray) -> np.ndarray:
+        """Resemblyzer's ``preprocess_wav`` for 16 kHz input, with the fallbacks described in the class.
+
+        Parameters
+        ----------
+        wav : numpy.ndarray, shape (n,)
+            Mono waveform at 16 kHz.
+
+        Returns
+        -------
+        numpy.ndarray, shape (m,), float32
+            Normalised waveform, silences trimmed unless that leaves too little.
+
+        Raises
+        ------
+        ValueError
+            Empty input, NaN/inf samples or digital silence.
+        """
+        from resemblyzer import audio as rz_audio
+
+        wav = np.asarray(wav, dtype=np.float32).reshape(-1)
+        if wav.size == 0:
+            raise ValueError("resemblyzer: empty waveform")
+        if not np.isfinite(wav).all():
+            raise ValueError("resemblyzer: waveform contains NaN/inf samples")
+        if not np.any(wav):
+            raise ValueError("resemblyzer: waveform is digital silence (all samples 0); it carries no speaker "
+                             "information and resemblyzer would turn it into NaN")
+        # The two steps of preprocess_wav(wav, source_sr=16000) (its resampling is a no-op at 16 kHz), called
+        # separately so the untrimmed normalised waveform is at hand for the fallback.
+        norm = rz_audio.normalize_volume(wav, self._target_dbfs, increase_only=True).astype(np.float32)
+        trimmed = rz_audio.trim_long_silences(norm)
+        if len(trimmed) < min(len(norm), int(self.min_voiced_s * self.sample_rate)):
+            logger.warning("resemblyzer: VAD kept %.2f s of a %.2f s clip; embedding the untrimmed clip",
+                           len(trimmed) / self.sample_rate, len(norm) / self.sample_rate)
+            return norm
+        return np.asarray(trimmed, dtype=np.float32)
+
+    def embed(self, wavs, lengths):
+        """Embed a zero-padded batch, one ``embed_utterance`` call per waveform (resemblyzer has no batching).
+
+        Parameters
+        ----------
+        wavs : torch.Tensor, shape (B, T), float32
+            Waveforms at 16 kHz, zero-padded at the end.
+        lengths : torch.Tensor, shape (B,)
+            Length of each waveform relative to ``T``, in (0, 1].
+
+        Returns
+        -------
+        torch.Tensor, shape (B, 256), float32
+            Unit-norm embeddings.
+
+        Raises
+        ------
+        ValueError
+            Bad shapes, or a waveform :meth:`preprocess` refuses (the message gives its batch index).
+        """
+        import torch
+
+        wavs = torch.as_tensor(wavs)
+        lengths = torch.as_tensor(lengths, dtype=torch.float64).reshape(-1)
+        if wavs.ndim != 2 or len(lengths) != wavs.shape[0]:
+            raise ValueError(f"resemblyzer: expected wavs (B, T) and lengths (B,), got {tuple(wavs.shape)} and "
+                             f"{tuple(lengths.shape)}")
+        total = wavs.shape[1]
+        x = wavs.detach().cpu().numpy().astype(np.float32, copy=False)
+        out = np.empty((len(x), self.emb_dim), dtype=np.float32)
+        for i, (w, rel) in enumerate(zip(x, lengths.tolist())):
+            n = min(total, max(1, int(round(rel * total))))
+            try:
+                out[i] = self._model.embed_utterance(self.preprocess(w[:n]))
+            except ValueError as e:
+                raise ValueError(f"batch item {i}: {e}") from e
+        return torch.from_numpy(out)
+
+
+def export_pretrained(name: str, out_dir) -> dict:
+    """Write ``out_dir/encoder.json`` describing a pretrained encoder shipped inside an installed package.
+
+    Nothing is downloaded or trained; the descriptor records the model id (fingerprint of the shipped weights).
+
+    Examples
+    --------
+    >>> export_pretrained("wav2vec", "/tmp/x")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown pretrained encoder 'wav2vec'; valid: ['resemblyzer']
+    """
+    if name not in PRETRAINED:
+        raise ValueError(f"unknown pretrained encoder {name!r}; valid: {sorted(PRETRAINED)}")
+    from nessa_lib.io import atomic_write_text
+
+    enc = ResemblyzerEncoder()
+    meta = {"format": PRETRAINED_FORMAT, "name": name, "model_id": enc.model_id, "emb_dim": enc.emb_dim,
+            "sample_rate": enc.sample_rate, "min_samples": enc.min_samples,
+            "config": {"name": name, **PRETRAINED[name]}}
+    atomic_write_text(Path(out_dir) / META_FILE, json.dumps(meta, indent=1) + "\n")
+    return meta
+
+
+def read_meta(model_dir) -> dict:
+    """The ``encoder.json`` of a trained or pretrained encoder directory (raises naming the file if missing)."""
+    path = Path(model_dir) / META_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no encoder here: {path} does not exist")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def objective(model_dir) -> str:
+    """Training objective of an encoder (``softmax``, ``aam``, ``supcon`` or ``pretrained-ge2e``)."""
+    return read_meta(model_dir)["config"]["objective"]
+
+
+def load(model_dir):
+    """Load any encoder of the study from its directory; the result follows the extraction protocol
+    (``model_id``, ``sample_rate``, ``min_samples``, ``emb_dim``, ``embed(wavs, lengths)``).
+
+    A pretrained descriptor whose model id no longer matches the installed package raises ``ValueError``
+    (the package was upgraded: its embeddings would not match the ones the study was built on).
+    """
+    meta = read_meta(model_dir)
+    if meta.get("format") == PRETRAINED_FORMAT:
+        enc = ResemblyzerEncoder()
+        if enc.model_id != meta["model_id"]:
+            raise ValueError(f"{Path(model_dir) / META_FILE} describes {meta['model_id']!r} but the installed "
+                             f"package provides {enc.model_id!r}; re-run the train_encoder stage")
+        return enc
+    from nessa_lib.encoders.export import load_encoder
+
+    return load_encoder(model_dir)

@@ -1,0 +1,145 @@
+"""Run one stage: its notebook source (jupytext percent format) executed by papermill, rendered to HTML.
+
+This is the command of every ``dvc.yaml`` stage (``python -m nessa_lib.pipeline.run <stage> [<item>]``). The
+notebook's ``parameters`` cell only selects the run (which encoder, which pair, which parameters file); the
+notebook reads everything else from its section of ``params.yaml``. The executed copy lands in
+``reports/<stage>[/<item>]/NN_<stage>.ipynb`` with an HTML rendering beside it, and papermill shows a progress
+bar over the notebook's cells; ``log_output`` also streams the cells' output as it comes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from nessa_lib import paths
+from nessa_lib.pipeline import layout
+from nessa_lib.pipeline.params import PARAMS_FILE
+
+KERNEL = "python3"
+
+
+def read_notebook(path):
+    """The jupytext percent-format source at ``path`` as an nbformat notebook (outputs empty)."""
+    import jupytext
+
+    nb = jupytext.read(Path(path), fmt="py:percent")
+    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": KERNEL}
+    nb.metadata.setdefault("language_info", {"name": "python"})
+    nb.metadata.pop("jupytext", None)
+    return nb
+
+
+def notebook_parameters(stage: str, item: str | None = None, params_file: str = PARAMS_FILE) -> dict:
+    """The papermill parameters of a stage run: the item that selects it, and a non-default parameters file.
+
+    Examples
+    --------
+    >>> notebook_parameters("fit_aligners", "xvector-ecapa")
+    {'pair': 'xvector-ecapa'}
+    >>> notebook_parameters("evaluate", params_file="tiny.yaml")
+    {'params_file': 'tiny.yaml'}
+    """
+    s = layout.stage(stage)
+    if (s.item_param is None) != (item is None):
+        need = f"an item ({s.item_param})" if s.item_param else "no item"
+        raise ValueError(f"stage {stage!r} takes {need}, got {item!r}")
+    out = {s.item_param: item} if s.item_param else {}
+    if str(params_file) != PARAMS_FILE:
+        out["params_file"] = str(params_file)
+    return out
+
+
+def write_html(ipynb: Path) -> Path:
+    """Render an executed notebook to a self-contained HTML page beside it (figures are embedded)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(ipynb, as_version=4)
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    html = ipynb.with_suffix(".html")
+    html.write_text(body, encoding="utf-8")
+    return html
+
+
+def run_stage(stage: str, item: str | None = None, *, root=None, params_file: str = PARAMS_FILE,
+              progress: bool = True, log_output: bool = False) -> Path:
+    """Execute the notebook of ``stage`` (for ``item`` of a ``foreach`` stage) and render it to HTML.
+
+    Parameters
+    ----------
+    stage : str
+        A stage of :data:`nessa_lib.pipeline.layout.STAGES`.
+    item : str, optional
+        The encoder, model or pair a ``foreach`` stage runs for.
+    root : str or Path, optional
+        Repository root (the folder with ``dvc.yaml``); the kernel runs there. Default: found from the
+        working directory.
+    params_file : str
+        Parameters file, relative to ``root``.
+    progress, log_output : bool
+        Papermill's progress bar over cells; streaming of cell output to the log.
+
+    Returns
+    -------
+    Path
+        The executed notebook. A failing cell raises papermill's ``PapermillExecutionError`` after the
+        partly executed notebook (with the error at the top) and its HTML have been written.
+    """
+    import papermill as pm
+
+    root = Path(root).resolve() if root is not None else paths.repo_root()
+    s = layout.stage(stage)
+    parameters = notebook_parameters(stage, item, params_file)
+    out = layout.report_dir(stage, item, root) / s.executed_name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nb = read_notebook(root / s.notebook)
+    # The kernel's own chatter (e.g. "Kernel ... tcp ..." connection notices at WARNING) is not the user's
+    # business; papermill's progress bar and errors still show.
+    for name in ("traitlets", "papermill", "jupyter_client", "nbclient"):
+        logging.getLogger(name).setLevel(logging.INFO if log_output else logging.ERROR)
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(nb, str(out), parameters=parameters, cwd=str(root), kernel_name=KERNEL,
+                            progress_bar=progress and {"desc": f"{stage}{'@' + item if item else ''}"},
+                            log_output=log_output, request_save_on_cell_execute=True)
+    finally:
+        if out.is_file():
+            write_html(out)
+    logging.getLogger(__name__).info("%s%s done in %.0f s", stage, f"@{item}" if item else "",
+                                     time.perf_counter() - start)
+    return out
+
+
+def main(argv=None) -> int:
+    """``python -m nessa_lib.pipeline.run STAGE [ITEM]``: what ``dvc repro`` runs for each stage."""
+    parser = argparse.ArgumentParser(prog="python -m nessa_lib.pipeline.run",
+                                     description="Execute a stage's notebook with papermill and render it to HTML.")
+    parser.add_argument("stage", choices=list(layout.STAGES))
+    parser.add_argument("item", nargs="?", help="the entry a foreach stage runs for (encoder, model or pair)")
+    parser.add_argument("--params-file", default=PARAMS_FILE, help="repo-relative parameters file")
+    parser.add_argument("--log-output", action="store_true", help="stream the cells' output as they run")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar over cells")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from papermill.exceptions import PapermillExecutionError
+
+    label = f"{args.stage}{'@' + args.item if args.item else ''}"
+    try:
+        run_stage(args.stage, args.item, params_file=args.params_file, progress=not args.no_progress,
+                  log_output=args.log_output)
+    except PapermillExecutionError as err:
+        print(f"\nstage {label} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n(the executed "
+              f"notebook, with the error at the top, and its HTML are in reports/{args.stage}/)", file=sys.stderr)
+        return 1
+    except ValueError as err:
+        print(f"error: stage {label}: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+# %% [markdown]
+# # 02 · Train an encoder
+# > Train one speaker encoder with SpeechBrain (a `Brain` subclass, SpeechBrain lobes, Fbank features, losses and
+# > `Checkpointer`) on the `train` split, or describe a pretrained one, and export it as safetensors + JSON.
+#
+# DVC runs this notebook once per entry of `train_encoder.encoders` in `params.yaml` (a `foreach` stage): the
+# entry's settings over the shared `train_encoder.recipe`. The study needs models that differ the way real
+# upgrades do: architecture, objective, embedding size, training speakers.
+# **Outputs**: `models/train_encoder/<name>/` (`encoder.safetensors`, `encoder.json`, SpeechBrain `checkpoints/`)
+# and `reports/train_encoder/<name>/` (`metrics.json`, `training.png`).
+
+# %% tags=["parameters"]
+name: str = "ecapa"  # which entry of train_encoder.encoders in params.yaml to train
+params_file: str = "params.yaml"  # the study's parameters (repo-relative)
+
+# %%
+import pandas as pd
+import torch
+
+from nessa_lib import encoders, io, plots
+from nessa_lib.pipeline import layout, params
+
+p = params.stage_params("train_encoder", path=params_file)
+spec = params.encoder_spec(p, name)
+torch.set_num_threads(p.threads)
+out = layout.out_dir("train_encoder", name)
+reports = layout.report_dir("train_encoder", name)
+reports.mkdir(parents=True, exist_ok=True)
+spec
+
+# %%
+meta, summary = encoders.train_or_describe(spec, p.manifest, out, progress=True)
+print(meta["model_id"], {k: v for k, v in summary.items() if k != "model_id"})
+
+# %%
+plots.training_report(meta.get("history", []), name, path=reports / "training.png")
+pd.DataFrame(meta.get("history", [])).round(4)
+
+# %%
+io.write_json(encoders.training_metrics(meta, summary), reports / "metrics.json")
+
+# %% [markdown]
+# Next: `03_extract_embeddings` embeds the utterances the aligners and the evaluation need with this model.

@@ -1,0 +1,49 @@
+# %% [markdown]
+# # 04 · Fit aligners
+# > For one (enrollment model X, runtime model Y) pair, fit every alignment method on the paired embeddings (the same
+# > utterances through both models) of the splits in `fit_splits` and save each aligner. By default that is the
+# > encoder-training speakers' utterances plus the alignment split: the paper's speaker-logit baseline uses the
+# > encoders' training speakers as its reference set, and NESSA generalises to new voices only from many voices.
+# > No evaluation data is read here.
+#
+# Settings: the `fit_aligners` section of `params.yaml`, including every method's hyper-parameters (`hparams`).
+# **Outputs**: `models/fit_aligners/<pair>/` (`<method>.safetensors`, `pair.json`) and
+# `reports/fit_aligners/<pair>/` (`metrics.json`, training curves).
+
+# %% tags=["parameters"]
+pair: str = "xvector-ecapa"  # which entry of fit_aligners.pairs to fit
+params_file: str = "params.yaml"  # the study's parameters (repo-relative)
+
+# %%
+import torch
+
+from nessa_lib import embeddings, io, plots
+from nessa_lib.evaluation import pairs, tables
+from nessa_lib.pipeline import layout, params
+
+p = params.stage_params("fit_aligners", path=params_file)
+spec = params.item(p, "pairs", pair)
+torch.set_num_threads(p.threads)
+out = layout.out_dir("fit_aligners", pair)
+reports = layout.report_dir("fit_aligners", pair)
+out.mkdir(parents=True, exist_ok=True)
+reports.mkdir(parents=True, exist_ok=True)
+fit = embeddings.load_paired_splits(layout.results_root("extract_embeddings"), spec["enroll_model"],
+                                    spec["runtime_model"], p.fit_splits)
+print(f"{len(fit.utt_ids)} paired utterances of {len(set(fit.speaker_ids))} speakers from {p.fit_splits}: "
+      f"X {fit.x.shape[1]}-d, Y {fit.y.shape[1]}-d")
+
+# %%
+timings = {}
+aligners = tables.fit_aligners(fit.x, fit.y, fit.speaker_ids, methods=p.methods, seed=p.seed, hparams=p.hparams,
+                               progress=True, enroll_model_id=fit.enroll_model_id,
+                               runtime_model_id=fit.runtime_model_id, timings=timings)
+pairs.save_aligners(aligners, out, pair=pair, **spec)
+{m: round(t, 2) for m, t in timings.items()}
+
+# %%
+plots.aligner_training(aligners, pair, reports)
+io.write_json({f"fit_s_{m}": float(t) for m, t in timings.items()}, reports / "metrics.json")
+
+# %% [markdown]
+# Next: `05_evaluate` scores the evaluation trials with every pair and method and tests the paper's claims.

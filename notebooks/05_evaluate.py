@@ -1,0 +1,120 @@
+# %% [markdown]
+# # 05 · Evaluate: does NESSA let stored profiles survive a model upgrade?
+# > Score the evaluation trials with every (enrollment X, runtime Y) pair and method, test the paper's three claims
+# > as measured here, run the A/B upgrade case study and the alignment-data ablation.
+#
+# Profiles average `k_enroll` enrollment utterances embedded by X (in X's own space), then are mapped by the
+# aligner's enrollment side (identity for M1, migration for M2); test utterances are embedded by Y and mapped by its
+# runtime side. The pairs are those of `fit_aligners.pairs` in `params.yaml`; aligners are fitted on the splits of
+# stage 04 (`fit_splits`); thresholds are calibrated on the alignment split only; the evaluation trials are never
+# used to tune. Settings: the `evaluate` section of `params.yaml`.
+# **Outputs** (`reports/evaluate/`): `main_table.csv`, `findings.csv`, `ab_case_study.csv`, `ablation.csv`,
+# `metrics.json`, `figures/`, and `plots/` (DET and ablation curves as CSV for `dvc plots`).
+
+# %% tags=["parameters"]
+params_file: str = "params.yaml"  # the study's parameters (repo-relative); this stage reads evaluate
+
+# %%
+import pandas as pd
+import torch
+
+from nessa_lib import io, plots
+from nessa_lib.data import lists, manifest
+from nessa_lib.evaluation import ab, ablation, findings, pairs
+from nessa_lib.pipeline import layout, params
+
+p = params.stage_params("evaluate", path=params_file)
+torch.set_num_threads(p.threads)
+data = layout.out_dir("prepare_data")
+reports = layout.report_dir("evaluate")
+figures, curves = reports / "figures", reports / "plots"
+figures.mkdir(parents=True, exist_ok=True)
+curves.mkdir(parents=True, exist_ok=True)
+df = manifest.read_manifest(data / "manifest.csv")
+enroll, trials = lists.read_lists(data, manifest=df)
+study = pairs.load_study(p.pairs, extra_models=(p.ab_model_a, p.ab_model_b),
+                         embeddings_root=layout.results_root("extract_embeddings"),
+                         encoders_root=layout.results_root("train_encoder"),
+                         aligners_root=layout.results_root("fit_aligners"))
+print(f"{len(study.pairs)} pairs, models and objectives: {study.objectives}")
+print(lists.describe(enroll, trials))
+
+# %% [markdown]
+# ## 1 · Main table
+# Rows per pair: symmetric X/X (no upgrade), symmetric Y/Y (everyone re-enrolled), then each method with X profiles
+# against Y tests. `gain_recovered` = (EER_XX − EER) / (EER_XX − EER_YY): the share of the symmetric upgrade's gain
+# kept without re-enrollment. Percentages in the tables; fractions in `metrics.json`.
+
+# %%
+evaluated = pairs.evaluate_study(study, enroll, trials)
+main = pd.concat(evaluated.tables, names=["pair"])
+pairs.percent_table(main)
+
+# %%
+for name, curve in evaluated.det.items():
+    plots.det_curves(curve, title=name, path=figures / f"det_{name}.png")
+    pairs.det_grid(curve).to_csv(curves / f"det_{name}.csv", index=False)
+plots.gain_recovered_bars(evaluated.tables, path=figures / "gain_recovered.png");
+
+# %%
+plots.score_distributions_grid(pairs.before_after_panels(evaluated, trials.label),
+                               path=figures / "scores_before_after.png");
+
+# %% [markdown]
+# ## 2 · The paper's three claims, as measured here
+
+# %%
+claims = findings.paper_findings(evaluated.tables, study.orientations(), study.objectives)
+claims.to_csv(reports / "findings.csv", index=False)
+print(findings.format_findings(claims))
+
+# %% [markdown]
+# ## 3 · A/B case study: upgrading the runtime model without re-enrolling anyone
+# A is in production with stored profiles; B is the candidate. The aligners (`ab_methods`: M2 migrates the stored
+# profiles into B's space once; M1 maps B's runtime embeddings into A's space; M3 migrates the profiles once *and*
+# maps every runtime embedding, into a new space) are the stage-04 aligners of the pair (A, B) when it was fitted
+# there (else fitted here on the `fit_splits` pool); each system's threshold is calibrated at the target FAR on
+# trials of the `calibration_split` (no evaluation data); the table shows the FAR and FRR that threshold gives on
+# the evaluation trials, and what happens if A/A's threshold is naively kept after the upgrade.
+
+# %%
+pool = study.fit_pool(p.ab_model_a, p.ab_model_b, p.fit_splits)
+fitted, ab_aligners = study.stage_aligners(p.ab_model_a, p.ab_model_b, p.ab_methods)
+ab_table = ab.ab_case_study(
+    pool, *study.eval_pair(p.ab_model_a, p.ab_model_b), enroll, trials, far=p.ab_far, seed=p.seed,
+    k_enroll=lists.min_profile_size(enroll), calibrate_on=pool.splits == p.calibration_split,
+    aligners=ab_aligners, methods=p.ab_methods, hparams=p.hparams,
+    enroll_flag_align=manifest.enroll_flags(df, pool.utt_ids),
+)
+print(f"aligners {'of stage 04 (' + fitted + ')' if fitted else 'fitted here'} on {len(pool.utt_ids)} pairs "
+      f"({p.fit_splits}); calibrated on {ab_table.attrs['n_calibration_trials']} {p.calibration_split} trials")
+ab_table.to_csv(reports / "ab_case_study.csv")
+ab_table.round(4)
+
+# %% [markdown]
+# ## 4 · How much alignment data does NESSA need?
+# The fit pool of stage 04, subsampled: the first `n` speakers (in a seeded order) and `u` utterances of each.
+
+# %%
+X, Y = study.orientation(p.ablation_pair)
+fit = study.fit_pool(X, Y, p.fit_splits)
+abl = ablation.alignment_ablation(
+    fit.x, fit.y, fit.speaker_ids, *study.eval_pair(X, Y), enroll, trials, method=p.ablation_method, seed=p.seed,
+    n_speakers=ablation.grid(p.ablation_speakers), utts_per_speaker=ablation.grid(p.ablation_utts),
+    hparams=p.hparams,
+)
+abl.to_csv(reports / "ablation.csv", index=False)
+pairs.ablation_curve(abl).to_csv(curves / "ablation.csv", index=False)
+plots.ablation_curves(abl, path=figures / "ablation.png")
+abl.round(4)
+
+# %% [markdown]
+# ## 5 · Key numbers (checked by nbval on re-runs)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(pairs.key_numbers(evaluated.tables))
+
+# %%
+io.write_json(pairs.flat_metrics(evaluated.tables, ab_table), reports / "metrics.json")
+main.to_csv(reports / "main_table.csv")
