@@ -9,9 +9,12 @@ Modules (import the one you need; importing the package itself loads nothing hea
 - ``nessa_lib.evaluation``  score enrollment + trial lists and summarise them
 - ``nessa_lib.migrate``  migrate stored profiles through an aligner file (``python -m nessa_lib.migrate``)
 
-Data stage: ``synth_corpus`` (eSpeak NG voices via ``espeak``, ``voices``, ``sentences``, ``augment``),
-``datasets`` (VoxCeleb, folders), ``audio`` (validated loading), ``manifest`` (one manifest format, splits, lists),
-``baselines`` (mean-MFCC), ``prepare``, ``plots``, ``paths``, ``io``. ``toy`` makes synthetic paired spaces.
+Subpackages, laid out like the pipeline: ``nessa_lib.data`` (audio, manifest, splits, lists, dataset readers;
+``data.synth`` the synthetic corpus), ``nessa_lib.encoders`` (config, training, export, pretrained models,
+extraction), ``nessa_lib.align`` (the aligners), ``nessa_lib.evaluation`` (metrics, scoring, tables, A/B case study,
+ablation, findings) and ``nessa_lib.pipeline`` (params, layout, dependencies, the stage runner, the report).
+``metrics``, ``scoring``, ``study``, ``manifest``, ``audio``, ``datasets``, ``zoo`` and ``extract`` keep their old
+names as aliases. ``plots``, ``paths``, ``io``, ``losses``, ``checks`` and ``toy`` are shared helpers.
 """
 
 __version__ = "0.1.0"
