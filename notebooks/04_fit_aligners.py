@@ -28,7 +28,7 @@ out = layout.out_dir("fit_aligners", pair)
 reports = layout.report_dir("fit_aligners", pair)
 out.mkdir(parents=True, exist_ok=True)
 reports.mkdir(parents=True, exist_ok=True)
-fit = embeddings.load_paired_splits(layout.results_root("extract_embeddings"), spec["enroll_model"],
+fit = embeddings.load_paired_splits(layout.out_dir("extract_embeddings"), spec["enroll_model"],
                                     spec["runtime_model"], p.fit_splits)
 print(f"{len(fit.utt_ids)} paired utterances of {len(set(fit.speaker_ids))} speakers from {p.fit_splits}: "
       f"X {fit.x.shape[1]}-d, Y {fit.y.shape[1]}-d")

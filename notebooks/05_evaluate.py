@@ -33,9 +33,9 @@ curves.mkdir(parents=True, exist_ok=True)
 df = manifest.read_manifest(data / "manifest.csv")
 enroll, trials = lists.read_lists(data, manifest=df)
 study = pairs.load_study(p.pairs, extra_models=(p.ab_model_a, p.ab_model_b),
-                         embeddings_root=layout.results_root("extract_embeddings"),
-                         encoders_root=layout.results_root("train_encoder"),
-                         aligners_root=layout.results_root("fit_aligners"))
+                         embeddings_root=layout.out_dir("extract_embeddings"),
+                         encoders_root=layout.out_dir("train_encoder"),
+                         aligners_root=layout.out_dir("fit_aligners"))
 print(f"{len(study.pairs)} pairs, models and objectives: {study.objectives}")
 print(lists.describe(enroll, trials))
 

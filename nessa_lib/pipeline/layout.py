@@ -84,10 +84,14 @@ def _sub(base: str, name: str, item: str | None) -> str:
 def out_dir(name: str, item: str | None = None, root=None) -> Path:
     """Absolute folder of the stage's results (``data/<stage>[/<item>]`` or ``models/<stage>[/<item>]``).
 
+    Without ``item``, the folder holding every item's results of a ``foreach`` stage.
+
     Examples
     --------
     >>> out_dir("train_encoder", "ecapa", root="/r").as_posix()
     '/r/models/train_encoder/ecapa'
+    >>> out_dir("extract_embeddings", root="/r").as_posix()
+    '/r/data/extract_embeddings'
     """
     s = stage(name)
     if s.out_root is None:
@@ -106,13 +110,3 @@ def report_dir(name: str, item: str | None = None, root=None) -> Path:
     stage(name)
     return paths.resolve(_sub("reports", name, item), root)
 
-
-def results_root(name: str, root=None) -> Path:
-    """The folder holding every item's results of a ``foreach`` stage (or the stage's single one).
-
-    Examples
-    --------
-    >>> results_root("extract_embeddings", root="/r").as_posix()
-    '/r/data/extract_embeddings'
-    """
-    return out_dir(name, None, root)
