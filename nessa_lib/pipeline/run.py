@@ -20,6 +20,7 @@ from nessa_lib.pipeline import layout
 from nessa_lib.pipeline.params import PARAMS_FILE
 
 KERNEL = "python3"
+KERNEL_LOG_LEVEL = "ERROR"  # the kernel process's own log (not cell output)
 
 
 def read_notebook(path):
@@ -97,15 +98,17 @@ def run_stage(stage: str, item: str | None = None, *, root=None, params_file: st
     out = layout.report_dir(stage, item, root) / s.executed_name
     out.parent.mkdir(parents=True, exist_ok=True)
     nb = read_notebook(root / s.notebook)
-    # The kernel's own chatter (e.g. "Kernel ... tcp ..." connection notices at WARNING) is not the user's
-    # business; papermill's progress bar and errors still show.
+    # Papermill's and the kernel's own chatter is not the user's business: the progress bar, the cells' output
+    # (with log_output) and errors still show. The kernel's "running over TCP without encryption" notice is
+    # its own log (a local kernel on loopback), silenced by its log level.
     for name in ("traitlets", "papermill", "jupyter_client", "nbclient"):
         logging.getLogger(name).setLevel(logging.INFO if log_output else logging.ERROR)
     start = time.perf_counter()
     try:
         pm.execute_notebook(nb, str(out), parameters=parameters, cwd=str(root), kernel_name=KERNEL,
                             progress_bar=progress and {"desc": f"{stage}{'@' + item if item else ''}"},
-                            log_output=log_output, request_save_on_cell_execute=True)
+                            log_output=log_output, request_save_on_cell_execute=True,
+                            extra_arguments=[f"--IPKernelApp.log_level={KERNEL_LOG_LEVEL}"])
     finally:
         if out.is_file():
             write_html(out)
