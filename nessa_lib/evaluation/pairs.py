@@ -121,19 +121,18 @@ def evaluate_study(study: Study, enroll: pd.DataFrame, trials: pd.DataFrame) -> 
     """Score every pair's symmetric systems and aligners on the evaluation trials.
 
     For each pair: the table of :func:`nessa_lib.evaluation.tables.evaluate_pair`, the trial scores of
-    ``X/X``, ``Y/Y`` and every method, and their DET curves ``(far, frr)``.
+    ``X/X``, ``Y/Y`` and every method, and their DET curves ``(far, frr)``. Each system is scored once.
     """
-    from nessa_lib import evaluation
     from nessa_lib.evaluation import metrics, tables
 
+    short = {tables.SYMMETRIC_X: "X/X", tables.SYMMETRIC_Y: "Y/Y"}
+    labels = trials["label"].to_numpy()
     out = Evaluated({}, {}, {})
     for name in study.pairs:
         x, y, ids = study.eval_pair(*study.orientation(name))
-        aligners = study.aligners[name]
-        out.tables[name] = tables.evaluate_pair(aligners, x, y, ids, enroll, trials)
-        sc = {"X/X": evaluation.score_lists(x, x, ids, enroll, trials),
-              "Y/Y": evaluation.score_lists(y, y, ids, enroll, trials)}
-        sc.update({m: tables.aligned_scores(a, x, y, ids, enroll, trials) for m, a in aligners.items()})
+        scores = tables.pair_scores(study.aligners[name], x, y, ids, enroll, trials)
+        out.tables[name] = tables.table_from_scores(scores, labels)
+        sc = {short.get(system, system): s for system, s in scores.items()}
         out.scores[name] = sc
         out.det[name] = {k: metrics.det_curve(v, trials.label)[:2] for k, v in sc.items()}
     return out

@@ -23,7 +23,7 @@ from nessa_lib.align.aligner import Aligner
 from nessa_lib.align.fitting import fit
 from nessa_lib.align.hparams import METHODS, check_hparams
 from nessa_lib.evaluation import metrics
-from nessa_lib.evaluation.lists import evaluate_lists, score_lists
+from nessa_lib.evaluation.lists import score_lists
 
 SYMMETRIC_X = "symmetric X/X"
 SYMMETRIC_Y = "symmetric Y/Y"
@@ -153,21 +153,53 @@ def evaluate_pair(aligners: Mapping, x_eval, y_eval, utt_ids_eval, enroll: pd.Da
     >>> t.index.tolist(), float(t.loc["linear", "eer"])
     (['symmetric X/X', 'symmetric Y/Y', 'linear'], 0.0)
     """
+    return table_from_scores(pair_scores(aligners, x_eval, y_eval, utt_ids_eval, enroll, trials),
+                             trials["label"].to_numpy(), fit_s=fit_s)
+
+
+def pair_scores(aligners: Mapping, x_eval, y_eval, utt_ids_eval, enroll: pd.DataFrame,
+                trials: pd.DataFrame) -> dict:
+    """Trial scores of every system of :func:`evaluate_pair`: ``symmetric X/X``, ``symmetric Y/Y``, then each
+    aligner (X profiles mapped by its enrollment side against Y tests mapped by its runtime side).
+
+    Examples
+    --------
+    >>> e = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1]])
+    >>> enroll = pd.DataFrame({"profile_id": ["A"], "utt_id": ["u0"]})
+    >>> trials = pd.DataFrame({"label": [0, 1], "profile_id": ["A", "A"], "test_utt_id": ["u1", "u2"]})
+    >>> list(pair_scores({}, e, e, ["u0", "u1", "u2"], enroll, trials))
+    ['symmetric X/X', 'symmetric Y/Y']
+    """
+    scores = {SYMMETRIC_X: score_lists(x_eval, x_eval, utt_ids_eval, enroll, trials),
+              SYMMETRIC_Y: score_lists(y_eval, y_eval, utt_ids_eval, enroll, trials)}
+    scores.update({m: aligned_scores(a, x_eval, y_eval, utt_ids_eval, enroll, trials) for m, a in aligners.items()})
+    return scores
+
+
+def table_from_scores(scores: Mapping, labels, *, fit_s: Mapping | None = None) -> pd.DataFrame:
+    """The table of :func:`evaluate_pair` from each system's trial scores (first ``symmetric X/X``, then
+    ``symmetric Y/Y``, then the aligners), so callers that keep the scores (DET curves) score only once.
+
+    Examples
+    --------
+    >>> lab = np.array([0, 1, 0, 1])
+    >>> s = {SYMMETRIC_X: np.array([0.1, 0.6, 0.7, 0.8]), SYMMETRIC_Y: np.array([0.1, 0.9, 0.2, 0.8]),
+    ...      "linear": np.array([0.1, 0.9, 0.5, 0.8])}
+    >>> table_from_scores(s, lab)["gain_recovered"].round(2).tolist()
+    [0.0, 1.0, 1.0]
+    """
+    systems = list(scores)
+    if systems[:2] != [SYMMETRIC_X, SYMMETRIC_Y]:
+        raise ValueError(f"scores must start with {SYMMETRIC_X!r} and {SYMMETRIC_Y!r}, got {systems[:2]}")
     fit_s = dict(fit_s or {})
-    rows = {
-        SYMMETRIC_X: evaluate_lists(x_eval, x_eval, utt_ids_eval, enroll, trials),
-        SYMMETRIC_Y: evaluate_lists(y_eval, y_eval, utt_ids_eval, enroll, trials),
-    }
-    for method, a in aligners.items():
-        rows[method] = metrics.verification_metrics(
-            aligned_scores(a, x_eval, y_eval, utt_ids_eval, enroll, trials), trials["label"].to_numpy())
+    rows = {system: metrics.verification_metrics(s, labels) for system, s in scores.items()}
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "system"
     xx, yy = table.loc[SYMMETRIC_X, "eer"], table.loc[SYMMETRIC_Y, "eer"]
     table["gain_recovered"] = [gain_recovered(xx, yy, e) for e in table["eer"]]
     frr_xx = table.loc[SYMMETRIC_X, "frr_at_far0.01"]
     table["rel_frr_change"] = (table["frr_at_far0.01"] - frr_xx) / frr_xx if frr_xx > 0 else np.nan
-    table["fit_s"] = [0.0, 0.0] + [float(fit_s.get(m, np.nan)) for m in aligners]
+    table["fit_s"] = [0.0, 0.0] + [float(fit_s.get(m, np.nan)) for m in systems[2:]]
     return table
 
 
