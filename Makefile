@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: venv repro test test-fast bench lock clean-venv
+.PHONY: venv repro test test-fast bench check-report lock clean-venv
 
 venv: $(VENV)/.installed
 
@@ -28,6 +28,10 @@ test-fast: venv
 
 bench: venv
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# The HTML report in a real browser (needs Chromium: apt-get install chromium); after `make repro`.
+check-report: venv
+	$(BIN)/python benchmarks/check_report.py
 
 lock: venv
 	$(BIN)/pip install -q -r requirements.txt

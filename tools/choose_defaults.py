@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # The sweep of 2026-11-26 started from these defaults (hidden width 512, dropout 0.1 for every MLP); each
 # configuration below states its values on top of them, so the table in the README stays reproducible after the
-# library's defaults moved. "default" is whatever the library's defaults are now.
+# library's defaults moved. Every configuration starts from the method's hyper-parameters in params.yaml
+# (`fit_aligners.hparams`, what the pipeline fits with; `--params` picks another file): "default" is exactly those.
 BEFORE = {"hidden_dim": 512, "dropout": 0.1}
 
 
@@ -81,16 +82,15 @@ def _load(emb_root: Path, manifest: Path, x_model: str, y_model: str, k_enroll: 
     """
     import pandas as pd
 
-    from nessa_lib import embeddings, study
+    from nessa_lib import embeddings
+    from nessa_lib.data.manifest import enroll_flags
+    from nessa_lib.evaluation.ab import alignment_trials
 
     fit = embeddings.load_paired_splits(emb_root, x_model, y_model, ["train"])
     dev = embeddings.load_paired_splits(emb_root, x_model, y_model, ["align"])
-    df = pd.read_csv(manifest, dtype={"utt_id": str})
-    flags = None
-    if "enroll" in df.columns:
-        flags = df.set_index("utt_id").reindex(dev.utt_ids)["enroll"].astype(str).str.lower().eq("true").to_numpy()
-    enroll, trials = study.alignment_trials(dev.speaker_ids, dev.utt_ids, k_enroll=k_enroll,
-                                            n_nontarget_per_profile=n_nontarget, rng=0, enroll_flag=flags)
+    flags = enroll_flags(pd.read_csv(manifest, dtype={"utt_id": str}), dev.utt_ids)
+    enroll, trials = alignment_trials(dev.speaker_ids, dev.utt_ids, k_enroll=k_enroll,
+                                      n_nontarget_per_profile=n_nontarget, rng=0, enroll_flag=flags)
     return fit, dev, enroll, trials
 
 
@@ -98,20 +98,21 @@ def _run(job):
     import torch
 
     torch.set_num_threads(1)
-    from nessa_lib import align, study
+    from nessa_lib import align
+    from nessa_lib.evaluation import tables
 
-    emb_root, manifest, x_model, y_model, name, seed, k_enroll, n_nontarget, common = job
+    emb_root, manifest, x_model, y_model, name, seed, k_enroll, n_nontarget, common, base = job
     method, overrides = CONFIGS[name]
-    overrides = {**overrides, **common}
+    overrides = {**base[method], **overrides, **common}
     fit, dev, enroll, trials = _load(Path(emb_root), Path(manifest), x_model, y_model, k_enroll, n_nontarget)
     t0 = time.perf_counter()
     a = align.fit(method, fit.x, fit.y, fit.speaker_ids, seed=seed, **overrides)
     fit_s = time.perf_counter() - t0
-    table = study.evaluate_pair({name: a}, dev.x, dev.y, dev.utt_ids, enroll, trials)
+    table = tables.evaluate_pair({name: a}, dev.x, dev.y, dev.utt_ids, enroll, trials)
     return {
         "pair": f"{x_model}->{y_model}", "config": name, "seed": seed,
-        "eer": float(table.loc[name, "eer"]), "eer_xx": float(table.loc[study.SYMMETRIC_X, "eer"]),
-        "eer_yy": float(table.loc[study.SYMMETRIC_Y, "eer"]), "gain": float(table.loc[name, "gain_recovered"]),
+        "eer": float(table.loc[name, "eer"]), "eer_xx": float(table.loc[tables.SYMMETRIC_X, "eer"]),
+        "eer_yy": float(table.loc[tables.SYMMETRIC_Y, "eer"]), "gain": float(table.loc[name, "gain_recovered"]),
         "fit_s": round(fit_s, 1), "epochs": len(a.history), "n_fit_pairs": len(fit.utt_ids),
     }
 
@@ -128,8 +129,14 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="hyper-parameter applied on top of every configuration (repeatable), e.g. max_epochs=50")
+    ap.add_argument("--params", default=str(ROOT / "params.yaml"),
+                    help="parameters file whose fit_aligners.hparams every configuration starts from")
     ap.add_argument("--out", default="dev_sweep.csv")
     args = ap.parse_args(argv)
+    from nessa_lib.pipeline.params import stage_params
+
+    params_file = Path(args.params).resolve()
+    base = stage_params("fit_aligners", path=params_file.name, root=params_file.parent).hparams
 
     common = {}
     for item in args.set:
@@ -146,7 +153,7 @@ def main(argv=None) -> int:
     if unknown:
         ap.error(f"unknown configs {unknown}; valid: {list(CONFIGS)}")
     pairs = [tuple(p.split(":")) for p in args.pairs.split(",") if p]
-    jobs = [(args.emb, args.manifest, x, y, n, int(s), args.k_enroll, args.n_nontarget, common)
+    jobs = [(args.emb, args.manifest, x, y, n, int(s), args.k_enroll, args.n_nontarget, common, base)
             for s in args.seeds.split(",") for x, y in pairs for n in names]
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     rows = []
