@@ -42,7 +42,7 @@ def _csv_table(path: Path, percent_cols=(), max_rows: int = 60) -> str:
     df = pd.read_csv(path)
     for c in percent_cols:
         if c in df.columns:
-            df[c] = (100 * df[c]).round(2)
+            df[c] = (100 * df[c]).round(2) + 0.0  # + 0.0: no "-0" in the table
     return df.head(max_rows).to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}", border=0)
 
 
