@@ -6,7 +6,8 @@
 # > encoders' training speakers as its reference set, and NESSA generalises to new voices only from many voices.
 # > No evaluation data is read here.
 #
-# Settings: the `fit_aligners` section of `params.yaml`, including every method's hyper-parameters (`hparams`).
+# Settings: the `fit_aligners` section of `params.yaml`, including every method's hyper-parameters (`hparams`);
+# every fit's seed is `base.seed + seed_offset`.
 # **Outputs**: `models/fit_aligners/<pair>/` (`<method>.safetensors`, `pair.json`) and
 # `reports/fit_aligners/<pair>/` (`metrics.json`, training curves).
 
@@ -35,15 +36,30 @@ print(f"{len(fit.utt_ids)} paired utterances of {len(set(fit.speaker_ids))} spea
 
 # %%
 timings = {}
-aligners = tables.fit_aligners(fit.x, fit.y, fit.speaker_ids, methods=p.methods, seed=p.seed, hparams=p.hparams,
+aligners = tables.fit_aligners(fit.x, fit.y, fit.speaker_ids, methods=p.methods, seed=p.seed + p.seed_offset,
+                               hparams=p.hparams,
                                progress=True, enroll_model_id=fit.enroll_model_id,
                                runtime_model_id=fit.runtime_model_id, timings=timings)
 pairs.save_aligners(aligners, out, pair=pair, **spec)
 {m: round(t, 2) for m, t in timings.items()}
 
 # %%
-plots.aligner_training(aligners, pair, reports)
-io.write_json({f"fit_s_{m}": float(t) for m, t in timings.items()}, reports / "metrics.json")
+plots.aligner_training(aligners, pair, reports);
+
+# %% [markdown]
+# ## Development check
+# When `dev_split` is not among `fit_splits` (e.g. `dvc exp run -S 'fit_aligners.fit_splits=[train]'`, what
+# `tools/choose_defaults.py` queues), every aligner is scored on trials of that split: voices neither the
+# aligners nor the evaluation use. With the default fit pool there is nothing left to check on (`None`).
+
+# %%
+development = pairs.development_table(
+    aligners, layout.out_dir("extract_embeddings"), spec["enroll_model"], spec["runtime_model"],
+    dev_split=p.dev_split, fit_splits=p.fit_splits, manifest_path=layout.out_dir("prepare_data") / "manifest.csv",
+    k_enroll=p.k_enroll, n_nontarget_per_profile=p.n_nontarget_per_profile, seed=p.seed,
+)
+io.write_json(pairs.fit_metrics(timings, development), reports / "metrics.json")
+development
 
 # %% [markdown]
 # Next: `05_evaluate` scores the evaluation trials with every pair and method and tests the paper's claims.

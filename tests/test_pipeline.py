@@ -399,6 +399,23 @@ def test_whole_pipeline_smoke(tmp_path):
     assert res.returncode == 0, res.stdout[-3000:]
     assert " passed" in res.stdout
 
+    # Development check of stage 04 (what tools/choose_defaults.py queues): fitted on the training voices only,
+    # every aligner is scored on trials of the alignment split; fitted on it (the default), there is none.
+    fit_metrics = root / "reports/fit_aligners/xv-ec/metrics.json"
+    assert not [k for k in json.loads(fit_metrics.read_text()) if k.startswith("dev:")]
+    dev = copy.deepcopy(p)
+    dev["fit_aligners"].update(fit_splits=["train"], seed_offset=1)
+    (root / "dev.yaml").write_text(yaml.safe_dump(dev, sort_keys=False))
+    run_stage("fit_aligners", "xv-ec", root=root, params_file="dev.yaml", progress=False)
+    m = json.loads(fit_metrics.read_text())
+    assert {f"dev:{s}:eer" for s in ("XX", "YY", "nessa-m2", "speaker-logit")} <= set(m)
+    assert all(0 <= m[f"dev:{s}:eer"] <= 1 for s in ("XX", "YY", "nessa-m2"))
+    from nessa_lib.evaluation.tables import gain_recovered
+
+    assert m["dev:nessa-m2:gain_recovered"] == pytest.approx(
+        gain_recovered(m["dev:XX:eer"], m["dev:YY:eer"], m["dev:nessa-m2:eer"]), nan_ok=True)
+    assert align.load(root / "models/fit_aligners/xv-ec/speaker-logit.safetensors").shared_dim == 16  # train only
+
 
 @pytest.mark.slow
 def test_a_failing_stage_names_the_cell_and_keeps_the_notebook(tmp_path):

@@ -1,14 +1,9 @@
-"""tools/choose_defaults.py: the development sweep behind the aligners' defaults, on toy embedding files."""
+"""tools/choose_defaults.py: the development sweep behind the aligners' defaults, as queued DVC experiments."""
 
 import importlib.util
-import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
-
-from nessa_lib import embeddings, toy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,53 +12,58 @@ ROOT = Path(__file__).resolve().parents[1]
 def sweep():
     spec = importlib.util.spec_from_file_location("choose_defaults", ROOT / "tools" / "choose_defaults.py")
     mod = importlib.util.module_from_spec(spec)
-    sys.modules["choose_defaults"] = mod  # worker processes look their function up by module name
     spec.loader.exec_module(mod)
     return mod
 
 
-@pytest.fixture
-def emb_tree(tmp_path):
-    """``<root>/{a,b}/{train,align}.npz`` of two toy models, and a manifest with enrollment flags."""
-    rows = []
-    for split, n_spk, offset in (("train", 12, 0), ("align", 8, 100)):
-        # Generators seeded alike: the same two toy models, other speakers (toy.make_paired_spaces).
-        p = toy.make_paired_spaces(n_spk, 6, d_latent=8, d_x=8, d_y=6, warp_y="nonlinear",
-                                   rng=np.random.default_rng(0), speaker_offset=offset)
-        spk = np.array([f"s{s}" for s in p.speakers])
-        ids = np.array([f"{split}_{i}" for i in range(len(spk))])
-        for model, e in (("a", p.x), ("b", p.y)):
-            (tmp_path / model).mkdir(exist_ok=True)
-            embeddings.save_embeddings(tmp_path / model / f"{split}.npz",
-                                       embeddings.EmbeddingSet(e.astype("float32"), ids, spk, f"{model}@1"))
-        first = pd.Series(spk).groupby(spk).cumcount().to_numpy() < 2  # 2 enrollment-condition utts per speaker
-        rows += [{"utt_id": u, "speaker_id": s, "split": split, "enroll": bool(f)} for u, s, f in zip(ids, spk, first)]
-    pd.DataFrame(rows).to_csv(tmp_path / "manifest.csv", index=False)
-    return tmp_path
+def test_experiment_args_set_the_configuration_on_top_of_params(sweep):
+    args = sweep.experiment_args("hidden256-lr2e-3", 3, ["x-y", "y-x"], {"max_epochs": 50, "reference": "runtime"})
+    assert args[:7] == ["exp", "run", "--queue", "-n", "dev-hidden256-lr2e-3-s3", "fit_aligners@x-y",
+                        "fit_aligners@y-x"]
+    sets = dict(a.split("=", 1) for a in args[8::2])
+    assert args[7::2] == ["-S"] * len(sets)
+    assert sets == {
+        "fit_aligners.fit_splits": "[train]",  # fitted on the training voices only: the alignment voices are dev
+        "fit_aligners.methods": "[nessa-m3]",
+        "fit_aligners.seed_offset": "3",
+        "fit_aligners.hparams.nessa-m3.hidden_dim": "256",  # the config overrides BEFORE's 512
+        "fit_aligners.hparams.nessa-m3.dropout": "0.1",
+        "fit_aligners.hparams.nessa-m3.lr": "0.002",
+        "fit_aligners.hparams.nessa-m3.max_epochs": "50",
+        "fit_aligners.hparams.nessa-m3.reference": '"runtime"',
+    }
+    assert sweep.experiment_args("default", 0, ["x-y"])[7::2] == [
+        "fit_aligners.fit_splits=[train]", "fit_aligners.methods=[nessa-m3]", "fit_aligners.seed_offset=0"]
+    with pytest.raises(ValueError, match="unknown config 'nope'"):
+        sweep.experiment_args("nope", 0, ["x-y"])
 
 
-@pytest.mark.parametrize("jobs", ["1", "2"])  # in this process / in worker processes
-def test_sweep_writes_one_row_per_fit_with_consistent_gain(sweep, emb_tree, jobs):
-    out = emb_tree / "sweep.csv"
-    rc = sweep.main(["--emb", str(emb_tree), "--manifest", str(emb_tree / "manifest.csv"), "--pairs", "a:b",
-                     "--configs", "default,m2", "--seeds", "0,1", "--jobs", jobs, "--k-enroll", "2",
-                     "--n-nontarget", "5", "--set", "max_epochs=2", "--set", "hidden_dim=8", "--out", str(out)])
-    assert rc == 0
-    df = pd.read_csv(out)
-    assert sorted(zip(df["config"], df["seed"])) == [("default", 0), ("default", 1), ("m2", 0), ("m2", 1)]
-    assert (df["n_fit_pairs"] == 72).all()  # the train split only: the align split is the development set
-    assert (df["epochs"] <= 2).all()  # --set reached every fit
-    assert df["eer"].between(0, 1).all()
-    expected = (df["eer_xx"] - df["eer"]) / (df["eer_xx"] - df["eer_yy"])
-    np.testing.assert_allclose(df["gain"], expected)
+def _rev(name, metrics, error=None):
+    return {"rev": "abc", "name": name, "error": error, "experiments": None,
+            "data": {"metrics": {path: {"data": m} for path, m in metrics.items()}, "params": {}}}
+
+
+def test_rows_come_from_the_dev_metrics_of_dvc_exp_show(sweep):
+    dev = {"dev:nessa-m3:eer": 0.05, "dev:XX:eer": 0.08, "dev:YY:eer": 0.03, "dev:nessa-m3:gain_recovered": 0.6,
+           "fit_s_nessa-m3": 9.0}
+    show = [{"rev": "workspace", "name": None, "data": {}, "experiments": None},
+            {"rev": "main", "name": "main", "data": {}, "experiments": [
+                {"revs": [_rev("dev-hidden128-s1", {"reports/fit_aligners/x-y/metrics.json": dev,
+                                                    "reports/evaluate/metrics.json": {"x": 1.0}})]},
+                {"revs": [_rev("dev-m2-s0", {"reports/fit_aligners/x-y/metrics.json": {"fit_s_nessa-m2": 1.0}})]},
+                {"revs": [_rev("dev-default-s0", {}, error={"msg": "failed"})]},
+                {"revs": [_rev("other-exp", {"reports/fit_aligners/x-y/metrics.json": dev})]},
+            ]}]
+    assert sweep.rows_from_show(show) == [{"pair": "x-y", "config": "hidden128", "seed": 1, "eer": 0.05,
+                                           "eer_xx": 0.08, "eer_yy": 0.03, "gain": 0.6, "fit_s": 9.0}]
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--configs", "default,nope"], "unknown configs ['nope']"),
-    (["--set", "max_epochs"], "--set expects NAME=VALUE"),
+    (["queue", "--configs", "default,nope"], "unknown configs ['nope']"),
+    (["queue", "--set", "max_epochs"], "--set expects NAME=VALUE"),
 ])
-def test_sweep_refuses_bad_arguments(sweep, emb_tree, capsys, args, message):
+def test_sweep_refuses_bad_arguments(sweep, capsys, args, message):
     with pytest.raises(SystemExit) as exc:
-        sweep.main(["--emb", str(emb_tree), "--out", str(emb_tree / "x.csv"), *args])
+        sweep.main(args)
     assert exc.value.code == 2
     assert message in capsys.readouterr().err

@@ -1,36 +1,35 @@
-"""Development sweep behind the aligners' defaults (README, "Choosing defaults"). Never touches evaluation speakers.
+"""Development sweep behind the aligners' defaults (README, "Choosing defaults"): a queued DVC experiment sweep.
 
-Fits each configuration on the paired embeddings of the encoder-training speakers (``train.npz``) and scores it
-on trials of the alignment speakers (``align.npz``; profiles of ``--k-enroll`` enrollment-condition utterances,
-as in the evaluation lists). Prints and writes one row per (pair, configuration, seed) and a summary of the
-share of the symmetric gain recovered, averaged over seeds::
+Every configuration is one `dvc exp run --queue` of the `fit_aligners` stages of the chosen pairs, with
+`fit_aligners.fit_splits=[train]` (the encoder-training speakers only) and the configuration's hyper-parameters
+set on top of params.yaml's `fit_aligners.hparams` (``-S``); stage 04 then scores each aligner on trials of the
+alignment speakers (`fit_aligners.dev_split`), never on evaluation trials, into its metrics.json (`dev:` keys).
+Seeds are `fit_aligners.seed_offset`. The encoders and embeddings come from DVC's cache, so each experiment only
+fits::
 
-    python tools/choose_defaults.py --jobs 2 --out dev_sweep.csv            # after stage 03 (extract_embeddings)
-    python tools/choose_defaults.py --configs default,before --seeds 0 --pairs xvector:ecapa
-    python tools/choose_defaults.py --configs default,mse0.03 --set max_epochs=50   # same override for every config
+    python tools/choose_defaults.py queue --configs default,hidden128 --seeds 0,1 --start --jobs 1
+    python tools/choose_defaults.py collect --out dev_sweep.csv      # after `dvc queue status` shows them done
+    python tools/choose_defaults.py queue --configs default --set max_epochs=50   # same override for every config
 
-Each fit runs single-threaded, in a worker process of its own unless ``--jobs 1``; ``--jobs`` should not exceed
-the cores.
+`collect` reads `dvc exp show --json`: one row per (pair, configuration, seed) and a summary of the share of the
+symmetric gain recovered, averaged over seeds. `dvc exp show` and `dvc exp diff` show the same experiments.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import functools
 import json
-import os
+import subprocess
 import sys
-import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PREFIX = "dev"  # experiment names: dev-<config>-s<seed>
 
-# The sweep of 2026-11-26 started from these defaults (hidden width 512, dropout 0.1 for every MLP); each
+# The sweep of 2026-11-26 started from these values (hidden width 512, dropout 0.1 for every MLP); each
 # configuration below states its values on top of them, so the table in the README stays reproducible after the
-# library's defaults moved. Every configuration starts from the method's hyper-parameters in params.yaml
-# (`fit_aligners.hparams`, what the pipeline fits with; `--params` picks another file): "default" is exactly those.
+# defaults moved. Every configuration starts from the method's hyper-parameters in params.yaml
+# (`fit_aligners.hparams`, what the pipeline fits with): "default" is exactly those.
 BEFORE = {"hidden_dim": 512, "dropout": 0.1}
 
 
@@ -74,113 +73,119 @@ CONFIGS = {
 }
 
 
-@functools.lru_cache(maxsize=4)  # a process runs many fits of the same pair: load and build the lists once
-def _load(emb_root: Path, manifest: Path, x_model: str, y_model: str, k_enroll: int, n_nontarget: int):
-    """Fit pairs (train split), development pairs (align split) and development lists like the evaluation ones.
+def experiment_args(config: str, seed: int, pairs, common: dict | None = None, prefix: str = PREFIX) -> list[str]:
+    """The ``dvc exp run --queue`` arguments of one configuration and seed.
 
-    Callers must not modify what it returns (it is shared between the fits of a process).
+    >>> experiment_args("hidden128", 1, ["x-y"])[:6]
+    ['exp', 'run', '--queue', '-n', 'dev-hidden128-s1', 'fit_aligners@x-y']
     """
-    import pandas as pd
+    if config not in CONFIGS:
+        raise ValueError(f"unknown config {config!r}; valid: {list(CONFIGS)}")
+    method, overrides = CONFIGS[config]
+    sets = {"fit_aligners.fit_splits": "[train]", "fit_aligners.methods": f"[{method}]",
+            "fit_aligners.seed_offset": str(int(seed))}
+    sets.update({f"fit_aligners.hparams.{method}.{k}": json.dumps(v)
+                 for k, v in {**overrides, **(common or {})}.items()})
+    args = ["exp", "run", "--queue", "-n", f"{prefix}-{config}-s{int(seed)}", *[f"fit_aligners@{p}" for p in pairs]]
+    for key, value in sets.items():
+        args += ["-S", f"{key}={value}"]
+    return args
 
-    from nessa_lib import embeddings
-    from nessa_lib.data.manifest import enroll_flags
-    from nessa_lib.evaluation.ab import alignment_trials
 
-    fit = embeddings.load_paired_splits(emb_root, x_model, y_model, ["train"])
-    dev = embeddings.load_paired_splits(emb_root, x_model, y_model, ["align"])
-    flags = enroll_flags(pd.read_csv(manifest, dtype={"utt_id": str}), dev.utt_ids)
-    enroll, trials = alignment_trials(dev.speaker_ids, dev.utt_ids, k_enroll=k_enroll,
-                                      n_nontarget_per_profile=n_nontarget, rng=0, enroll_flag=flags)
-    return fit, dev, enroll, trials
+def rows_from_show(show: list, prefix: str = PREFIX) -> list[dict]:
+    """One row per (pair, configuration, seed) from ``dvc exp show --json``: the development EERs of stage 04.
+
+    Experiments not named ``<prefix>-<config>-s<seed>``, failed ones and pairs without ``dev:`` metrics are skipped.
+    """
+    rows = []
+    for baseline in show:
+        for exp in baseline.get("experiments") or []:
+            for rev in exp.get("revs", []):
+                name = rev.get("name") or ""
+                if not name.startswith(prefix + "-") or rev.get("error") or not rev.get("data"):
+                    continue
+                config, _, seed = name[len(prefix) + 1:].rpartition("-s")
+                if config not in CONFIGS:
+                    continue
+                method = CONFIGS[config][0]
+                for path, metrics in rev["data"].get("metrics", {}).items():
+                    parts = Path(path).parts
+                    m = metrics.get("data") or {}
+                    if len(parts) < 3 or parts[1] != "fit_aligners" or f"dev:{method}:eer" not in m:
+                        continue
+                    rows.append({"pair": parts[2], "config": config, "seed": int(seed),
+                                 "eer": m[f"dev:{method}:eer"], "eer_xx": m["dev:XX:eer"], "eer_yy": m["dev:YY:eer"],
+                                 "gain": m[f"dev:{method}:gain_recovered"], "fit_s": m.get(f"fit_s_{method}")})
+    return rows
 
 
-def _run(job):
-    import torch
-
-    torch.set_num_threads(1)
-    from nessa_lib import align
-    from nessa_lib.evaluation import tables
-
-    emb_root, manifest, x_model, y_model, name, seed, k_enroll, n_nontarget, common, base = job
-    method, overrides = CONFIGS[name]
-    overrides = {**base[method], **overrides, **common}
-    fit, dev, enroll, trials = _load(Path(emb_root), Path(manifest), x_model, y_model, k_enroll, n_nontarget)
-    t0 = time.perf_counter()
-    a = align.fit(method, fit.x, fit.y, fit.speaker_ids, seed=seed, **overrides)
-    fit_s = time.perf_counter() - t0
-    table = tables.evaluate_pair({name: a}, dev.x, dev.y, dev.utt_ids, enroll, trials)
-    return {
-        "pair": f"{x_model}->{y_model}", "config": name, "seed": seed,
-        "eer": float(table.loc[name, "eer"]), "eer_xx": float(table.loc[tables.SYMMETRIC_X, "eer"]),
-        "eer_yy": float(table.loc[tables.SYMMETRIC_Y, "eer"]), "gain": float(table.loc[name, "gain_recovered"]),
-        "fit_s": round(fit_s, 1), "epochs": len(a.history), "n_fit_pairs": len(fit.utt_ids),
-    }
+def _dvc(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=ROOT, text=True, capture_output=True)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--emb", default=str(ROOT / "data/extract_embeddings"), help="stage-03 output folder")
-    ap.add_argument("--manifest", default=str(ROOT / "data/prepare_data/manifest.csv"))
-    ap.add_argument("--pairs", default="xvector:ecapa,ecapa:xvector", help="enroll:runtime model pairs")
-    ap.add_argument("--configs", default=",".join(CONFIGS), help=f"names among {list(CONFIGS)}")
-    ap.add_argument("--seeds", default="0,1")
-    ap.add_argument("--k-enroll", type=int, default=3)
-    ap.add_argument("--n-nontarget", type=int, default=200)
-    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                    help="hyper-parameter applied on top of every configuration (repeatable), e.g. max_epochs=50")
-    ap.add_argument("--params", default=str(ROOT / "params.yaml"),
-                    help="parameters file whose fit_aligners.hparams every configuration starts from")
-    ap.add_argument("--out", default="dev_sweep.csv")
+    sub = ap.add_subparsers(dest="command", required=True)
+    q = sub.add_parser("queue", help="queue one experiment per configuration and seed")
+    q.add_argument("--pairs", default="xvector-ecapa,ecapa-xvector", help="entries of fit_aligners.pairs")
+    q.add_argument("--configs", default="default", help=f"names among {list(CONFIGS)}")
+    q.add_argument("--seeds", default="0,1", help="values of fit_aligners.seed_offset")
+    q.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="hyper-parameter applied on top of every configuration (repeatable), e.g. max_epochs=50")
+    q.add_argument("--start", action="store_true", help="then start the queue (dvc queue start)")
+    q.add_argument("--jobs", type=int, default=1, help="queue workers with --start (each fit is single-threaded "
+                                                         "only if fit_aligners.threads is 1)")
+    c = sub.add_parser("collect", help="rows and a summary from dvc exp show")
+    c.add_argument("--out", default="dev_sweep.csv")
+    for p in (q, c):
+        p.add_argument("--prefix", default=PREFIX, help="experiment name prefix")
     args = ap.parse_args(argv)
-    from nessa_lib.pipeline.params import stage_params
 
-    params_file = Path(args.params).resolve()
-    base = stage_params("fit_aligners", path=params_file.name, root=params_file.parent).hparams
+    if args.command == "queue":
+        common = {}
+        for item in args.set:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                ap.error(f"--set expects NAME=VALUE, got {item!r}")
+            try:
+                common[key] = json.loads(value)
+            except json.JSONDecodeError:
+                common[key] = value  # a bare string such as reference=runtime
+        names = [c for c in args.configs.split(",") if c]
+        unknown = sorted(set(names) - set(CONFIGS))
+        if unknown:
+            ap.error(f"unknown configs {unknown}; valid: {list(CONFIGS)}")
+        pairs = [p for p in args.pairs.split(",") if p]
+        for seed in (int(s) for s in args.seeds.split(",") if s):
+            for name in names:
+                res = _dvc(*experiment_args(name, seed, pairs, common, args.prefix))
+                print(res.stdout.strip() or res.stderr.strip())
+                if res.returncode:
+                    return res.returncode
+        if args.start:
+            # Not captured: the queue's worker keeps the output pipes of `dvc queue start` open while it runs.
+            return subprocess.run([sys.executable, "-m", "dvc", "queue", "start", "-j", str(args.jobs)],
+                                  cwd=ROOT, stdout=subprocess.DEVNULL).returncode
+        return 0
 
-    common = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            ap.error(f"--set expects NAME=VALUE, got {item!r}")
-        try:
-            common[key] = json.loads(value)
-        except json.JSONDecodeError:
-            common[key] = value  # a bare string such as reference=runtime
-
-    names = [c for c in args.configs.split(",") if c]
-    unknown = sorted(set(names) - set(CONFIGS))
-    if unknown:
-        ap.error(f"unknown configs {unknown}; valid: {list(CONFIGS)}")
-    pairs = [tuple(p.split(":")) for p in args.pairs.split(",") if p]
-    jobs = [(args.emb, args.manifest, x, y, n, int(s), args.k_enroll, args.n_nontarget, common, base)
-            for s in args.seeds.split(",") for x, y in pairs for n in names]
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    rows = []
-    with open(args.out, "w", newline="") as fh, ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        writer = None
-        # --jobs 1: the fits run here, one after another (no worker process; easier to debug).
-        results = map(_run, jobs) if args.jobs == 1 else (f.result() for f in as_completed(
-            [pool.submit(_run, j) for j in jobs]))
-        for row in results:
-            rows.append(row)
-            if writer is None:
-                writer = csv.DictWriter(fh, fieldnames=list(row))
-                writer.writeheader()
-            writer.writerow(row)
-            fh.flush()
-            print(row, flush=True)
-
+    res = _dvc("exp", "show", "--json")
+    if res.returncode:
+        print(res.stderr, file=sys.stderr)
+        return res.returncode
+    rows = rows_from_show(json.loads(res.stdout), args.prefix)
+    if not rows:
+        print(f"no finished experiments named {args.prefix}-<config>-s<seed> with development metrics")
+        return 1
     import pandas as pd
 
     df = pd.DataFrame(rows)
+    df.to_csv(args.out, index=False)
     summary = df.groupby(["pair", "config"]).agg(eer=("eer", "mean"), gain=("gain", "mean"), gain_sd=("gain", "std"),
-                                                 fit_s=("fit_s", "mean"), epochs=("epochs", "mean"))
+                                                 fit_s=("fit_s", "mean"), seeds=("seed", "count"))
     with pd.option_context("display.width", 160, "display.max_rows", 200):
         print(summary.round(4).sort_values(["pair", "eer"]))  # by EER: "gain" reads backwards for a downgrade
     return 0
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     sys.exit(main())

@@ -30,6 +30,43 @@ def save_aligners(aligners: dict, out_dir, *, pair: str, enroll_model: str, runt
                                                    "methods": list(aligners)}, indent=1) + "\n")
 
 
+
+def development_table(aligners: dict, embeddings_root, enroll_model: str, runtime_model: str, *, dev_split: str,
+                      fit_splits, manifest_path, k_enroll: int, n_nontarget_per_profile: int,
+                      seed: int) -> pd.DataFrame | None:
+    """Stage 04's development check: the table of :func:`nessa_lib.evaluation.tables.evaluate_pair` on trials of
+    ``dev_split``, or ``None`` when that split is empty or was fitted on (its trials would be in-sample).
+
+    The trials are built from the split's paired embeddings like the evaluation lists (profiles of ``k_enroll``
+    enrollment-condition utterances when the manifest records the condition, ``n_nontarget_per_profile``
+    non-targets; drawn from ``seed``), so hyper-parameters can be chosen without evaluation speakers.
+    """
+    if not dev_split or dev_split in fit_splits:
+        return None
+    from nessa_lib.data.manifest import enroll_flags, read_manifest
+    from nessa_lib.evaluation import ab, tables
+
+    dev = embeddings.load_paired_splits(embeddings_root, enroll_model, runtime_model, [dev_split])
+    enroll, trials = ab.alignment_trials(dev.speaker_ids, dev.utt_ids, k_enroll=k_enroll,
+                                         n_nontarget_per_profile=n_nontarget_per_profile, rng=seed,
+                                         enroll_flag=enroll_flags(read_manifest(manifest_path), dev.utt_ids))
+    return tables.evaluate_pair(aligners, dev.x, dev.y, dev.utt_ids, enroll, trials)
+
+
+def fit_metrics(timings: dict, development: pd.DataFrame | None = None) -> dict[str, float]:
+    """Stage 04's flat ``metrics.json``: ``fit_s_<method>`` and, with a development table, its
+    ``dev:<system>:<metric>`` entries (as :func:`flat_metrics` names them).
+
+    Examples
+    --------
+    >>> fit_metrics({"linear": 0.5}, pd.DataFrame({"eer": [0.2]}, index=["linear"]))
+    {'fit_s_linear': 0.5, 'dev:linear:eer': 0.2}
+    """
+    out = {f"fit_s_{m}": float(t) for m, t in timings.items()}
+    if development is not None:
+        out.update(flat_metrics({"dev": development}))
+    return out
+
 @dataclass
 class Study:
     """Everything stage 05 reads, keyed by pair and model.

@@ -34,7 +34,8 @@ SCHEMA = {
         "crop_s": "float", "batch_size": "int", "threads": "int",
     },
     "fit_aligners": {
-        "methods": "list[str]", "fit_splits": "list[str]", "threads": "int", "hparams": "map", "pairs": "map",
+        "methods": "list[str]", "fit_splits": "list[str]", "dev_split": "str", "seed_offset": "int",
+        "threads": "int", "hparams": "map", "pairs": "map",
     },
     "evaluate": {
         "ab_model_a": "str", "ab_model_b": "str", "ab_far": "float", "ab_methods": "list[str]",
@@ -136,8 +137,9 @@ def stage_params(stage: str, *, path=PARAMS_FILE, root=None) -> SimpleNamespace:
     Returns
     -------
     types.SimpleNamespace
-        One attribute per key, plus ``seed``, ``params_file`` (its absolute path) and, for the evaluation,
-        the fitted ``pairs`` of ``fit_aligners``.
+        One attribute per key, plus ``seed``, ``params_file`` (its absolute path); for the aligners, the
+        evaluation lists' ``k_enroll`` and ``n_nontarget_per_profile`` (their development trials are built alike);
+        for the evaluation, the ``pairs``, ``fit_splits`` and ``hparams`` of ``fit_aligners``.
 
     Examples
     --------
@@ -152,6 +154,10 @@ def stage_params(stage: str, *, path=PARAMS_FILE, root=None) -> SimpleNamespace:
         raise ValueError(f"unknown stage section {stage!r}; valid: {[s for s in SCHEMA if s != 'base']}")
     data = load_params(path, root)
     ns = SimpleNamespace(**data[stage], seed=data["base"]["seed"], params_file=str(paths.resolve(path, root)))
+    if stage == "fit_aligners":
+        # Development trials are built like the evaluation's lists.
+        ns.k_enroll = data["prepare_data"]["k_enroll"]
+        ns.n_nontarget_per_profile = data["prepare_data"]["n_nontarget_per_profile"]
     if stage == "evaluate":
         # The evaluation scores the aligners stage 04 fitted: the pairs of params.yaml, never a folder glob.
         ns.pairs = data["fit_aligners"]["pairs"]
