@@ -99,7 +99,11 @@ def _collect_local(folder: Path, pretrainer) -> dict:
             raise ModelFileNotFoundError(
                 f"SpeechBrain model folder {folder}: {candidates[0].name} is missing ({HPARAMS_FILE}'s pretrainer "
                 f"loads {name!r} from it); copy the whole hub folder")
-        if found.suffix == ".ckpt":
+        obj = pretrainer.loadables[name]
+        with open(found, "rb") as f:
+            head = f.read(2)
+        # torch files are zip archives ("PK") or raw pickles (0x80); label encoders are text.
+        if isinstance(obj, torch.nn.Module) or head == b"PK" or head[:1] == b"\x80":
             # Never unpickle code: a weights-only load refuses anything but tensors and plain containers, whatever
             # SpeechBrain's own loader does (torch >= 2.6 defaults to weights_only=True there too).
             try:
@@ -107,7 +111,6 @@ def _collect_local(folder: Path, pretrainer) -> dict:
             except Exception as e:
                 raise NotASpeakerModelError(f"{found}: not a weights-only checkpoint ({type(e).__name__}: "
                                             f"{str(e).splitlines()[0] if str(e) else ''})") from e
-            obj = pretrainer.loadables[name]
             if name == "embedding_model" and isinstance(obj, torch.nn.Module):
                 problem = _state_dict_problem(obj, found)
                 if problem:
