@@ -41,7 +41,7 @@ _SAFE_CALLABLES = re.compile(r"^(speechbrain\.(lobes|nnet|processing)\.[\w.]+"
                              r"|speechbrain\.dataio\.encoder\.\w+"
                              r"|speechbrain\.utils\.parameter_transfer\.Pretrainer"
                              r"|torch\.nn\.\w+)$")
-_TAG = re.compile(r"!(\w+)(?::([\w.]+))?")
+_TAG = re.compile(r"(?:^|[\s\[{,:])!!?(\w+)(?::([\w.]+))?")  # a tag starts a YAML node
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
