@@ -528,3 +528,33 @@ def test_hub_encoders_work_with_extract_embeddings_and_carry_their_model_id(hub_
     with pytest.raises(ValueError, match=r"come from model 'wespeaker@.*fitted for enrollment model 'speechbrain@"):
         migrate.migrate_embeddings(aligner, sets["ws"], side="enrollment", progress=False)
     assert migrate.migrate_embeddings(aligner, sets["sb"], side="enrollment", progress=False).embeddings.shape[0] == 4
+
+
+# ---------------------------------------------------------------------------------------------- trained encoders
+
+
+@pytest.mark.parametrize("arch,obj", [("xvector", "softmax"), ("ecapa", "aam"), ("resnet", "aam")])
+def test_trained_encoder_round_trips_through_both_exports(tmp_path, arch, obj):
+    """As the round trips above, with weights from a real (tiny, ~1 s) training run instead of random ones."""
+    from nessa_lib.data.manifest import write_manifest
+    from nessa_lib.encoders.brain import train_encoder
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in range(4):  # 4 speakers x 3 utterances: a distinct harmonic tone each, plus noise
+        for u in range(3):
+            t = np.arange(int(1.2 * SR)) / SR
+            x = sum(np.sin(2 * np.pi * (110 + 40 * s) * k * t + rng.uniform(0, 6)) / k for k in range(1, 5))
+            p = tmp_path / f"spk{s}_{u}.flac"
+            sf.write(p, (0.2 * x / np.abs(x).max() + 0.01 * rng.standard_normal(len(t))).astype(np.float32), SR)
+            rows.append(dict(utt_id=f"spk{s}_{u}", speaker_id=f"spk{s}", path=str(p), duration_s=1.2, split="train"))
+    write_manifest(pd.DataFrame(rows), tmp_path / "manifest.csv")
+    cfg = EncoderConfig(name=arch, architecture=arch, objective=obj, emb_dim=16, channels=4 if arch == "resnet" else 16,
+                        n_mels=N_MELS, crop_s=0.5, batch_size=6, epochs=1, valid_utts_per_speaker=0, lr=1e-2)
+    train_encoder(tmp_path / "manifest.csv", tmp_path / "enc", cfg, progress=False)
+    enc = load_encoder(tmp_path / "enc")
+    wavs, lengths = _batch(seed=6)
+    sb = zoo.from_speechbrain(zoo.export_speechbrain(tmp_path / "enc", tmp_path / "sb"))
+    assert _max_abs(sb.embed(wavs, lengths), enc.embed(wavs, lengths)) < 1e-4
+    ws = zoo.from_wespeaker(zoo.export_onnx(tmp_path / "enc", tmp_path / "enc.onnx"))
+    assert _unit_diff(ws.embed(wavs), enc.embed(wavs)) < 1e-4
