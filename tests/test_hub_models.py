@@ -261,7 +261,8 @@ def test_speechbrain_savedir_layout_loads_too(hub_folder, offline, tmp_path):
     folder = Path(shutil.copytree(hub_folder, tmp_path / "collected"))
     _writable(folder)
     (folder / "label_encoder.txt").rename(folder / "label_encoder.ckpt")
-    assert zoo.from_speechbrain(folder).emb_dim == 12
+    enc = zoo.from_speechbrain(folder)
+    assert enc.emb_dim == 12 and enc.model_id == zoo.from_speechbrain(hub_folder).model_id  # same bytes, same id
 
 
 def test_from_speechbrain_errors(hub_folder, offline, tmp_path):

@@ -160,8 +160,9 @@ class SpeechBrainEncoder:
         self.files = dict(files)
         self.normalize = bool(normalize)
         self.source = source
-        self.model_id = file_fingerprint("speechbrain", {p.name: p for p in self.files.values()},
-                                         {"normalize": self.normalize})
+        # Keyed by role (loadable name), not file name: the hub layout (label_encoder.txt) and SpeechBrain's savedir
+        # layout (label_encoder.ckpt) of the same files get the same id.
+        self.model_id = file_fingerprint("speechbrain", self.files, {"normalize": self.normalize})
         self._takes_lengths = _takes_lengths(classifier.mods["embedding_model"])
         fbank = classifier.mods["compute_features"]
         win = getattr(getattr(fbank, "compute_STFT", None), "win_length", 400)
