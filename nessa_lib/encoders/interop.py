@@ -140,26 +140,23 @@ def export_speechbrain(model_dir, out_dir, *, overwrite: bool = False) -> Path:
     return out_dir
 
 
-class _FeatsToEmbs:
-    """Builds the exported graph: mean-normalised features (B, T, F) -> embeddings (B, D)."""
+def _feats_to_embs(model):
+    """The exported graph: mean-normalised features (B, T, F) -> embeddings (B, D)."""
+    import torch
 
-    @staticmethod
-    def build(model):
-        import torch
+    class FeatsToEmbs(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
 
-        class FeatsToEmbs(torch.nn.Module):
-            def __init__(self, model):
-                super().__init__()
-                self.model = model
+        def forward(self, feats):
+            emb = self.model(feats)  # no lengths: every frame of feats is valid (WeSpeaker's convention)
+            return emb.reshape(emb.shape[0], -1)
 
-            def forward(self, feats):
-                emb = self.model(feats)  # no lengths: every frame of feats is valid (WeSpeaker's convention)
-                return emb.reshape(emb.shape[0], -1)
-
-        return FeatsToEmbs(model).eval()
+    return FeatsToEmbs(model).eval()
 
 
-def _freeze_pooling_noise(model, n_channels_probe) -> int:
+def _freeze_pooling_noise(model, probe_feats) -> int:
     """Replace SpeechBrain's StatisticsPooling noise by the values a seeded single-row call draws.
 
     ``StatisticsPooling`` adds ~1e-5 Gaussian noise to the pooled mean, also in eval mode; the study's
@@ -172,13 +169,13 @@ def _freeze_pooling_noise(model, n_channels_probe) -> int:
     pools = [m for m in model.modules() if isinstance(m, StatisticsPooling) and m.return_mean]
     if not pools:
         return 0
-    # The pooled size of the (single) pooling: run one seeded row and capture the shape asked for.
+    # The pooled size of each pooling: run one row through the network and record the noise shapes it asks for.
     shapes = []
     for p in pools:
         orig = p._get_gauss_noise
         p._get_gauss_noise = lambda shape, device="cpu", _o=orig: (shapes.append(tuple(shape)), _o(shape, device))[1]
     with torch.no_grad():
-        model(n_channels_probe)
+        model(probe_feats)
     for p in pools:
         del p._get_gauss_noise
     if len(shapes) != len(pools):
@@ -247,7 +244,7 @@ def export_onnx(model_dir, out_path, *, overwrite: bool = False, opset: int = 17
     model = enc.modules["embedding_model"]
     g = torch.Generator().manual_seed(0)
     _freeze_pooling_noise(model, torch.randn(1, 50, n_mels, generator=g))
-    wrapper = _FeatsToEmbs.build(model)
+    wrapper = _feats_to_embs(model)
     tmp = out_path.with_name(out_path.name + ".tmp")
     try:
         with warnings.catch_warnings():
