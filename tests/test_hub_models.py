@@ -259,6 +259,19 @@ def test_model_id_is_stable_location_free_and_weight_sensitive(hub_folder, offli
     assert _max_abs(changed.embed(wavs, lengths), zoo.from_speechbrain(hub_folder).embed(wavs, lengths)) > 0
 
 
+def test_hub_ids_spelled_out_in_the_pretrainer_paths_are_redirected_too(hub_folder, offline, tmp_path):
+    """Older hub files name the repo in every path instead of through pretrained_path."""
+    folder = Path(shutil.copytree(hub_folder, tmp_path / "spelled"))
+    _writable(folder)
+    text = HUB_YAML.replace("pretrained_path: speechbrain/spkrec-ecapa-voxceleb\n", "")
+    text = text.replace("!ref <pretrained_path>/", "speechbrain/spkrec-ecapa-voxceleb/")
+    assert "pretrained_path" not in text
+    (folder / "hyperparams.yaml").write_text(text)
+    wavs, lengths = _batch()
+    enc = zoo.from_speechbrain(folder)
+    assert _max_abs(enc.embed(wavs, lengths), zoo.from_speechbrain(hub_folder).embed(wavs, lengths)) == 0
+
+
 def test_speechbrain_savedir_layout_loads_too(hub_folder, offline, tmp_path):
     """A folder SpeechBrain collected (<name>.ckpt, e.g. label_encoder.ckpt) is accepted as well."""
     folder = Path(shutil.copytree(hub_folder, tmp_path / "collected"))

@@ -40,7 +40,7 @@ NEEDED_MODULES = ("compute_features", "mean_var_norm", "embedding_model")
 _SAFE_CALLABLES = re.compile(r"^(speechbrain\.(lobes|nnet|processing)\.[\w.]+"
                              r"|speechbrain\.dataio\.encoder\.\w+"
                              r"|speechbrain\.utils\.parameter_transfer\.Pretrainer"
-                             r"|torch\.nn\.\w+)$")
+                             r"|torch\.nn\.[\w.]+)$")
 _TAG = re.compile(r"(?:^|[\s\[{,:])!!?(\w+)(?::([\w.]+))?")  # a tag starts a YAML node
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 

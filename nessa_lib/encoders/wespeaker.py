@@ -2,8 +2,9 @@
 
 WeSpeaker's released ONNX models take ``feats`` (B, T, 80) Kaldi filterbank features with the per-utterance mean
 removed and return ``embs`` (B, D). The features are computed as WeSpeaker's own Python runtime does
-(wenet-e2e/wespeaker, ``wespeaker/bin/infer_onnx.py`` ``compute_fbank`` and ``wespeaker/cli/speaker.py``
-``compute_features``, same settings as ``wespeaker/dataset/processor.py`` at test time, dither 0):
+(wenet-e2e/wespeaker, ``wespeaker/bin/infer_onnx.py`` ``compute_fbank``; ``wespeaker/cli/speaker.py``
+``compute_features`` and the training pipeline's ``wespeaker/dataset/processor.py`` ``compute_fbank`` use the same
+settings, the latter with dither during training):
 the waveform scaled to the int16 range (``* (1 << 15)``), ``torchaudio.compliance.kaldi.fbank(num_mel_bins=80,
 frame_length=25, frame_shift=10, dither=0.0, sample_frequency=16000, window_type='hamming', use_energy=False)``,
 then CMN without CVN (``mat - mean(mat, dim=0)``). The C++ runtime (``runtime/core/speaker/speaker_engine.cc``,
