@@ -1,5 +1,14 @@
-"""Moved to :mod:`nessa_lib.encoders.pretrained`; this alias keeps `from nessa_lib import zoo` working."""
+"""Every way to get an encoder of the study's extraction protocol: the study's own (moved to
+:mod:`nessa_lib.encoders.pretrained`; this alias keeps ``from nessa_lib import zoo`` working), SpeechBrain and
+WeSpeaker pretrained models (:func:`from_speechbrain`, :func:`from_wespeaker`), and exporting the study's trained
+encoders to those two formats (:func:`export_speechbrain`, :func:`export_onnx`)."""
 
+from nessa_lib.encoders.hub import (  # noqa: F401
+    HubUnreachableError,
+    ModelFileNotFoundError,
+    NotASpeakerModelError,
+)
+from nessa_lib.encoders.interop import NotExportableError, export_onnx, export_speechbrain  # noqa: F401
 from nessa_lib.encoders.pretrained import (  # noqa: F401
     META_FILE,
     PRETRAINED,
@@ -9,5 +18,10 @@ from nessa_lib.encoders.pretrained import (  # noqa: F401
     objective,
     read_meta,
 )
+from nessa_lib.encoders.speechbrain_hub import SpeechBrainEncoder, from_speechbrain  # noqa: F401
+from nessa_lib.encoders.wespeaker import WeSpeakerEncoder, from_wespeaker  # noqa: F401
 
-__all__ = ["PRETRAINED", "PRETRAINED_FORMAT", "META_FILE", "export_pretrained", "read_meta", "objective", "load"]
+__all__ = ["PRETRAINED", "PRETRAINED_FORMAT", "META_FILE", "export_pretrained", "read_meta", "objective", "load",
+           "from_speechbrain", "from_wespeaker", "export_speechbrain", "export_onnx", "SpeechBrainEncoder",
+           "WeSpeakerEncoder", "ModelFileNotFoundError", "NotASpeakerModelError", "HubUnreachableError",
+           "NotExportableError"]

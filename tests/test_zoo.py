@@ -42,5 +42,14 @@ def test_old_module_name_still_works():
 
     for name in ("PRETRAINED", "PRETRAINED_FORMAT", "META_FILE", "export_pretrained", "read_meta", "objective", "load"):
         assert getattr(zoo, name) is getattr(pretrained, name), name
+    # zoo also gathers the SpeechBrain/WeSpeaker adapters and exporters (tests/test_hub_models.py).
+    from nessa_lib.encoders import interop, speechbrain_hub, wespeaker
+
+    new = {"from_speechbrain": speechbrain_hub, "SpeechBrainEncoder": speechbrain_hub, "from_wespeaker": wespeaker,
+           "WeSpeakerEncoder": wespeaker, "export_speechbrain": interop, "export_onnx": interop,
+           "NotExportableError": interop}
+    for name, home in new.items():
+        assert getattr(zoo, name) is getattr(home, name), name
+    errors = ["ModelFileNotFoundError", "NotASpeakerModelError", "HubUnreachableError"]
     assert sorted(zoo.__all__) == sorted(["PRETRAINED", "PRETRAINED_FORMAT", "META_FILE", "export_pretrained",
-                                          "read_meta", "objective", "load"])
+                                          "read_meta", "objective", "load", *new, *errors])
