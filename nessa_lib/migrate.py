@@ -10,6 +10,14 @@ side (the identity for NESSA M2, so plain new-model embeddings)::
 Input and output are pickle-free embedding files (:mod:`nessa_lib.embeddings`); the output keeps the ids and
 carries the id of the space it now lives in (:func:`space_id`). The input is never modified, and nothing is
 written unless every row maps.
+
+Before trusting an aligner with real profiles, check it on a small paired sample of the target traffic (the same
+utterances embedded by X and by Y, :mod:`nessa_lib.deployment`)::
+
+    python -m nessa_lib.migrate ALIGNER profiles_xvector.npz migrated.npz --check sample_x.npz sample_y.npz --strict
+
+``--check`` warns when the sample's pair agreement falls below the aligner's fit data (and reports the EER on the
+sample when its embedding files carry speaker labels); ``--strict`` then refuses to migrate (exit status 2).
 """
 
 from __future__ import annotations
@@ -148,6 +156,24 @@ def migrate_file(aligner_path, in_path, out_path, *, side: str = "enrollment", o
     return out
 
 
+def check_files(aligner_path, x_path, y_path, *, n_rounds: int = 500, seed: int = 0):
+    """:func:`nessa_lib.deployment.deployment_check` of an aligner file on two paired embedding files.
+
+    The files must hold the same utterances, embedded by the aligner's enrollment model (``x_path``) and runtime
+    model (``y_path``); embeddings of other models are refused, naming the file. Speaker labels are used for EERs
+    when the files carry at least two speakers with two or more utterances each.
+    """
+    from nessa_lib.deployment import deployment_check
+
+    aligner = align.load(aligner_path)
+    a = embeddings.load_embeddings(x_path, dim=aligner.enroll_dim, model_id=aligner.enroll_model_id)
+    b = embeddings.load_embeddings(y_path, dim=aligner.runtime_dim, model_id=aligner.runtime_model_id)
+    x, y, _, spk = embeddings.paired(a, b, names=(str(x_path), str(y_path)))
+    _, counts = np.unique(spk[spk != ""], return_counts=True)
+    labelled = (counts >= 2).sum() >= 2
+    return deployment_check(aligner, x, y, spk if labelled else None, n_rounds=n_rounds, seed=seed)
+
+
 def main(argv=None) -> int:
     """Command line: ``python -m nessa_lib.migrate ALIGNER IN OUT [--side runtime] [--force]``."""
     ap = argparse.ArgumentParser(prog="python -m nessa_lib.migrate", description=__doc__.split("\n")[0])
@@ -157,8 +183,28 @@ def main(argv=None) -> int:
     ap.add_argument("--side", choices=SIDES, default="enrollment",
                     help="aligner side to map through (default: enrollment, i.e. stored profiles)")
     ap.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+    ap.add_argument("--check", nargs=2, metavar=("SAMPLE_X", "SAMPLE_Y"),
+                    help="first check the aligner on a paired sample of the target traffic: the same utterances "
+                         "embedded by the enrollment model (SAMPLE_X) and the runtime model (SAMPLE_Y)")
+    ap.add_argument("--strict", action="store_true",
+                    help="with --check: refuse to migrate (exit status 2) when the check flags the sample")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.strict and not args.check:
+        ap.error("--strict needs --check SAMPLE_X SAMPLE_Y")
+    if args.check:
+        try:
+            report = check_files(args.aligner, *args.check)
+        except (ValueError, FileNotFoundError) as exc:
+            print(f"error: deployment check: {exc}", file=sys.stderr)
+            return 1
+        if report.ok:
+            print(f"deployment check passed: {report.message}")
+        elif args.strict:
+            print(f"error: deployment check failed, nothing migrated (--strict): {report.message}", file=sys.stderr)
+            return 2
+        else:
+            print(f"warning: deployment check failed: {report.message}", file=sys.stderr)
     try:
         out = migrate_file(args.aligner, args.input, args.output, side=args.side, overwrite=args.force,
                            progress=True)

@@ -126,7 +126,7 @@ def _pct(p: float) -> str:
     return f"{100 * p:g}"
 
 
-def det_curves(curves: dict, title: str = "", path=None):
+def det_curves(curves: dict, title: str = "", path=None, eer_intervals: dict | None = None):
     """DET curves (FRR against FAR) on normal-deviate axes, ticks labelled in % from 0.1 to 50.
 
     Parameters
@@ -137,6 +137,8 @@ def det_curves(curves: dict, title: str = "", path=None):
     title : str
     path : path-like, optional
         Save a PNG there.
+    eer_intervals : dict of str to (float, float, float), optional
+        Label to ``(eer, lo, hi)`` (fractions): shown in the legend as ``EER x % [lo-hi]``.
 
     Examples
     --------
@@ -149,7 +151,11 @@ def det_curves(curves: dict, title: str = "", path=None):
 
     fig, ax = plt.subplots(figsize=(4.8, 4.8))
     for label, (far, frr) in curves.items():
-        ax.plot(_probit(far), _probit(frr), label=label, lw=1.4)
+        shown = label
+        if eer_intervals and label in eer_intervals:
+            e, lo, hi = (100 * v for v in eer_intervals[label])
+            shown = f"{label}: EER {e:.2f} % [{lo:.2f}-{hi:.2f}]"
+        ax.plot(_probit(far), _probit(frr), label=shown, lw=1.4)
     ticks = _probit(_DET_TICKS)
     lim = (ticks[0], ticks[-1])
     ax.plot(lim, lim, color="0.6", lw=0.8, ls=":", label="EER line")  # FAR = FRR
@@ -161,7 +167,7 @@ def det_curves(curves: dict, title: str = "", path=None):
     ax.set_ylabel("false rejection rate (%)")
     ax.grid(True, color="0.9")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7 if eer_intervals else 8)
     return _save(fig, path)
 
 
@@ -184,19 +190,32 @@ def gain_recovered_bars(tables: dict, path=None):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    rows = [(pair, method, float(g)) for pair, t in tables.items() for method, g in t["gain_recovered"].items()
-            if not str(method).startswith("symmetric")]
-    d = pd.DataFrame(rows, columns=["pair", "method", "gain_recovered"])
-    d["gain_recovered"] *= 100  # figures speak percent; the tables and metrics files keep fractions
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * d["method"].nunique() + 2), 3.4))
-    sns.barplot(data=d, x="method", y="gain_recovered", hue="pair", ax=ax)
+    rows = [(pair, method, float(t.loc[method, "gain_recovered"]),
+             float(t.loc[method, "gain_recovered_lo"]) if "gain_recovered_lo" in t else np.nan,
+             float(t.loc[method, "gain_recovered_hi"]) if "gain_recovered_hi" in t else np.nan)
+            for pair, t in tables.items() for method in t.index if not str(method).startswith("symmetric")]
+    d = pd.DataFrame(rows, columns=["pair", "method", "gain_recovered", "lo", "hi"])
+    d[["gain_recovered", "lo", "hi"]] *= 100  # figures speak percent; the tables and metrics files keep fractions
+    methods, pairs = list(dict.fromkeys(d["method"])), list(dict.fromkeys(d["pair"]))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(methods) + 2), 3.4))
+    width = 0.8 / max(len(pairs), 1)
+    colors = sns.color_palette(n_colors=len(pairs))
+    for k, (pair, color) in enumerate(zip(pairs, colors)):
+        sub = d[d["pair"] == pair].set_index("method").reindex(methods)
+        xs = np.arange(len(methods)) - 0.4 + width * (k + 0.5)
+        ax.bar(xs, sub["gain_recovered"], width=width, color=color, label=pair)
+        if sub["lo"].notna().any():  # 95 % speaker-bootstrap interval of each bar
+            ax.vlines(xs, sub["lo"], sub["hi"], color="0.15", lw=1.0)
+    ax.set_xticks(np.arange(len(methods)), methods)
+    with_ci = d["lo"].notna().any()
+    ax.set_title("Share of the symmetric update's EER gain kept" + (", 95 % speaker intervals" if with_ci else "")
+                 + " (60 % = the paper's bar)", fontsize=9 if with_ci else None)
     for y, style in ((0.0, "-"), (60.0, "--"), (100.0, ":")):
         ax.axhline(y, color="0.3", lw=0.9, ls=style)
     ax.set_ylabel("gain recovered (%)")
     ax.set_xlabel("")
     ax.tick_params(axis="x", rotation=30)
-    ax.set_title("Share of the symmetric update's EER gain kept (60 % = the paper's bar)")
-    ax.legend(fontsize=7, title="pair", title_fontsize=8)
+    ax.legend(fontsize=7, title="pair", title_fontsize=8, loc="upper left", ncols=2)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -205,7 +224,8 @@ def ablation_curves(df: pd.DataFrame, path=None):
     """EER and gain recovered against the number of alignment pairs, one line per utterances-per-speaker.
 
     ``df`` is :func:`nessa_lib.study.alignment_ablation`'s table (``n_pairs``, ``utts_per_speaker``, ``eer``,
-    ``gain_recovered``; ``utts_per_speaker`` -1 means all).
+    ``gain_recovered``; ``utts_per_speaker`` -1 means all); ``eer_lo``/``eer_hi`` and ``gain_recovered_lo``/
+    ``_hi``, where present, are drawn as interval bars.
 
     Examples
     --------
@@ -224,6 +244,8 @@ def ablation_curves(df: pd.DataFrame, path=None):
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.3))
     for ax, col in zip(axes, ("eer", "gain_recovered")):
         sns.lineplot(data=d, x="n_pairs", y=col, hue="utts", marker="o", ax=ax, legend=ax is axes[0])
+        if f"{col}_lo" in df:  # 95 % speaker-bootstrap intervals as vertical bars
+            ax.vlines(d["n_pairs"], 100 * df[f"{col}_lo"], 100 * df[f"{col}_hi"], color="0.35", lw=0.9)
         ax.set_xscale("log")
         # Plain numbers on the log axis; matplotlib's minor labels (3x10^2 ...) collide on a short decade.
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))

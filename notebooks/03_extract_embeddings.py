@@ -5,7 +5,8 @@
 # > fingerprint, and score the evaluation trials symmetrically (profiles and tests from this model).
 #
 # Settings: the `extract_embeddings` section of `params.yaml`. **Outputs**: `data/extract_embeddings/<name>/`
-# (`<split>.npz`) and `reports/extract_embeddings/<name>/` (`metrics.json`, `scores.png`).
+# (`<split>.npz`, and `eval+<check_condition>.npz`: a held-out recording condition) and
+# `reports/extract_embeddings/<name>/` (`metrics.json`, `scores.png`).
 
 # %% tags=["parameters"]
 name: str = "ecapa"  # which model of extract_embeddings.models to run
@@ -36,6 +37,18 @@ print(name, encoder.model_id, "dim", encoder.emb_dim)
 sets = extract.extract_splits(df, encoder, p.splits, out, train_utts_per_speaker=p.train_utts_per_speaker,
                               mode=p.mode, crop_s=p.crop_s, batch_size=p.batch_size, desc=name)
 {split: s.embeddings.shape for split, s in sets.items()}
+
+# %% [markdown]
+# A held-out recording condition for stage 05's deployment check: the first `check_utts_per_speaker` evaluation
+# utterances of each speaker degraded with the `check_condition` augmentation preset (the same degraded audio for
+# every model).
+
+# %%
+if p.check_condition:
+    shifted = extract.extract_condition(df, encoder, out / f"eval+{p.check_condition}.npz",
+                                        condition=p.check_condition, utts_per_speaker=p.check_utts_per_speaker,
+                                        seed=p.seed, batch_size=p.batch_size, desc=name)
+    print(f"eval+{p.check_condition}: {shifted.embeddings.shape}")
 
 # %% [markdown]
 # ## Symmetric verification on the evaluation trials

@@ -6,8 +6,9 @@
 # > encoders' training speakers as its reference set, and NESSA generalises to new voices only from many voices.
 # > No evaluation data is read here.
 #
-# Settings: the `fit_aligners` section of `params.yaml`, including every method's hyper-parameters (`hparams`);
-# every fit's seed is `base.seed + seed_offset`.
+# Settings: the `fit_aligners` section of `params.yaml`, including every method's hyper-parameters (`hparams`).
+# The NESSA methods are fitted `seeds` times (seeds `base.seed + seed_offset`, `+1`, ...), `workers` fits side by
+# side; stage 05 reports their mean and spread. The closed-form methods are deterministic and fitted once.
 # **Outputs**: `models/fit_aligners/<pair>/` (`<method>.safetensors`, `pair.json`) and
 # `reports/fit_aligners/<pair>/` (`metrics.json`, training curves).
 
@@ -36,11 +37,12 @@ print(f"{len(fit.utt_ids)} paired utterances of {len(set(fit.speaker_ids))} spea
 
 # %%
 timings = {}
-aligners = tables.fit_aligners(fit.x, fit.y, fit.speaker_ids, methods=p.methods, seed=p.seed + p.seed_offset,
-                               hparams=p.hparams,
-                               progress=True, enroll_model_id=fit.enroll_model_id,
-                               runtime_model_id=fit.runtime_model_id, timings=timings)
-pairs.save_aligners(aligners, out, pair=pair, **spec)
+first = p.seed + p.seed_offset
+seeded = tables.fit_seeds(fit.x, fit.y, fit.speaker_ids, methods=p.methods, seeds=range(first, first + p.seeds),
+                          hparams=p.hparams, workers=p.workers, progress=True, enroll_model_id=fit.enroll_model_id,
+                          runtime_model_id=fit.runtime_model_id, timings=timings)
+pairs.save_aligners(seeded, out, pair=pair, **spec)
+aligners = {m: a[0] for m, a in seeded.items()}  # the first seed: curves and the development check
 {m: round(t, 2) for m, t in timings.items()}
 
 # %%
@@ -54,7 +56,7 @@ plots.aligner_training(aligners, pair, reports);
 
 # %%
 development = pairs.development_table(
-    aligners, layout.out_dir("extract_embeddings"), spec["enroll_model"], spec["runtime_model"],
+    seeded, layout.out_dir("extract_embeddings"), spec["enroll_model"], spec["runtime_model"],
     dev_split=p.dev_split, fit_splits=p.fit_splits, manifest_path=layout.out_dir("prepare_data") / "manifest.csv",
     k_enroll=p.k_enroll, n_nontarget_per_profile=p.n_nontarget_per_profile, seed=p.seed,
 )

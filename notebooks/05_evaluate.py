@@ -18,9 +18,9 @@ params_file: str = "params.yaml"  # the study's parameters (repo-relative); this
 import pandas as pd
 import torch
 
-from nessa_lib import io, plots
+from nessa_lib import deployment, io, plots
 from nessa_lib.data import lists, manifest
-from nessa_lib.evaluation import ab, ablation, findings, pairs
+from nessa_lib.evaluation import ab, ablation, bootstrap, findings, pairs
 from nessa_lib.pipeline import layout, params
 
 p = params.stage_params("evaluate", path=params_file)
@@ -38,21 +38,29 @@ study = pairs.load_study(p.pairs, extra_models=(p.ab_model_a, p.ab_model_b),
                          aligners_root=layout.out_dir("fit_aligners"))
 print(f"{len(study.pairs)} pairs, models and objectives: {study.objectives}")
 print(lists.describe(enroll, trials))
+# Every interval below comes from these rounds: the evaluation speakers resampled with replacement, each with all
+# of its profile's trials; every system is scored on the same rounds, so differences between systems are paired.
+boot = bootstrap.SpeakerBootstrap.from_lists(enroll, trials, df,
+                                             n_rounds=p.bootstrap_rounds, seed=p.seed)
+print(f"speaker bootstrap: {p.bootstrap_rounds} rounds over {boot.counts.shape[1]} evaluation speakers")
 
 # %% [markdown]
 # ## 1 · Main table
 # Rows per pair: symmetric X/X (no upgrade), symmetric Y/Y (everyone re-enrolled), then each method with X profiles
 # against Y tests. `gain_recovered` = (EER_XX − EER) / (EER_XX − EER_YY): the share of the symmetric upgrade's gain
-# kept without re-enrollment. Percentages in the tables; fractions in `metrics.json`.
+# kept without re-enrollment. NESSA rows are the mean over stage 04's seeds, with their standard deviation ("seed
+# s.d."); every figure has a 95 % speaker-bootstrap interval ("95 % CI"). Percentages in the tables; fractions in
+# `metrics.json`.
 
 # %%
-evaluated = pairs.evaluate_study(study, enroll, trials)
+evaluated = pairs.evaluate_study(study, enroll, trials, boot=boot)
 main = pd.concat(evaluated.tables, names=["pair"])
 pairs.percent_table(main)
 
 # %%
 for name, curve in evaluated.det.items():
-    plots.det_curves(curve, title=name, path=figures / f"det_{name}.png")
+    plots.det_curves(curve, title=name, path=figures / f"det_{name}.png",
+                     eer_intervals=pairs.det_legend_intervals(evaluated.tables[name]))
     pairs.det_grid(curve).to_csv(curves / f"det_{name}.csv", index=False)
 plots.gain_recovered_bars(evaluated.tables, path=figures / "gain_recovered.png");
 
@@ -62,9 +70,14 @@ plots.score_distributions_grid(pairs.before_after_panels(evaluated, trials.label
 
 # %% [markdown]
 # ## 2 · The paper's three claims, as measured here
+# Each claim is judged on the bootstrap distribution of a *paired* statistic (the EER difference between the two
+# systems it compares, or the gain recovered), on the same resampled speakers: it **holds** when the whole 95 %
+# interval is on the claimed side of the bar, **does not hold** when the whole interval is on the other side, and is
+# **inconclusive** otherwise, with an estimate of how many evaluation speakers would decide it.
 
 # %%
-claims = findings.paper_findings(evaluated.tables, study.orientations(), study.objectives)
+claims = findings.paper_findings(evaluated.tables, study.orientations(), study.objectives,
+                                 rounds=evaluated.rounds, n_speakers=boot.counts.shape[1])
 claims.to_csv(reports / "findings.csv", index=False)
 print(findings.format_findings(claims))
 
@@ -75,7 +88,8 @@ print(findings.format_findings(claims))
 # maps every runtime embedding, into a new space) are the stage-04 aligners of the pair (A, B) when it was fitted
 # there (else fitted here on the `fit_splits` pool); each system's threshold is calibrated at the target FAR on
 # trials of the `calibration_split` (no evaluation data); the table shows the FAR and FRR that threshold gives on
-# the evaluation trials, and what happens if A/A's threshold is naively kept after the upgrade.
+# the evaluation trials, and what happens if A/A's threshold is naively kept after the upgrade. The intervals
+# resample the evaluation speakers with the thresholds fixed; the aligners are the first seed's.
 
 # %%
 pool = study.fit_pool(p.ab_model_a, p.ab_model_b, p.fit_splits)
@@ -84,7 +98,7 @@ ab_table = ab.ab_case_study(
     pool, *study.eval_pair(p.ab_model_a, p.ab_model_b), enroll, trials, far=p.ab_far, seed=p.seed,
     k_enroll=lists.min_profile_size(enroll), calibrate_on=pool.splits == p.calibration_split,
     aligners=ab_aligners, methods=p.ab_methods, hparams=p.hparams,
-    enroll_flag_align=manifest.enroll_flags(df, pool.utt_ids),
+    enroll_flag_align=manifest.enroll_flags(df, pool.utt_ids), boot=boot,
 )
 print(f"aligners {'of stage 04 (' + fitted + ')' if fitted else 'fitted here'} on {len(pool.utt_ids)} pairs "
       f"({p.fit_splits}); calibrated on {ab_table.attrs['n_calibration_trials']} {p.calibration_split} trials")
@@ -93,7 +107,8 @@ ab_table.round(4)
 
 # %% [markdown]
 # ## 4 · How much alignment data does NESSA need?
-# The fit pool of stage 04, subsampled: the first `n` speakers (in a seeded order) and `u` utterances of each.
+# The fit pool of stage 04, subsampled: the first `n` speakers (in a seeded order) and `u` utterances of each;
+# one fit (seed `base.seed`) per point, with 95 % speaker intervals on the evaluation trials.
 
 # %%
 X, Y = study.orientation(p.ablation_pair)
@@ -101,7 +116,7 @@ fit = study.fit_pool(X, Y, p.fit_splits)
 abl = ablation.alignment_ablation(
     fit.x, fit.y, fit.speaker_ids, *study.eval_pair(X, Y), enroll, trials, method=p.ablation_method, seed=p.seed,
     n_speakers=ablation.grid(p.ablation_speakers), utts_per_speaker=ablation.grid(p.ablation_utts),
-    hparams=p.hparams,
+    hparams=p.hparams, boot=boot, workers=p.workers,
 )
 abl.to_csv(reports / "ablation.csv", index=False)
 pairs.ablation_curve(abl).to_csv(curves / "ablation.csv", index=False)
@@ -109,7 +124,25 @@ plots.ablation_curves(abl, path=figures / "ablation.png")
 abl.round(4)
 
 # %% [markdown]
-# ## 5 · Key numbers (checked by nbval on re-runs)
+# ## 5 · Deployment check: would the A/B aligners hold on traffic recorded differently?
+# An aligner is fitted on one domain; before stored profiles are migrated, `python -m nessa_lib.migrate ... --check`
+# compares its pair agreement (cosine between the two mapped sides of the same utterance) on a small paired sample
+# of the target traffic with its fit data, and flags the sample when the median falls below the fit's 5th
+# percentile. Here the sample is the first evaluation utterances of each speaker as recorded and degraded with the
+# `check_condition` preset (stage 03), a condition the aligners never saw; with speaker labels the check also gives
+# the EER on the sample with a 95 % speaker interval. It checks stage 04's aligners of the A/B pair (first seed); it
+# is skipped when stage 04 did not fit that pair or `extract_embeddings.check_condition` is empty.
+
+# %%
+check = pd.DataFrame(columns=["method", "sample"]).set_index(["method", "sample"])  # written empty when skipped
+if p.check_condition and ab_aligners:
+    check = deployment.check_table(ab_aligners, study.condition_samples(p.ab_model_a, p.ab_model_b, p.check_condition),
+                                   n_rounds=p.check_rounds, seed=p.seed)
+check.to_csv(reports / "deployment_check.csv")
+check.round(4)
+
+# %% [markdown]
+# ## 6 · Key numbers (checked by nbval on re-runs)
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -259,13 +259,14 @@ def tiny_params() -> dict:
         "ec": {"architecture": "ecapa", "objective": "aam", "emb_dim": 16, "seed_offset": 2},
         "rz": {"pretrained": "resemblyzer"},
     }
-    p["extract_embeddings"].update(models=["xv", "ec", "rz"], threads=1)
+    p["extract_embeddings"].update(models=["xv", "ec", "rz"], threads=1, check_utts_per_speaker=3)
     p["fit_aligners"].update(methods=["identity", "linear", "speaker-logit", "nessa-m1", "nessa-m2"], threads=1,
+                             seeds=2, workers=2,
                              pairs={"xv-ec": {"enroll_model": "xv", "runtime_model": "ec"},
                                     "rz-ec": {"enroll_model": "rz", "runtime_model": "ec"}})
     p["evaluate"].update(ab_model_a="xv", ab_model_b="ec", ab_methods=["nessa-m2", "nessa-m1"],
                          ablation_pair="xv-ec", ablation_method="nessa-m2", ablation_speakers=[4, 0],
-                         ablation_utts=[2, 0], threads=1)
+                         ablation_utts=[2, 0], threads=1, bootstrap_rounds=50, check_rounds=50)
     return p
 
 
@@ -344,6 +345,10 @@ def test_prepare_data_smoke_voxceleb_layout(tmp_path):
     assert metrics["n_skipped"] == 1.0 and metrics["n_trials"] == 8.0
 
 
+def ab_has_intervals(ab) -> bool:
+    return all((ab[f"{c}_lo"] <= ab[f"{c}_hi"]).all() for c in ("eer", "far_deployed", "frr_deployed"))
+
+
 @pytest.mark.slow
 def test_whole_pipeline_smoke(tmp_path):
     """Stages 01 -> 05 and the report on a tiny corpus with tiny encoders: every output the next stage reads is
@@ -371,8 +376,22 @@ def test_whole_pipeline_smoke(tmp_path):
     assert set(main.loc[main.pair == "xv-ec", "system"]) == systems | {"identity"}  # both 16-d
     assert set(main.loc[main.pair == "rz-ec", "system"]) == systems  # 256-d vs 16-d: identity is skipped
     assert main["eer"].between(0, 1).all()
+    # Intervals on every figure, seed means and spreads for the NESSA rows (two seeds here).
+    assert (main["eer_lo"] <= main["eer_hi"]).all() and main["gain_recovered_lo"].notna().any()
+    nessa = main[main.system.str.startswith("nessa")]
+    assert (nessa["n_seeds"] == 2).all() and nessa["eer_seed_sd"].notna().all()
+    assert main.loc[main.system == "linear", "eer_seed_sd"].isna().all()
+    assert (root / "models/fit_aligners/xv-ec/nessa-m2.seed1.safetensors").is_file()
     findings = pd.read_csv(rep / "findings.csv")
-    assert {"claim", "holds"} <= set(findings.columns) and len(findings) > 0
+    assert {"claim", "holds", "verdict", "lo", "hi"} <= set(findings.columns) and len(findings) > 0
+    assert set(findings["verdict"]) <= {"holds", "does not hold", "inconclusive", "not testable"}
+    # The deployment check of the A/B aligners, as recorded and on the held-out condition of stage 03.
+    assert (root / "data/extract_embeddings/xv/eval+aug.npz").is_file()
+    check = pd.read_csv(rep / "deployment_check.csv")
+    assert set(zip(check["method"], check["sample"])) == {(m, s) for m in ("nessa-m2", "nessa-m1")
+                                                          for s in ("as recorded", "+aug")}
+    assert ab_has_intervals(pd.read_csv(rep / "ab_case_study.csv"))
+    assert {"eer_lo", "gain_recovered_hi"} <= set(pd.read_csv(rep / "ablation.csv").columns)
     metrics = json.loads((rep / "metrics.json").read_text())
     assert all(0 <= v <= 1 for k, v in metrics.items() if k.endswith(":eer"))
     assert (rep / "figures" / "det_xv-ec.png").is_file()

@@ -26,6 +26,7 @@ def test_experiment_args_set_the_configuration_on_top_of_params(sweep):
         "fit_aligners.fit_splits": "[train]",  # fitted on the training voices only: the alignment voices are dev
         "fit_aligners.methods": "[nessa-m3]",
         "fit_aligners.seed_offset": "3",
+        "fit_aligners.seeds": "1",  # one seed per experiment: the sweep's seeds are experiments
         "fit_aligners.hparams.nessa-m3.hidden_dim": "256",  # the config overrides BEFORE's 512
         "fit_aligners.hparams.nessa-m3.dropout": "0.1",
         "fit_aligners.hparams.nessa-m3.lr": "0.002",
@@ -33,7 +34,8 @@ def test_experiment_args_set_the_configuration_on_top_of_params(sweep):
         "fit_aligners.hparams.nessa-m3.reference": '"runtime"',
     }
     assert sweep.experiment_args("default", 0, ["x-y"])[7::2] == [
-        "fit_aligners.fit_splits=[train]", "fit_aligners.methods=[nessa-m3]", "fit_aligners.seed_offset=0"]
+        "fit_aligners.fit_splits=[train]", "fit_aligners.methods=[nessa-m3]", "fit_aligners.seed_offset=0",
+        "fit_aligners.seeds=1"]
     with pytest.raises(ValueError, match="unknown config 'nope'"):
         sweep.experiment_args("nope", 0, ["x-y"])
 

@@ -82,8 +82,9 @@ def experiment_args(config: str, seed: int, pairs, common: dict | None = None, p
     if config not in CONFIGS:
         raise ValueError(f"unknown config {config!r}; valid: {list(CONFIGS)}")
     method, overrides = CONFIGS[config]
+    # One seed per experiment (the sweep's seeds are experiments, so dvc exp show lists each one).
     sets = {"fit_aligners.fit_splits": "[train]", "fit_aligners.methods": f"[{method}]",
-            "fit_aligners.seed_offset": str(int(seed))}
+            "fit_aligners.seed_offset": str(int(seed)), "fit_aligners.seeds": "1"}
     sets.update({f"fit_aligners.hparams.{method}.{k}": json.dumps(v)
                  for k, v in {**overrides, **(common or {})}.items()})
     args = ["exp", "run", "--queue", "-n", f"{prefix}-{config}-s{int(seed)}", *[f"fit_aligners@{p}" for p in pairs]]

@@ -116,6 +116,10 @@ class Aligner:
         Fingerprints of the models the aligner was fitted for; checked when a caller passes one.
     history : list of dict
         Per-epoch training record (``epoch``, ``train_loss``, ``val_loss``) for trained methods.
+    fit_agreement : dict
+        Pair agreement on the fit data (cosine between the two mapped sides of the same utterance): ``n``,
+        ``mean``, ``p05``, ``median``. The yardstick of :func:`nessa_lib.deployment.deployment_check`; empty for
+        aligners saved before it existed.
     """
 
     method: str
@@ -131,6 +135,7 @@ class Aligner:
     runtime_model_id: str | None = None
     seed: int = 0
     history: list = field(default_factory=list)
+    fit_agreement: dict = field(default_factory=dict)
 
     def _map(self, emb, side: str, model_id: str | None, source: str | None) -> np.ndarray:
         dim = self.enroll_dim if side == "enrollment" else self.runtime_dim
@@ -203,6 +208,7 @@ class Aligner:
             runtime_model_id=self.runtime_model_id,
             seed=self.seed,
             history=self.history,
+            fit_agreement=self.fit_agreement,
         )
 
     def save(self, path) -> None:
@@ -286,6 +292,7 @@ def load(path) -> Aligner:
         runtime_model_id=meta.get("runtime_model_id"),
         seed=meta.get("seed", 0),
         history=meta.get("history", []),
+        fit_agreement=meta.get("fit_agreement", {}),
     )
 
 

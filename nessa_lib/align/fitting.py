@@ -79,7 +79,7 @@ def fit(
         emap, rmap, enroll_spec, runtime_spec, history = _train(method, x, y, speakers, hp, seed, progress)
         shared = (runtime_spec if method == "nessa-m1" else enroll_spec)["d_out"]
     emap.eval(), rmap.eval()
-    return Aligner(
+    aligner = Aligner(
         method=method,
         enroll_dim=dx,
         runtime_dim=dy,
@@ -94,3 +94,8 @@ def fit(
         seed=int(seed),
         history=history,
     )
+    # The agreement of the two sides on the fit data: what a deployment check compares new traffic with.
+    from nessa_lib.deployment import agreement_summary, pair_agreement
+
+    aligner.fit_agreement = agreement_summary(pair_agreement(aligner, x, y))
+    return aligner

@@ -3,7 +3,8 @@
 M1 and M2 minimise the squared error of one mapped side against the other model's embeddings; M3 maps both
 sides into a new space with a supervised InfoNCE loss across the two models
 (:func:`nessa_lib.losses.supcon_loss`, each model's mapped embeddings as anchors and the other's as candidates)
-plus squared-error terms tying both sides to the reference space.
+plus squared-error terms tying both sides to the reference space, on P speakers x K utterances batches
+(:func:`nessa_lib.batches.speaker_batches`, the sampler of the encoders' contrastive training).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 
 from nessa_lib.align.aligner import _build_side, _normalize
+from nessa_lib.batches import speaker_batches, utterances_by_speaker
 from nessa_lib.losses import supcon_loss
 
 
@@ -26,24 +28,6 @@ def _speaker_split(speakers: np.ndarray, val_fraction: float, rng: np.random.Gen
     val_spk = rng.permutation(uniq)[:n_val]
     is_val = np.isin(speakers, val_spk)
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
-
-
-def _speaker_batches(labels: np.ndarray, n_spk: int, n_utt: int, rng: np.random.Generator):
-    """Yield index batches of ``n_spk`` speakers x up to ``n_utt`` utterances, covering each speaker once."""
-    by_spk: dict = {}
-    for i, s in enumerate(labels):
-        by_spk.setdefault(s, []).append(i)
-    spks = [s for s, idx in by_spk.items() if len(idx) >= 2]  # a positive needs a second utterance
-    order = rng.permutation(len(spks))
-    for start in range(0, len(order) - 1, n_spk):
-        chosen = order[start : start + n_spk]
-        if len(chosen) < 2:
-            break
-        batch = []
-        for c in chosen:
-            idx = by_spk[spks[c]]
-            batch.extend(rng.choice(idx, size=min(n_utt, len(idx)), replace=False).tolist())
-        yield np.asarray(batch)
 
 
 def _train(method, x, y, speakers, hp, seed, progress):
@@ -96,8 +80,13 @@ def _train(method, x, y, speakers, hp, seed, progress):
 
         def batches(idx: np.ndarray, brng: np.random.Generator):
             if method == "nessa-m3":
-                for b in _speaker_batches(speakers[idx], hp["speakers_per_batch"], hp["utts_per_speaker"], brng):
-                    yield idx[b]
+                # The encoders' P x K batching, one round per epoch: every speaker once, K utterances each.
+                by_spk = utterances_by_speaker(spk_codes[idx])
+                n_spk = min(int(hp["speakers_per_batch"]), len(by_spk))
+                if n_spk < 2:
+                    return
+                for b in speaker_batches(by_spk, n_spk, int(hp["utts_per_speaker"]), brng):
+                    yield idx[np.asarray(b)]
             else:
                 perm = brng.permutation(idx)
                 bs = int(hp["batch_size"])

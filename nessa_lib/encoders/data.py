@@ -8,6 +8,7 @@ import os
 import numpy as np
 import torch
 
+from nessa_lib.batches import speaker_batches, utterances_by_speaker
 from nessa_lib.encoders.config import SAMPLE_RATE, EncoderConfig
 
 
@@ -175,12 +176,8 @@ class SpeakerBatchSampler(torch.utils.data.Sampler):
     """
 
     def __init__(self, labels, n_speakers: int, n_utts: int, seed: int):
-        labels = np.asarray(labels)
         self.P, self.K, self.seed, self.epoch = int(n_speakers), int(n_utts), int(seed), 0
-        by_spk = {}
-        for i, s in enumerate(labels):
-            by_spk.setdefault(int(s), []).append(i)
-        self.by_spk = {s: np.asarray(v) for s, v in sorted(by_spk.items()) if len(v) >= 2}
+        self.by_spk = utterances_by_speaker(np.asarray(labels).astype(int))
         if len(self.by_spk) < max(2, self.P):
             raise ValueError(f"contrastive batches need at least speakers_per_batch={self.P} speakers with >= 2 "
                              f"utterances, got {len(self.by_spk)}")
@@ -196,21 +193,7 @@ class SpeakerBatchSampler(torch.utils.data.Sampler):
 
     def __iter__(self):
         rng = np.random.default_rng([self.seed, self.epoch, 1])
-        spks = list(self.by_spk)
-        chunks = {}
-        for s in spks:
-            idx = rng.permutation(self.by_spk[s])
-            need = self.rounds * self.K
-            if len(idx) < need:  # top up by re-drawing the speaker's utterances
-                idx = np.concatenate([idx, rng.choice(self.by_spk[s], need - len(idx))])
-            chunks[s] = idx[:need].reshape(self.rounds, self.K)
-        batches = []
-        for r in range(self.rounds):
-            order = rng.permutation(len(spks))
-            for g in range(len(spks) // self.P):
-                chosen = [spks[j] for j in order[g * self.P:(g + 1) * self.P]]
-                batches.append([int(i) for s in chosen for i in chunks[s][r]])
-        batches = [batches[j] for j in rng.permutation(len(batches))]
+        batches = speaker_batches(self.by_spk, self.P, self.K, rng, rounds=self.rounds)
         pos = 0
         out = []
         for b in batches:

@@ -76,7 +76,7 @@ def _check_args(manifest_df, encoder, mode, crop_s, batch_size) -> None:
 
 
 def extract_embeddings(manifest_df, encoder, *, mode: str = "full", crop_s: float = 3.0, batch_size: int = 16,
-                       progress: bool = True, desc: str | None = None) -> EmbeddingSet:
+                       progress: bool = True, desc: str | None = None, transform=None) -> EmbeddingSet:
     """Embed every utterance of ``manifest_df`` with ``encoder``.
 
     Parameters
@@ -99,6 +99,10 @@ def extract_embeddings(manifest_df, encoder, *, mode: str = "full", crop_s: floa
         Show a tqdm progress bar.
     desc : str, optional
         Progress bar label; default names the mode and the model.
+    transform : callable, optional
+        ``transform(wave, row) -> wave`` applied to each decoded waveform (``row``: its position in
+        ``manifest_df``), e.g. a degradation that simulates another recording condition
+        (:func:`extract_condition`).
 
     Returns
     -------
@@ -166,6 +170,8 @@ def extract_embeddings(manifest_df, encoder, *, mode: str = "full", crop_s: floa
             for i in idx:
                 p, a, b = segments[i]
                 x = load_audio(p, target_sr=sr, min_dur_s=0.0, start=a, stop=b)  # short clips: padded, not refused
+                if transform is not None:
+                    x = np.asarray(transform(x, int(i)), dtype=np.float32)
                 if len(x) < min_samples:
                     logger.warning("%s: %d samples (%.3f s) is shorter than min_samples=%d of %s; repeat-padding it",
                                    paths[i], len(x), len(x) / sr, min_samples, encoder.model_id)
@@ -274,3 +280,27 @@ def extract_splits(manifest_df, encoder, splits, out_dir, *, train_utts_per_spea
                                          desc=f"{desc} {split}".strip())
         save_embeddings(Path(out_dir) / f"{split}.npz", sets[split])
     return sets
+
+
+def extract_condition(manifest_df, encoder, out_path, *, split: str = "eval", condition: str = "aug",
+                      utts_per_speaker: int = 4, seed: int = 0, batch_size: int = 16, desc: str = ""):
+    """Embed the first ``utts_per_speaker`` utterances of each speaker of ``split`` after degrading them with the
+    :mod:`nessa_lib.data.synth.augment` preset ``condition``: a held-out recording condition for deployment
+    checks (:mod:`nessa_lib.deployment`). Row ``i`` is degraded with ``default_rng([seed, i])``, so every model
+    embeds the same degraded audio. Saved to ``out_path``; returns the :class:`~nessa_lib.embeddings.EmbeddingSet`.
+    """
+    from nessa_lib.data.splits import first_utterances
+    from nessa_lib.data.synth.augment import augment
+    from nessa_lib.embeddings import save_embeddings
+
+    rows = first_utterances(manifest_df[manifest_df.split == split], utts_per_speaker).reset_index(drop=True)
+    if rows.empty:
+        raise ValueError(f"extract_condition: the manifest has no utterance in split {split!r}")
+
+    def degrade(x, i):
+        return augment(x, np.random.default_rng([seed, i]), condition)
+
+    out = extract_embeddings(rows, encoder, mode="full", batch_size=batch_size, transform=degrade,
+                             desc=f"{desc} {split}+{condition}".strip())
+    save_embeddings(out_path, out)
+    return out

@@ -164,7 +164,7 @@ def ab_case_study(pool: PairedSplits, a_eval, b_eval, utt_ids_eval, enroll: pd.D
                   *, far: float = 0.01, seed: int = 0,
                   k_enroll: int = 3, n_nontarget_per_profile: int = 200, hparams: dict | None = None,
                   enroll_flag_align=None, calibration_holdout: float = 0.0, calibrate_on=None,
-                  aligners: Mapping | None = None, methods=("nessa-m2", "nessa-m1")) -> pd.DataFrame:
+                  aligners: Mapping | None = None, methods=("nessa-m2", "nessa-m1"), boot=None) -> pd.DataFrame:
     """Upgrade model A (in production, profiles stored) to candidate B: error rates as deployed.
 
     Systems (rows, index ``system``):
@@ -217,6 +217,11 @@ def ab_case_study(pool: PairedSplits, a_eval, b_eval, utt_ids_eval, enroll: pd.D
         pipeline's stage-04 aligners: used instead of refitting (not with a holdout).
     methods : sequence of str
         The aligned deployments to compare, in row order: any of ``"nessa-m2"``, ``"nessa-m1"``, ``"nessa-m3"``.
+    boot : nessa_lib.evaluation.bootstrap.SpeakerBootstrap, optional
+        Speaker-bootstrap rounds of the evaluation ``trials``: adds 95 % intervals ``<column>_lo`` / ``_hi`` of
+        ``eer``, ``far_deployed``, ``frr_deployed``, ``far_at_aa_threshold`` and ``frr_at_aa_threshold``. The
+        thresholds stay fixed (they were calibrated on other data), so these intervals are the evaluation
+        speakers' share of the uncertainty, not the calibration's.
 
     Returns
     -------
@@ -312,6 +317,14 @@ def ab_case_study(pool: PairedSplits, a_eval, b_eval, utt_ids_eval, enroll: pd.D
             far_at_aa_threshold=far_aa,
             frr_at_aa_threshold=frr_aa,
         )
+        if boot is not None:
+            from nessa_lib.evaluation.bootstrap import interval
+
+            samples = {"eer": boot.metrics(s)["eer"]}
+            samples["far_deployed"], samples["frr_deployed"] = boot.rates_at(s, thr[name])
+            samples["far_at_aa_threshold"], samples["frr_at_aa_threshold"] = boot.rates_at(s, thr[AB_CONTROL])
+            for col, v in samples.items():
+                rows[name][f"{col}_lo"], rows[name][f"{col}_hi"] = interval(v)
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "system"
     table.attrs.update(far=far, n_calibration_trials=int(len(cal_trials)),

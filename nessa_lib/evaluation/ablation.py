@@ -7,7 +7,7 @@ import pandas as pd
 
 from nessa_lib.evaluation import metrics
 from nessa_lib.evaluation.lists import score_lists
-from nessa_lib.evaluation.tables import aligned_scores, fit_aligners, gain_recovered
+from nessa_lib.evaluation.tables import aligned_scores, gain_recovered
 
 
 def _nested_order(speakers: np.ndarray, seed: int):
@@ -25,7 +25,8 @@ def _nested_order(speakers: np.ndarray, seed: int):
 
 def alignment_ablation(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids_eval, enroll: pd.DataFrame,
                        trials: pd.DataFrame, *, method: str = "nessa-m2", n_speakers=(25, 50, 100, None),
-                       utts_per_speaker=(2, 4, 8, None), seed: int = 0, hparams: dict | None = None) -> pd.DataFrame:
+                       utts_per_speaker=(2, 4, 8, None), seed: int = 0, hparams: dict | None = None,
+                       boot=None, workers: int = 1) -> pd.DataFrame:
     """EER of one method fitted on subsamples of the alignment data: how much paired data does it need?
 
     The alignment speakers are put in an order drawn from ``seed``, and each speaker's utterances too; the
@@ -47,12 +48,18 @@ def alignment_ablation(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids
     seed : int
     hparams : dict, optional
         ``{method: {...}}`` overrides.
+    boot : nessa_lib.evaluation.bootstrap.SpeakerBootstrap, optional
+        Speaker-bootstrap rounds of ``trials``: adds 95 % intervals ``eer_lo``/``eer_hi`` and
+        ``gain_recovered_lo``/``gain_recovered_hi`` (the gain per round from the same round's X/X and Y/Y).
+    workers : int
+        Processes for the fits (:func:`nessa_lib.parallel.run_jobs`); the results do not depend on it.
 
     Returns
     -------
     DataFrame
         One row per (n_speakers, utts_per_speaker), columns ``n_speakers``, ``utts_per_speaker`` (requested;
-        ``None`` as ``-1`` = all), ``n_speakers_used``, ``n_pairs``, ``eer``, ``gain_recovered``, ``fit_s``.
+        ``None`` as ``-1`` = all), ``n_speakers_used``, ``n_pairs``, ``eer``, ``gain_recovered``, ``fit_s`` (and
+        the intervals, with ``boot``).
         ``attrs``: ``method``, ``eer_xx``, ``eer_yy``.
 
     Examples
@@ -67,24 +74,41 @@ def alignment_ablation(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids
     >>> df["n_pairs"].tolist()
     [10, 20]
     """
+    from nessa_lib.evaluation.bootstrap import interval
+    from nessa_lib.evaluation.tables import _fit_one, check_hparams
+    from nessa_lib.parallel import run_jobs
+
+    hparams = hparams or {}
+    check_hparams(hparams)
     speakers = np.asarray(speakers_align)
     x, y = np.asarray(x_align), np.asarray(y_align)
     labels = trials["label"].to_numpy()
-    eer_xx = metrics.eer(score_lists(x_eval, x_eval, utt_ids_eval, enroll, trials), labels)
-    eer_yy = metrics.eer(score_lists(y_eval, y_eval, utt_ids_eval, enroll, trials), labels)
+    s_xx = score_lists(x_eval, x_eval, utt_ids_eval, enroll, trials)
+    s_yy = score_lists(y_eval, y_eval, utt_ids_eval, enroll, trials)
+    eer_xx, eer_yy = metrics.eer(s_xx, labels), metrics.eer(s_yy, labels)
+    if boot is not None:
+        r_xx, r_yy = boot.metrics(s_xx)["eer"], boot.metrics(s_yy)["eer"]
     spk_order, spk_rows = _nested_order(speakers, seed)
-    rows = []
+    grid_rows, jobs = [], []
     for n in n_speakers:
         chosen = spk_order if n is None else spk_order[: int(n)]
         for u in utts_per_speaker:
             idx = np.sort(np.concatenate([spk_rows[s] if u is None else spk_rows[s][: int(u)] for s in chosen]))
-            timings: dict = {}
-            a = fit_aligners(x[idx], y[idx], speakers[idx], methods=[method], seed=seed, hparams=hparams,
-                             timings=timings)[method]
-            e = metrics.eer(aligned_scores(a, x_eval, y_eval, utt_ids_eval, enroll, trials), labels)
-            rows.append(dict(n_speakers=-1 if n is None else int(n), utts_per_speaker=-1 if u is None else int(u),
-                             n_speakers_used=len(chosen), n_pairs=len(idx), eer=e,
-                             gain_recovered=gain_recovered(eer_xx, eer_yy, e), fit_s=timings[method]))
+            grid_rows.append(dict(n_speakers=-1 if n is None else int(n), utts_per_speaker=-1 if u is None else int(u),
+                                  n_speakers_used=len(chosen), n_pairs=len(idx)))
+            jobs.append((method, x[idx], y[idx], speakers[idx], seed, dict(hparams.get(method, {}))))
+    rows = []
+    for row, (a, sec) in zip(grid_rows, run_jobs(_fit_one, jobs, workers=workers)):
+        s = aligned_scores(a, x_eval, y_eval, utt_ids_eval, enroll, trials)
+        e = metrics.eer(s, labels)
+        row.update(eer=e, gain_recovered=gain_recovered(eer_xx, eer_yy, e), fit_s=sec)
+        if boot is not None:
+            r = boot.metrics(s)["eer"]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                g = np.where(r_xx != r_yy, (r_xx - r) / (r_xx - r_yy), np.nan)
+            row["eer_lo"], row["eer_hi"] = interval(r)
+            row["gain_recovered_lo"], row["gain_recovered_hi"] = interval(g)
+        rows.append(row)
     df = pd.DataFrame(rows)
     df.attrs.update(method=method, eer_xx=eer_xx, eer_yy=eer_yy)
     return df

@@ -35,18 +35,64 @@ def _best_nessa(table: pd.DataFrame):
     return best, float(table.loc[best, "eer"])
 
 
+HOLDS, FAILS, INCONCLUSIVE, UNTESTABLE = "holds", "does not hold", "inconclusive", "not testable"
+
+
+def speakers_to_decide(point: float, lo: float, hi: float, threshold: float, n_speakers: int) -> float:
+    """Evaluation speakers it would take for the interval to clear ``threshold``, if the point estimate stayed
+    where it is and the interval shrank as ``1 / sqrt(speakers)`` (NaN when it already clears it or never can).
+
+    Examples
+    --------
+    >>> speakers_to_decide(0.57, 0.46, 0.70, 0.6, 150)  # half-width 0.12 must shrink below 0.03
+    2400.0
+    """
+    d = abs(point - threshold)
+    half = (hi - lo) / 2
+    if not (np.isfinite(d) and np.isfinite(half)) or d == 0 or half <= d:
+        return float("nan")
+    return float(np.ceil(n_speakers * (half / d) ** 2))
+
+
+def _judge(point: float, rounds, threshold: float, *, want_below: bool, n_speakers: int | None) -> dict:
+    """Verdict of "point < threshold" (``want_below``) or "point >= threshold", three-way when ``rounds`` (the
+    statistic's bootstrap distribution) is given, else on the point alone."""
+    from nessa_lib.evaluation.bootstrap import interval
+
+    if not np.isfinite(point):
+        return dict(verdict=UNTESTABLE, holds=pd.NA, lo=np.nan, hi=np.nan, speakers_to_decide=np.nan)
+    if rounds is None:
+        ok = bool(point < threshold) if want_below else bool(point >= threshold)
+        return dict(verdict=HOLDS if ok else FAILS, holds=ok, lo=np.nan, hi=np.nan, speakers_to_decide=np.nan)
+    lo, hi = interval(rounds)
+    if want_below:
+        verdict = HOLDS if hi < threshold else FAILS if lo >= threshold else INCONCLUSIVE
+    else:
+        verdict = HOLDS if lo >= threshold else FAILS if hi < threshold else INCONCLUSIVE
+    need = (speakers_to_decide(point, lo, hi, threshold, n_speakers)
+            if verdict == INCONCLUSIVE and n_speakers else np.nan)
+    return dict(verdict=verdict, holds={HOLDS: True, FAILS: False}.get(verdict, pd.NA), lo=lo, hi=hi,
+                speakers_to_decide=need)
+
+
 def _summary(finding, group, claim, sub: list[dict]) -> dict:
-    known = [r for r in sub if r["holds"] is not pd.NA]
-    n_hold = sum(bool(r["holds"]) for r in known)
+    """A group's verdict: holds if it holds in every pair, does not hold if it fails in one, else inconclusive."""
+    known = [r for r in sub if r["verdict"] != UNTESTABLE]
+    n = {v: sum(r["verdict"] == v for r in known) for v in (HOLDS, FAILS, INCONCLUSIVE)}
+    verdict = (UNTESTABLE if not known else FAILS if n[FAILS] else INCONCLUSIVE if n[INCONCLUSIVE] else HOLDS)
+    need = [r["speakers_to_decide"] for r in known if r["verdict"] == INCONCLUSIVE]
     return dict(finding=finding, group=group, claim=claim, evidence=f"summary over {len(known)} pair(s)",
-                holds=(n_hold == len(known)) if known else pd.NA,
-                value=n_hold / len(known) if known else np.nan, reference=1.0,
-                detail=f"holds in {n_hold} of {len(known)} pair(s)" + (
-                    f"; {len(sub) - len(known)} not testable" if len(sub) > len(known) else ""))
+                verdict=verdict, holds={HOLDS: True, FAILS: False}.get(verdict, pd.NA),
+                value=n[HOLDS] / len(known) if known else np.nan, reference=1.0, lo=np.nan, hi=np.nan,
+                speakers_to_decide=float(np.nanmax(need)) if need and np.isfinite(need).any() else np.nan,
+                detail=f"holds in {n[HOLDS]}, does not hold in {n[FAILS]}, inconclusive in {n[INCONCLUSIVE]} "
+                       f"of {len(known)} pair(s)" + (f"; {len(sub) - len(known)} not testable"
+                                                    if len(sub) > len(known) else ""))
 
 
 def paper_findings(tables: Mapping[str, pd.DataFrame], pairs: Mapping[str, tuple],
-                   objectives: Mapping[str, str]) -> pd.DataFrame:
+                   objectives: Mapping[str, str], *, rounds: Mapping | None = None,
+                   n_speakers: int | None = None) -> pd.DataFrame:
     """Check the paper's three claims on the study's per-pair tables, reported as measured.
 
     Definitions (EER = the ``eer`` column of the :func:`evaluate_pair` tables; lower is better; "best NESSA" =
@@ -64,9 +110,21 @@ def paper_findings(tables: Mapping[str, pd.DataFrame], pairs: Mapping[str, tuple
     (c) *Recovery.* Per pair whose runtime model is better (symmetric Y/Y EER < X/X EER): best-NESSA
         ``gain_recovered`` >= 0.6. Pairs where Y is not better are left out (the ratio then measures a loss).
 
-    Each group ends with a summary row: ``holds`` = it holds in every testable pair, ``value`` = the share of
-    testable pairs where it holds. ``holds`` is NA where a pair cannot be tested (a method missing) or a group
-    has no pair.
+    Verdicts. Without ``rounds`` each comparison is judged on its point estimates (``holds`` True/False). With
+    ``rounds`` (per pair, per system, per metric: the speaker-bootstrap rounds of
+    :func:`nessa_lib.evaluation.tables.table_from_scores`, the same resampled speakers for every system) each is
+    judged on the bootstrap distribution of the *paired* statistic: the EER difference for (a) and (b), the gain
+    recovered for (c). ``verdict`` is ``holds`` when the 95 % interval (``lo``, ``hi``) lies entirely on the
+    claimed side of the threshold (0 for a difference, 0.6 for the gain), ``does not hold`` when it lies entirely
+    on the other side, ``inconclusive`` when it straddles it; ``speakers_to_decide`` then estimates how many
+    evaluation speakers (``n_speakers`` now) would narrow the interval enough, were the point estimate to stay
+    (:func:`speakers_to_decide`). For (b), when the two models' symmetric EERs cannot be told apart (the
+    interval of their difference contains 0) the better model is unknown and the verdict is ``inconclusive``.
+    "Best NESSA" is chosen on the point estimates of the same trials, a mild optimism the intervals ignore.
+
+    Each group ends with a summary row: ``holds`` if it holds in every testable pair, ``does not hold`` if it
+    fails in one, else ``inconclusive``; ``value`` = the share of testable pairs where it holds. ``holds`` (a
+    nullable boolean) is True/False for those two verdicts and NA otherwise (inconclusive, not testable).
 
     Parameters
     ----------
@@ -81,8 +139,9 @@ def paper_findings(tables: Mapping[str, pd.DataFrame], pairs: Mapping[str, tuple
     -------
     DataFrame
         Columns ``finding``, ``group``, ``claim`` (plain statement), ``evidence`` (pair name, or the summary),
-        ``holds`` (nullable boolean), ``value`` and ``reference`` (the two numbers compared: e.g. best-NESSA
-        EER vs speaker-logit EER) and ``detail`` (the numbers in words).
+        ``verdict``, ``holds`` (nullable boolean), ``value`` and ``reference`` (the two numbers compared: e.g.
+        best-NESSA EER vs speaker-logit EER), ``statistic`` (what ``lo``/``hi`` bound), ``lo``, ``hi``,
+        ``speakers_to_decide`` and ``detail`` (the numbers in words).
 
     Examples
     --------
@@ -96,6 +155,16 @@ def paper_findings(tables: Mapping[str, pd.DataFrame], pairs: Mapping[str, tuple
     for name in tables:
         if name not in pairs:
             raise ValueError(f"paper_findings: table {name!r} has no (enrollment, runtime) models in `pairs`")
+    rounds = rounds or {}
+
+    def r(pair, system, metric="eer"):
+        """A system's bootstrap rounds of ``metric``, or None without a bootstrap."""
+        return rounds.get(pair, {}).get(system, {}).get(metric)
+
+    def diff(pair_a, sys_a, pair_b, sys_b):
+        ra, rb = r(pair_a, sys_a), r(pair_b, sys_b)
+        return None if ra is None or rb is None else ra - rb
+
     out: list[dict] = []
 
     # (a) best NESSA vs speaker-logit, by training-objective group.
@@ -107,10 +176,12 @@ def paper_findings(tables: Mapping[str, pd.DataFrame], pairs: Mapping[str, tuple
         group = "classification" if kinds == {"classification"} else "contrastive"
         best, e_best = _best_nessa(t)
         e_sl = float(t.loc["speaker-logit", "eer"]) if "speaker-logit" in t.index else np.nan
-        ok = bool(e_best < e_sl) if np.isfinite(e_best) and np.isfinite(e_sl) else pd.NA
-        groups[group].append(dict(finding=FINDING_A, group=group, claim=claim_a, evidence=name, holds=ok,
-                                  value=e_best, reference=e_sl,
-                                  detail=f"best NESSA ({best}) EER {e_best:.4f} vs speaker-logit EER {e_sl:.4f}"))
+        j = _judge(e_best - e_sl, diff(name, best, name, "speaker-logit"), 0.0, want_below=True,
+                   n_speakers=n_speakers)
+        groups[group].append(dict(finding=FINDING_A, group=group, claim=claim_a, evidence=name, **j,
+                                  value=e_best, reference=e_sl, statistic="EER(best NESSA) - EER(speaker-logit)",
+                                  detail=f"best NESSA ({best}) EER {e_best:.4f} vs speaker-logit EER {e_sl:.4f}"
+                                         + _ci_text(j, "difference")))
     for group, sub in groups.items():
         out += sub + [_summary(FINDING_A, group, claim_a, sub)]
 
@@ -130,25 +201,33 @@ def paper_findings(tables: Mapping[str, pd.DataFrame], pairs: Mapping[str, tuple
         e_p = np.mean([t_pq.loc[SYMMETRIC_X, "eer"], t_qp.loc[SYMMETRIC_Y, "eer"]])
         e_q = np.mean([t_pq.loc[SYMMETRIC_Y, "eer"], t_qp.loc[SYMMETRIC_X, "eer"]])
         better = p if e_p < e_q else q if e_q < e_p else None
+        sym = diff(name, SYMMETRIC_X, name, SYMMETRIC_Y)  # EER(p) - EER(q) on the same resampled speakers
+        sym_known = sym is None or better is None or _judge(e_p - e_q, sym, 0.0, want_below=e_p < e_q,
+                                                            n_speakers=None)["verdict"] == HOLDS
         for pair_name, (enr, run) in ((name, (p, q)), (by_models[(q, p)], (q, p))):
             t = tables[pair_name]
+            base = dict(finding=FINDING_B, group="both orientations", claim=claim_b, evidence=pair_name,
+                        statistic="EER(into better) - EER(into other)")
             if better is None:
-                sub_b.append(dict(finding=FINDING_B, group="both orientations", claim=claim_b, evidence=pair_name,
-                                  holds=pd.NA, value=np.nan, reference=np.nan,
+                sub_b.append(dict(base, verdict=UNTESTABLE, holds=pd.NA, value=np.nan, reference=np.nan, lo=np.nan,
+                                  hi=np.nan, speakers_to_decide=np.nan,
                                   detail=f"{p} and {q} tie on symmetric EER ({e_p:.4f}): no better model"))
                 continue
             into_better, into_other = ("nessa-m1", "nessa-m2") if better == enr else ("nessa-m2", "nessa-m1")
             if into_better in t.index and into_other in t.index:
                 e_b, e_o = float(t.loc[into_better, "eer"]), float(t.loc[into_other, "eer"])
-                ok = bool(e_b < e_o)
             else:
                 e_b = e_o = np.nan
-                ok = pd.NA
-            sub_b.append(dict(finding=FINDING_B, group="both orientations", claim=claim_b, evidence=pair_name,
-                              holds=ok, value=e_b, reference=e_o,
+            j = _judge(e_b - e_o, diff(pair_name, into_better, pair_name, into_other), 0.0, want_below=True,
+                       n_speakers=n_speakers)
+            note = ""
+            if not sym_known and j["verdict"] != UNTESTABLE:
+                j.update(verdict=INCONCLUSIVE, holds=pd.NA)
+                note = "; the symmetric EERs of the two models cannot be told apart, so neither is the better one"
+            sub_b.append(dict(base, **j, value=e_b, reference=e_o,
                               detail=(f"better model {better} (symmetric EER {min(e_p, e_q):.4f} vs "
                                       f"{max(e_p, e_q):.4f}); {into_better} (into {better}) EER {e_b:.4f} vs "
-                                      f"{into_other} EER {e_o:.4f}")))
+                                      f"{into_other} EER {e_o:.4f}" + _ci_text(j, "difference") + note)))
     out += sub_b + [_summary(FINDING_B, "both orientations", claim_b, sub_b)]
 
     # (c) gain recovered by the best NESSA variant where the runtime model is the better one.
@@ -161,21 +240,30 @@ def paper_findings(tables: Mapping[str, pd.DataFrame], pairs: Mapping[str, tuple
             continue
         best, e_best = _best_nessa(t)
         g = gain_recovered(xx, yy, e_best) if best is not None else np.nan
-        ok = bool(g >= 0.6) if np.isfinite(g) else pd.NA
-        sub_c.append(dict(finding=FINDING_C, group="Y better than X", claim=claim_c, evidence=name, holds=ok,
-                          value=g, reference=0.6,
+        j = _judge(g, r(name, best, "gain_recovered") if best is not None else None, 0.6, want_below=False,
+                   n_speakers=n_speakers)
+        sub_c.append(dict(finding=FINDING_C, group="Y better than X", claim=claim_c, evidence=name, **j,
+                          value=g, reference=0.6, statistic="gain recovered by the best NESSA variant",
                           detail=(f"X/X EER {xx:.4f}, Y/Y EER {yy:.4f}, best NESSA ({best}) EER {e_best:.4f}: "
-                                  f"gain recovered {g:.3f}")))
+                                  f"gain recovered {g:.3f}" + _ci_text(j, "gain"))))
     out += sub_c + [_summary(FINDING_C, "Y better than X", claim_c, sub_c)]
 
-    df = pd.DataFrame(out, columns=["finding", "group", "claim", "evidence", "holds", "value", "reference",
-                                    "detail"])
+    df = pd.DataFrame(out, columns=["finding", "group", "claim", "evidence", "verdict", "holds", "value",
+                                    "reference", "statistic", "lo", "hi", "speakers_to_decide", "detail"])
     df["holds"] = df["holds"].astype("boolean")
     return df
 
 
+def _ci_text(j: dict, what: str) -> str:
+    if not np.isfinite(j["lo"]):
+        return ""
+    need = (f"; about {j['speakers_to_decide']:.0f} evaluation speakers would decide it"
+            if np.isfinite(j["speakers_to_decide"]) else "")
+    return f" ({what} 95 % interval {j['lo']:.4f} to {j['hi']:.4f}){need}"
+
+
 def format_findings(findings: pd.DataFrame) -> str:
-    """The findings as lines ``[HOLDS|DOES NOT HOLD|NOT TESTABLE] (finding, group) claim :: evidence``.
+    """The findings as lines ``[HOLDS|DOES NOT HOLD|INCONCLUSIVE|NOT TESTABLE] (finding, group) claim :: evidence``.
 
     Examples
     --------
@@ -185,6 +273,9 @@ def format_findings(findings: pd.DataFrame) -> str:
     """
     lines = []
     for _, f in findings.iterrows():
-        verdict = "NOT TESTABLE" if pd.isna(f.holds) else ("HOLDS" if f.holds else "DOES NOT HOLD")
+        if "verdict" in f:
+            verdict = f.verdict.upper()
+        else:
+            verdict = "NOT TESTABLE" if pd.isna(f.holds) else ("HOLDS" if f.holds else "DOES NOT HOLD")
         lines.append(f"[{verdict}] ({f.finding}, {f.group}) {f.claim} :: {f.evidence}")
     return "\n".join(lines)

@@ -20,15 +20,31 @@ from nessa_lib.io import atomic_write_text
 PAIR_FILE = "pair.json"
 
 
+def aligner_file(method: str, k: int = 0) -> str:
+    """File name of a method's ``k``-th seed in a pair folder: ``<method>.safetensors`` for the first (the one the
+    migration CLI and the A/B study use), ``<method>.seed<k>.safetensors`` for the others.
+
+    Examples
+    --------
+    >>> aligner_file("nessa-m3"), aligner_file("nessa-m3", 2)
+    ('nessa-m3.safetensors', 'nessa-m3.seed2.safetensors')
+    """
+    return f"{method}.safetensors" if k == 0 else f"{method}.seed{k}.safetensors"
+
+
 def save_aligners(aligners: dict, out_dir, *, pair: str, enroll_model: str, runtime_model: str) -> None:
-    """Write each aligner (``<method>.safetensors``) and ``pair.json`` (which models, which methods) to ``out_dir``."""
+    """Write each aligner (:func:`aligner_file`; a method may hold a list, one aligner per seed) and ``pair.json``
+    (which models, which methods, each method's seeds) to ``out_dir``."""
     out = Path(out_dir)
-    for method, aligner in aligners.items():
-        aligner.save(out / f"{method}.safetensors")
+    seeds = {}
+    for method, fitted in aligners.items():
+        fitted = list(fitted) if isinstance(fitted, (list, tuple)) else [fitted]
+        for k, aligner in enumerate(fitted):
+            aligner.save(out / aligner_file(method, k))
+        seeds[method] = [a.seed for a in fitted]
     atomic_write_text(out / PAIR_FILE, json.dumps({"pair": pair, "enroll_model": enroll_model,
                                                    "runtime_model": runtime_model,
-                                                   "methods": list(aligners)}, indent=1) + "\n")
-
+                                                   "methods": list(aligners), "seeds": seeds}, indent=1) + "\n")
 
 
 def development_table(aligners: dict, embeddings_root, enroll_model: str, runtime_model: str, *, dev_split: str,
@@ -80,7 +96,8 @@ class Study:
     sets : dict
         Evaluation-split :class:`nessa_lib.embeddings.EmbeddingSet` of every model.
     aligners : dict
-        ``{pair: {method: Aligner}}``: the aligners stage 04 fitted (the methods its ``pair.json`` lists).
+        ``{pair: {method: [Aligner, ...]}}``: the aligners stage 04 fitted (the methods its ``pair.json`` lists),
+        one per seed, first seed first.
     embeddings_root : Path
         Stage 03's output folder (for the fit pools).
     """
@@ -107,6 +124,18 @@ class Study:
         x, y, ids, _ = embeddings.paired(self.sets[x_model], self.sets[y_model], names=(x_model, y_model))
         return x, y, ids
 
+    def condition_samples(self, x_model: str, y_model: str, condition: str) -> dict:
+        """The deployment check's two paired samples of ``(x, y, speakers)``: the held-out recording condition
+        ``eval+<condition>.npz`` of stage 03 and the same utterances as recorded (``eval.npz``)."""
+        sets = [embeddings.load_embeddings(self.embeddings_root / m / f"eval+{condition}.npz") for m in (x_model, y_model)]
+        x, y, ids, spk = embeddings.paired(*sets, names=(x_model, y_model))
+        base = []
+        for m in (x_model, y_model):
+            s = self.sets[m]
+            pos = {u: i for i, u in enumerate(s.utt_ids)}
+            base.append(s.embeddings[[pos[u] for u in ids]])
+        return {"as recorded": (base[0], base[1], spk), f"+{condition}": (x, y, spk)}
+
     def fit_pool(self, x_model: str, y_model: str, splits) -> embeddings.PairedSplits:
         """The paired embeddings stage 04 fits on (``splits`` of stage 03's output), read once per pair."""
         key = (x_model, y_model, tuple(splits))
@@ -116,10 +145,11 @@ class Study:
 
     def stage_aligners(self, x_model: str, y_model: str, methods) -> tuple[str | None, dict | None]:
         """``(pair, {method: Aligner})`` of the first pair fitted with this orientation and all ``methods``, or
-        ``(None, None)`` when stage 04 fitted none (the caller then fits its own)."""
+        ``(None, None)`` when stage 04 fitted none (the caller then fits its own). Seeded methods give their first
+        seed's aligner."""
         for name, (x, y) in self.orientations().items():
             if (x, y) == (x_model, y_model) and set(methods) <= set(self.aligners[name]):
-                return name, {m: self.aligners[name][m] for m in methods}
+                return name, {m: self.aligners[name][m][0] for m in methods}
         return None, None
 
 
@@ -140,39 +170,63 @@ def load_study(pairs: dict, *, embeddings_root, encoders_root, aligners_root, ex
         info = Path(aligners_root) / name / PAIR_FILE
         if not info.is_file():
             raise FileNotFoundError(f"no aligners for pair {name!r}: {info} is missing (run stage fit_aligners@{name})")
-        methods = json.loads(info.read_text())["methods"]
-        aligners[name] = {m: align.load(info.parent / f"{m}.safetensors") for m in methods}
+        meta = json.loads(info.read_text())
+        n_seeds = {m: len(meta.get("seeds", {}).get(m, [0])) for m in meta["methods"]}
+        aligners[name] = {m: [align.load(info.parent / aligner_file(m, k)) for k in range(n_seeds[m])]
+                          for m in meta["methods"]}
     return Study(pairs, objectives, sets, aligners, Path(embeddings_root))
 
 
 @dataclass
 class Evaluated:
-    """Per pair: the metrics table (rows = systems), every system's trial scores and DET curve."""
+    """Per pair: the metrics table (rows = systems), every system's trial scores (the first seed's) and DET curve,
+    and, with a bootstrap, every system's per-round metrics (``{pair: {system: {metric: rounds}}}``)."""
 
     tables: dict
     scores: dict
     det: dict
+    rounds: dict = field(default_factory=dict)
 
 
-def evaluate_study(study: Study, enroll: pd.DataFrame, trials: pd.DataFrame) -> Evaluated:
-    """Score every pair's symmetric systems and aligners on the evaluation trials.
+def evaluate_study(study: Study, enroll: pd.DataFrame, trials: pd.DataFrame, *, boot=None) -> Evaluated:
+    """Score every pair's symmetric systems and aligners (every seed) on the evaluation trials.
 
-    For each pair: the table of :func:`nessa_lib.evaluation.tables.evaluate_pair`, the trial scores of
-    ``X/X``, ``Y/Y`` and every method, and their DET curves ``(far, frr)``. Each system is scored once.
+    For each pair: the table of :func:`nessa_lib.evaluation.tables.table_from_scores` (seed means and spreads;
+    with ``boot``, a :class:`nessa_lib.evaluation.bootstrap.SpeakerBootstrap` of ``trials``, the 95 % speaker
+    intervals, the same rounds for every pair so that comparisons are paired), the trial scores of ``X/X``,
+    ``Y/Y`` and every method (first seed) and their DET curves ``(far, frr)``. Each system is scored once.
     """
     from nessa_lib.evaluation import metrics, tables
 
     short = {tables.SYMMETRIC_X: "X/X", tables.SYMMETRIC_Y: "Y/Y"}
     labels = trials["label"].to_numpy()
-    out = Evaluated({}, {}, {})
+    out = Evaluated({}, {}, {}, {})
     for name in study.pairs:
         x, y, ids = study.eval_pair(*study.orientation(name))
         scores = tables.pair_scores(study.aligners[name], x, y, ids, enroll, trials)
-        out.tables[name] = tables.table_from_scores(scores, labels)
-        sc = {short.get(system, system): s for system, s in scores.items()}
+        rounds: dict = {}
+        out.tables[name] = tables.table_from_scores(scores, labels, boot=boot, rounds=rounds)
+        out.rounds[name] = rounds
+        sc = {short.get(system, system): s[0] if isinstance(s, list) else s for system, s in scores.items()}
         out.scores[name] = sc
         out.det[name] = {k: metrics.det_curve(v, trials.label)[:2] for k, v in sc.items()}
     return out
+
+
+def det_legend_intervals(table: pd.DataFrame) -> dict:
+    """``{DET label: (eer, lo, hi)}`` of a pair's table with intervals (labels as in :class:`Evaluated`'s
+    ``det``: ``X/X``, ``Y/Y``, the methods); empty without intervals.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"eer": [0.1], "eer_lo": [0.08], "eer_hi": [0.12]}, index=["symmetric X/X"])
+    >>> det_legend_intervals(t)
+    {'X/X': (0.1, 0.08, 0.12)}
+    """
+    if "eer_lo" not in table:
+        return {}
+    short = {"symmetric X/X": "X/X", "symmetric Y/Y": "Y/Y"}
+    return {short.get(s, s): (float(r["eer"]), float(r["eer_lo"]), float(r["eer_hi"])) for s, r in table.iterrows()}
 
 
 def before_after_panels(evaluated: Evaluated, labels) -> dict:
@@ -211,40 +265,56 @@ def det_grid(curves: dict, n: int = 60) -> pd.DataFrame:
 
 def flat_metrics(tables: dict, ab: pd.DataFrame | None = None) -> dict[str, float]:
     """Stage 05's flat ``metrics.json``: ``<pair>:<system>:<metric>`` (``XX``/``YY`` for the symmetric rows) and
-    ``ab:<system>:<metric>`` for the A/B case study.
+    ``ab:<system>:<metric>`` for the A/B case study, each with its interval (``<metric>_lo``, ``<metric>_hi``) and
+    seed spread (``<metric>_seed_sd``) where the tables have them (those are left out where NaN).
 
     Examples
     --------
-    >>> t = pd.DataFrame({"eer": [0.1, 0.05]}, index=["symmetric X/X", "nessa-m2"])
+    >>> t = pd.DataFrame({"eer": [0.1, 0.05], "eer_lo": [0.08, 0.04]}, index=["symmetric X/X", "nessa-m2"])
     >>> flat_metrics({"x-y": t})
-    {'x-y:XX:eer': 0.1, 'x-y:nessa-m2:eer': 0.05}
+    {'x-y:XX:eer': 0.1, 'x-y:XX:eer_lo': 0.08, 'x-y:nessa-m2:eer': 0.05, 'x-y:nessa-m2:eer_lo': 0.04}
     """
+    def keep(col, names, v):  # a metric always (NaN included, as before); its interval and spread where known
+        return col in names or (pd.notna(v) and any(col in (f"{n}_lo", f"{n}_hi", f"{n}_seed_sd") for n in names))
+
     key = {"symmetric X/X": "XX", "symmetric Y/Y": "YY"}
+    main = ("eer", "min_dcf_p0.01", "frr_at_far0.01", "gain_recovered")
     flat = {f"{name}:{key.get(system, system)}:{col}": float(v)
             for name, t in tables.items() for system, row in t.iterrows()
-            for col, v in row.items() if col in ("eer", "min_dcf_p0.01", "frr_at_far0.01", "gain_recovered")}
+            for col, v in row.items() if keep(col, main, v)}
     if ab is not None:
         flat.update({f"ab:{r}:{c}": float(v) for r, row in ab.iterrows() for c, v in row.items()
-                     if c in ("eer", "far_deployed", "frr_deployed", "frr_at_aa_threshold")})
+                     if keep(c, ("eer", "far_deployed", "frr_deployed", "frr_at_aa_threshold"), v)})
     return flat
 
 
 def percent_table(main: pd.DataFrame) -> pd.DataFrame:
-    """The main table for reading: error rates and shares in %, minDCF as is, two decimals.
+    """The main table for reading: error rates and shares in %, minDCF as is, two decimals; a metric with an
+    interval gets a ``95 % CI`` column (``lo-hi``), a seeded one its seed standard deviation.
 
     Examples
     --------
     >>> percent_table(pd.DataFrame({"eer": [0.0123], "min_dcf_p0.01": [0.5]})).values.tolist()
     [[1.23, 0.5]]
+    >>> percent_table(pd.DataFrame({"eer": [0.0123], "eer_lo": [0.01], "eer_hi": [0.015]})).values.tolist()
+    [[1.23, '1.00-1.50']]
     """
-    cols = [c for c in ("eer", "min_dcf_p0.01", "min_dcf_p0.05", "frr_at_far0.01", "frr_at_far0.05",
-                        "gain_recovered", "rel_frr_change") if c in main.columns]
-    shown = main[cols].copy()
-    pct = [c for c in ("eer", "frr_at_far0.01", "frr_at_far0.05", "gain_recovered", "rel_frr_change") if c in cols]
-    shown[pct] *= 100
-    return shown.round(2).rename(columns={"eer": "EER %", "frr_at_far0.01": "FRR@FAR1% %",
-                                          "frr_at_far0.05": "FRR@FAR5% %", "gain_recovered": "gain recovered %",
-                                          "rel_frr_change": "FRR change vs X/X %"})
+    names = {"eer": "EER %", "min_dcf_p0.01": "min_dcf_p0.01", "min_dcf_p0.05": "min_dcf_p0.05",
+             "frr_at_far0.01": "FRR@FAR1% %", "frr_at_far0.05": "FRR@FAR5% %",
+             "gain_recovered": "gain recovered %", "rel_frr_change": "FRR change vs X/X %"}
+    pct = {"eer", "frr_at_far0.01", "frr_at_far0.05", "gain_recovered", "rel_frr_change"}
+    shown = {}
+    for c, label in names.items():
+        if c not in main.columns:
+            continue
+        k = 100.0 if c in pct else 1.0
+        shown[label] = (main[c] * k).round(2)
+        if f"{c}_lo" in main.columns:
+            shown[f"{label} 95 % CI"] = [f"{lo * k:.2f}-{hi * k:.2f}" if pd.notna(lo) else ""
+                                         for lo, hi in zip(main[f"{c}_lo"], main[f"{c}_hi"])]
+        if f"{c}_seed_sd" in main.columns:
+            shown[f"{label} seed s.d."] = (main[f"{c}_seed_sd"] * k).round(2)
+    return pd.DataFrame(shown, index=main.index)
 
 
 def key_numbers(tables: dict) -> str:

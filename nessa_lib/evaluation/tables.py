@@ -102,6 +102,74 @@ def fit_aligners(x_align, y_align, speakers_align, *, methods=METHODS, seed: int
     return aligners
 
 
+def _fit_one(method, x, y, speakers, seed, kwargs):
+    """One timed fit (a worker job of :func:`fit_seeds`)."""
+    t = time.perf_counter()
+    a = fit(method, x, y, speakers, seed=seed, **kwargs)
+    return a, time.perf_counter() - t
+
+
+def fit_seeds(x_align, y_align, speakers_align, *, methods=METHODS, seeds=(0,), hparams: dict | None = None,
+              enroll_model_id: str | None = None, runtime_model_id: str | None = None, workers: int = 1,
+              progress: bool = False, timings: dict | None = None) -> dict[str, list[Aligner]]:
+    """Fit every method, the trained ones (:data:`NESSA_METHODS`) once per seed, side by side in ``workers``
+    processes (:func:`nessa_lib.parallel.run_jobs`).
+
+    The closed-form methods are deterministic and fitted once (with ``seeds[0]``); a NESSA method's spread over
+    seeds is the part of its result that is luck of the initialisation, the batches and the early-stopping split.
+
+    Parameters
+    ----------
+    x_align, y_align, speakers_align
+        As in :func:`fit_aligners`.
+    methods : sequence of str
+    seeds : sequence of int
+        Seeds of the trained methods, first one first.
+    hparams : dict, optional
+        Checked before anything is fitted (:func:`nessa_lib.align.check_hparams`).
+    workers : int
+        Processes for the trained fits (1: in this process).
+    timings : dict, optional
+        Filled with ``{method: mean fit seconds per seed}``.
+
+    Returns
+    -------
+    dict of str to list of Aligner
+        One aligner per seed for the trained methods, one for the others, in the order of ``methods``.
+
+    Examples
+    --------
+    >>> x = np.random.default_rng(0).normal(size=(20, 3))
+    >>> out = fit_seeds(x, x, np.repeat(np.arange(5), 4), methods=["linear"], seeds=[3, 4])
+    >>> len(out["linear"]), out["linear"][0].seed
+    (1, 3)
+    """
+    from nessa_lib.parallel import run_jobs
+
+    hparams = hparams or {}
+    check_hparams(hparams)
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct integers, at least one, got {seeds}")
+    x, y, speakers = np.asarray(x_align), np.asarray(y_align), np.asarray(speakers_align)
+    methods = [m for m in methods if not (m == "identity" and x.shape[1] != y.shape[1])]
+    jobs = [(m, x, y, speakers, s if m in NESSA_METHODS else seeds[0],
+             dict(enroll_model_id=enroll_model_id, runtime_model_id=runtime_model_id, **hparams.get(m, {})))
+            for m in methods for s in (seeds if m in NESSA_METHODS else seeds[:1])]
+    trained = [j for j in jobs if j[0] in NESSA_METHODS]
+    done = {id(j): r for j, r in zip(trained, run_jobs(_fit_one, trained, workers=workers,
+                                                          progress="fit aligners" if progress else None))}
+    out: dict[str, list] = {m: [] for m in methods}
+    spent: dict[str, list] = {m: [] for m in methods}
+    for j in jobs:
+        a, sec = done[id(j)] if id(j) in done else _fit_one(*j)
+        out[j[0]].append(a)
+        spent[j[0]].append(sec)
+    if timings is not None:
+        timings.update({m: float(np.mean(t)) for m, t in spent.items()})
+    return out
+
+
 def aligned_scores(aligner, x_eval, y_eval, utt_ids_eval, enroll: pd.DataFrame, trials: pd.DataFrame) -> np.ndarray:
     """Trial scores of an asymmetric system: X-enrolled profiles migrated by ``aligner``, Y tests mapped.
 
@@ -160,7 +228,8 @@ def evaluate_pair(aligners: Mapping, x_eval, y_eval, utt_ids_eval, enroll: pd.Da
 def pair_scores(aligners: Mapping, x_eval, y_eval, utt_ids_eval, enroll: pd.DataFrame,
                 trials: pd.DataFrame) -> dict:
     """Trial scores of every system of :func:`evaluate_pair`: ``symmetric X/X``, ``symmetric Y/Y``, then each
-    aligner (X profiles mapped by its enrollment side against Y tests mapped by its runtime side).
+    aligner (X profiles mapped by its enrollment side against Y tests mapped by its runtime side). An aligner
+    given as a list (one per seed, :func:`fit_seeds`) gives a list of score arrays.
 
     Examples
     --------
@@ -170,15 +239,32 @@ def pair_scores(aligners: Mapping, x_eval, y_eval, utt_ids_eval, enroll: pd.Data
     >>> list(pair_scores({}, e, e, ["u0", "u1", "u2"], enroll, trials))
     ['symmetric X/X', 'symmetric Y/Y']
     """
+    def score(a):
+        if isinstance(a, (list, tuple)):
+            return [aligned_scores(s, x_eval, y_eval, utt_ids_eval, enroll, trials) for s in a]
+        return aligned_scores(a, x_eval, y_eval, utt_ids_eval, enroll, trials)
+
     scores = {SYMMETRIC_X: score_lists(x_eval, x_eval, utt_ids_eval, enroll, trials),
               SYMMETRIC_Y: score_lists(y_eval, y_eval, utt_ids_eval, enroll, trials)}
-    scores.update({m: aligned_scores(a, x_eval, y_eval, utt_ids_eval, enroll, trials) for m, a in aligners.items()})
+    scores.update({m: score(a) for m, a in aligners.items()})
     return scores
 
 
-def table_from_scores(scores: Mapping, labels, *, fit_s: Mapping | None = None) -> pd.DataFrame:
+INTERVAL_METRICS = ("eer", "min_dcf_p0.01", "min_dcf_p0.05", "frr_at_far0.01", "frr_at_far0.05", "gain_recovered")
+
+
+def table_from_scores(scores: Mapping, labels, *, fit_s: Mapping | None = None, boot=None,
+                      rounds: dict | None = None) -> pd.DataFrame:
     """The table of :func:`evaluate_pair` from each system's trial scores (first ``symmetric X/X``, then
     ``symmetric Y/Y``, then the aligners), so callers that keep the scores (DET curves) score only once.
+
+    A system given as a list of score arrays (one per seed) is reported as the mean of its seeds' metrics, with
+    ``n_seeds`` and ``<metric>_seed_sd`` (the standard deviation over seeds; NaN for single-seed systems). With
+    ``boot`` (a :class:`nessa_lib.evaluation.bootstrap.SpeakerBootstrap` of these trials) every metric of
+    :data:`INTERVAL_METRICS` gets a 95 % speaker-bootstrap interval ``<metric>_lo`` / ``<metric>_hi``; a seeded
+    system's rounds average its seeds on the same resampled speakers, and ``gain_recovered`` is computed per round
+    from the same round's X/X, Y/Y and system EERs (paired). ``rounds``, if given, is filled with
+    ``{system: {metric: per-round values}}`` for paired comparisons (:mod:`nessa_lib.evaluation.findings`).
 
     Examples
     --------
@@ -187,12 +273,25 @@ def table_from_scores(scores: Mapping, labels, *, fit_s: Mapping | None = None) 
     ...      "linear": np.array([0.1, 0.9, 0.5, 0.8])}
     >>> table_from_scores(s, lab)["gain_recovered"].round(2).tolist()
     [0.0, 1.0, 1.0]
+    >>> s["m3"] = [np.array([0.1, 0.9, 0.5, 0.8]), np.array([0.1, 0.6, 0.7, 0.8])]  # two seeds
+    >>> t = table_from_scores(s, lab)
+    >>> float(t.loc["m3", "eer"]), int(t.loc["m3", "n_seeds"])
+    (0.25, 2)
     """
+    from nessa_lib.evaluation.bootstrap import interval
+
     systems = list(scores)
     if systems[:2] != [SYMMETRIC_X, SYMMETRIC_Y]:
         raise ValueError(f"scores must start with {SYMMETRIC_X!r} and {SYMMETRIC_Y!r}, got {systems[:2]}")
     fit_s = dict(fit_s or {})
-    rows = {system: metrics.verification_metrics(s, labels) for system, s in scores.items()}
+    per_seed = {k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in scores.items()}
+    if any(len(v) == 0 for v in per_seed.values()):
+        raise ValueError("every system needs at least one score array")
+    rows, spread = {}, {}
+    for system, runs in per_seed.items():
+        ms = pd.DataFrame([metrics.verification_metrics(s, labels) for s in runs])
+        rows[system] = ms.mean().to_dict()
+        spread[system] = ms.std(ddof=1).to_dict() if len(runs) > 1 else dict.fromkeys(ms.columns, np.nan)
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "system"
     xx, yy = table.loc[SYMMETRIC_X, "eer"], table.loc[SYMMETRIC_Y, "eer"]
@@ -200,6 +299,27 @@ def table_from_scores(scores: Mapping, labels, *, fit_s: Mapping | None = None) 
     frr_xx = table.loc[SYMMETRIC_X, "frr_at_far0.01"]
     table["rel_frr_change"] = (table["frr_at_far0.01"] - frr_xx) / frr_xx if frr_xx > 0 else np.nan
     table["fit_s"] = [0.0, 0.0] + [float(fit_s.get(m, np.nan)) for m in systems[2:]]
+    if any(len(v) > 1 for v in per_seed.values()):
+        table["n_seeds"] = [len(per_seed[m]) for m in systems]
+        sp = pd.DataFrame.from_dict(spread, orient="index")
+        table["eer_seed_sd"] = sp["eer"]
+        seeded = table["n_seeds"] > 1
+        table["gain_recovered_seed_sd"] = np.where(seeded, sp["eer"] / abs(xx - yy) if xx != yy else np.nan, np.nan)
+    if boot is not None:
+        per_round = {}
+        for system, runs in per_seed.items():
+            r = [boot.metrics(s) for s in runs]
+            per_round[system] = {k: np.mean([x[k] for x in r], axis=0) for k in r[0]}
+        rxx, ryy = per_round[SYMMETRIC_X]["eer"], per_round[SYMMETRIC_Y]["eer"]
+        for system, r in per_round.items():
+            with np.errstate(invalid="ignore", divide="ignore"):
+                r["gain_recovered"] = np.where(rxx != ryy, (rxx - r["eer"]) / (rxx - ryy), np.nan)
+        for m in INTERVAL_METRICS:
+            lo_hi = [interval(per_round[system][m]) for system in systems]
+            table[f"{m}_lo"] = [v[0] for v in lo_hi]
+            table[f"{m}_hi"] = [v[1] for v in lo_hi]
+        if rounds is not None:
+            rounds.update(per_round)
     return table
 
 

@@ -31,16 +31,19 @@ SCHEMA = {
     "train_encoder": {"manifest": "str", "threads": "int", "recipe": "map", "encoders": "map"},
     "extract_embeddings": {
         "models": "list[str]", "splits": "list[str]", "train_utts_per_speaker": "int", "mode": "str",
-        "crop_s": "float", "batch_size": "int", "threads": "int",
+        "crop_s": "float", "batch_size": "int", "threads": "int", "check_condition": "str",
+        "check_utts_per_speaker": "int",
     },
     "fit_aligners": {
         "methods": "list[str]", "fit_splits": "list[str]", "dev_split": "str", "seed_offset": "int",
-        "threads": "int", "hparams": "map", "pairs": "map",
+        "seeds": "int", "workers": "int", "threads": "int", "hparams": "map", "pairs": "map",
     },
     "evaluate": {
         "ab_model_a": "str", "ab_model_b": "str", "ab_far": "float", "ab_methods": "list[str]",
         "ablation_pair": "str", "ablation_method": "str", "ablation_speakers": "list[int]",
-        "ablation_utts": "list[int]", "calibration_split": "str", "threads": "int",
+        "ablation_utts": "list[int]", "calibration_split": "str", "bootstrap_rounds": "int", "check_rounds": "int",
+        "workers": "int",
+        "threads": "int",
     },
 }
 PAIR_KEYS = ("enroll_model", "runtime_model")
@@ -163,6 +166,7 @@ def stage_params(stage: str, *, path=PARAMS_FILE, root=None) -> SimpleNamespace:
         ns.pairs = data["fit_aligners"]["pairs"]
         ns.fit_splits = data["fit_aligners"]["fit_splits"]
         ns.hparams = data["fit_aligners"]["hparams"]
+        ns.check_condition = data["extract_embeddings"]["check_condition"]
     return ns
 
 

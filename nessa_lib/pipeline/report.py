@@ -34,12 +34,14 @@ def executed_pages(root=None) -> list[tuple[str, str, Path]]:
     return found
 
 
-def _csv_table(path: Path, percent_cols=(), max_rows: int = 60) -> str:
+def _csv_table(path: Path, percent_cols=(), max_rows: int = 60, columns=None) -> str:
     import pandas as pd
 
     if not path.is_file():
         return f'<p class="muted">{html.escape(path.name)} not produced yet.</p>'
     df = pd.read_csv(path)
+    if columns is not None:  # the columns worth reading, in this order, where present
+        df = df[[c for c in columns if c in df.columns]]
     for c in percent_cols:
         if c in df.columns:
             df[c] = (100 * df[c]).round(2) + 0.0  # + 0.0: no "-0" in the table
@@ -68,15 +70,24 @@ def build_report(root=None) -> Path:
     figures = sorted((evaluate / "figures").glob("*.png"))
     figs = "".join(f'<a href="{f.relative_to(reports).as_posix()}"><img src="{f.relative_to(reports).as_posix()}" '
                    f'alt="{html.escape(f.stem)}" loading="lazy"></a>' for f in figures)
-    pct = ("eer", "frr_at_far0.01", "frr_at_far0.05", "gain_recovered", "rel_frr_change")
+    rates = ("eer", "frr_at_far0.01", "gain_recovered")
+    pct = [f"{m}{s}" for m in rates + ("frr_at_far0.05", "rel_frr_change") for s in ("", "_lo", "_hi", "_seed_sd")]
+    main_cols = ["pair", "system"] + [f"{m}{s}" for m in rates + ("min_dcf_p0.01",) for s in ("", "_lo", "_hi",
+                                                                                            "_seed_sd")]
+    main_cols += ["n_seeds"]
+    claim_cols = ["finding", "group", "evidence", "verdict", "lo", "hi", "speakers_to_decide", "detail"]
     body = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1"><title>NESSA study report</title>
 <style>{_STYLE}</style></head><body>
 <h1>NESSA: aligning speaker-embedding spaces so voice profiles survive a model upgrade</h1>
-<p class="muted">The executed notebooks of the last <code>dvc repro</code>, rendered to HTML. Error rates in %.</p>
+<p class="muted">The executed notebooks of the last <code>dvc repro</code>, rendered to HTML. Error rates in %;
+<code>_lo</code>/<code>_hi</code>: 95 % speaker-bootstrap interval; <code>_seed_sd</code>: spread over the NESSA fits'
+seeds (the figure is their mean).</p>
 <h2>Stages</h2><ul class="stages">{''.join(items) or '<li class="muted">no stage has run yet</li>'}</ul>
-<h2>Main table</h2>{_csv_table(evaluate / 'main_table.csv', pct)}
-<h2>The paper's claims, as measured here</h2>{_csv_table(evaluate / 'findings.csv')}
+<h2>Main table</h2>{_csv_table(evaluate / 'main_table.csv', pct, columns=main_cols)}
+<h2>The paper's claims, as measured here</h2>{_csv_table(evaluate / 'findings.csv', columns=claim_cols)}
+<h2>Deployment check of the A/B aligners on a held-out recording condition</h2>
+{_csv_table(evaluate / 'deployment_check.csv', [f"eer{s}" for s in ("", "_lo", "_hi", "_xx", "_yy")])}
 <h2>Figures</h2><div class="figs">{figs or '<p class="muted">no figures yet</p>'}</div>
 </body></html>
 """
