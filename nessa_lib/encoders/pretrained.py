@@ -127,7 +127,15 @@ class ResemblyzerEncoder:
         return np.asarray(trimmed, dtype=np.float32)
 
     def embed(self, wavs, lengths):
-        """Embed a zero-padded batch, one ``embed_utterance`` call per waveform (resemblyzer has no batching).
+        """Embed a zero-padded batch: resemblyzer's ``embed_utterance`` for each waveform, with the partial
+        utterances of the whole batch run through the LSTM together.
+
+        ``embed_utterance`` cuts a waveform into 1.6 s partials (rate 1.3 per second, last one kept at >= 75 %
+        coverage), embeds each and averages; it runs one small LSTM batch per utterance, whose per-step overhead
+        dominated extraction (about 70 % of the time). The partials of every waveform of the batch go through one
+        LSTM call instead (rows of an LSTM batch are independent; the result agrees with one call per utterance to
+        float rounding, cosine > 0.99999), then each waveform's partial embeddings are averaged and normalised as
+        ``embed_utterance`` does.
 
         Parameters
         ----------
@@ -147,6 +155,7 @@ class ResemblyzerEncoder:
             Bad shapes, or a waveform :meth:`preprocess` refuses (the message gives its batch index).
         """
         import torch
+        from resemblyzer import audio as rz_audio
 
         wavs = torch.as_tensor(wavs)
         lengths = torch.as_tensor(lengths, dtype=torch.float64).reshape(-1)
@@ -155,13 +164,27 @@ class ResemblyzerEncoder:
                              f"{tuple(lengths.shape)}")
         total = wavs.shape[1]
         x = wavs.detach().cpu().numpy().astype(np.float32, copy=False)
-        out = np.empty((len(x), self.emb_dim), dtype=np.float32)
+        partials, owner = [], []
         for i, (w, rel) in enumerate(zip(x, lengths.tolist())):
             n = min(total, max(1, int(round(rel * total))))
             try:
-                out[i] = self._model.embed_utterance(self.preprocess(w[:n]))
+                wav = self.preprocess(w[:n])
             except ValueError as e:
                 raise ValueError(f"batch item {i}: {e}") from e
+            # embed_utterance's slicing and padding (defaults rate=1.3, min_coverage=0.75)
+            wav_slices, mel_slices = self._model.compute_partial_slices(len(wav), 1.3, 0.75)
+            if wav_slices[-1].stop >= len(wav):
+                wav = np.pad(wav, (0, wav_slices[-1].stop - len(wav)), "constant")
+            mel = rz_audio.wav_to_mel_spectrogram(wav)
+            partials.extend(mel[s] for s in mel_slices)
+            owner.extend([i] * len(mel_slices))
+        with torch.no_grad():
+            emb = self._model(torch.from_numpy(np.array(partials)).to(self._model.device)).cpu().numpy()
+        owner = np.asarray(owner)
+        out = np.empty((len(x), self.emb_dim), dtype=np.float32)
+        for i in range(len(x)):
+            raw = emb[owner == i].mean(axis=0)
+            out[i] = raw / np.linalg.norm(raw, 2)
         return torch.from_numpy(out)
 
 
