@@ -236,6 +236,42 @@ def test_killed_run_resumes_from_last_epoch(corpus, tmp_path, monkeypatch):
     assert calls == []
 
 
+def test_max_steps_caps_training_across_epochs_and_exports(corpus, tmp_path, monkeypatch, capsys):
+    """--set max_steps=3 through the CLI: 12 training crops in batches of 6 = 2 steps per epoch, so the run stops
+    one step into epoch 2 of 4, still validates, checkpoints and exports an encoder that embeds; a re-run trains
+    nothing more."""
+    from nessa_lib.encoders.cli import main
+
+    steps = []
+    original = EncoderBrain.fit_batch
+    monkeypatch.setattr(EncoderBrain, "fit_batch", lambda self, b: (steps.append(1), original(self, b))[1])
+    out = tmp_path / "capped"
+    cfg = json.dumps({**TINY, "name": "capped", "architecture": "xvector", "objective": "softmax",
+                      "batch_size": 6, "epochs": 4})
+    assert main(["--manifest", str(corpus), "--out", str(out), "--config", cfg, "--set", "max_steps=3",
+                 "--no-progress", "--device", "cpu"]) == 0
+    summary = json.loads([ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("{")][-1])
+    assert len(steps) == 3 and summary["optimizer_steps"] == 3
+    meta = json.loads((out / META_FILE).read_text())
+    assert meta["config"]["max_steps"] == 3 and [r["epoch"] for r in meta["history"]] == [1, 2]
+    enc = load_encoder(out)
+    emb = enc.embed(torch.from_numpy(_tone(150, np.random.default_rng(1))[None]))
+    assert emb.shape == (1, 16) and torch.isfinite(emb).all()
+    # A finished capped run is not trained again.
+    steps.clear()
+    assert train_encoder(corpus, out, EncoderConfig.from_dict(meta["config"]), progress=False)["model_id"] \
+        == enc.model_id
+    assert steps == []
+    with pytest.raises(ValueError, match="max_steps must be None or an integer >= 1"):
+        EncoderConfig(max_steps=0)
+
+
+def test_uncapped_config_dict_is_unchanged():
+    """max_steps=None is left out of to_dict, so uncapped exports and checkpoint configs keep their old bytes."""
+    assert "max_steps" not in EncoderConfig().to_dict()
+    assert EncoderConfig.from_dict(EncoderConfig(max_steps=5).to_dict()).max_steps == 5
+
+
 @pytest.mark.slow
 def test_ddp_torchrun_two_processes(corpus, tmp_path):
     out = tmp_path / "ddp"

@@ -194,6 +194,10 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
     (a finished run is not repeated: its epoch counter is already at ``cfg.epochs``; raising ``epochs``
     continues it, though the learning-rate schedule is then stretched over the new total).
 
+    With ``cfg.max_steps`` set, training ends after that many optimizer steps (across epochs, the last epoch cut
+    short), is validated and checkpointed as a finished epoch, and is exported as usual; the summary then also
+    holds ``optimizer_steps``.
+
     Parameters
     ----------
     manifest : str, os.PathLike or pandas.DataFrame
@@ -263,8 +267,15 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
         steps_per_epoch = (len(train_ds) // world) // cfg.batch_size
         valid_bs = cfg.batch_size
     loader_kwargs["collate_fn"] = collate_crops
+    # max_steps: stop after that many optimizer steps (SpeechBrain's optimizer_step_limit ends the epoch it falls
+    # in) and count only the epochs needed to reach it, so a finished capped run is not repeated on a re-run.
+    n_epochs, total_steps = cfg.epochs, steps_per_epoch * cfg.epochs
+    if cfg.max_steps is not None:
+        n_epochs = min(cfg.epochs, math.ceil(cfg.max_steps / max(1, steps_per_epoch)))
+        total_steps = min(total_steps, cfg.max_steps)
+        opts["optimizer_step_limit"] = cfg.max_steps
     history = _History()
-    counter = EpochCounter(limit=cfg.epochs)
+    counter = EpochCounter(limit=n_epochs)
     recoverables = {"embedding_model": mods["embedding_model"], "counter": counter}
     if "classifier" in mods:
         recoverables["classifier"] = mods["classifier"]
@@ -274,7 +285,7 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
     rng = _TorchRng()
     checkpointer.add_recoverable("torch_rng", rng, custom_load_hook=_TorchRng.load, custom_save_hook=_TorchRng.save)
     hparams = {"cfg": cfg, "history": history, "sampler": sampler, "has_valid": valid_ds is not None,
-               "total_steps": max(1, steps_per_epoch * cfg.epochs)}
+               "total_steps": max(1, total_steps)}
     opt_class = lambda params: torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)  # noqa: E731
     brain = EncoderBrain(modules=mods, opt_class=opt_class, hparams=hparams, run_opts=opts, checkpointer=checkpointer)
     t1 = time.time()
@@ -283,8 +294,8 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
               valid_loader_kwargs={"batch_size": valid_bs, "collate_fn": collate_crops, "shuffle": False})
     train_time = time.time() - t1
     # After fit() (or a recovery of a finished run) the modules hold the last epoch's weights.
-    if counter.current < cfg.epochs:
-        raise RuntimeError(f"training of {out_dir} stopped at epoch {counter.current} of {cfg.epochs}")
+    if counter.current < n_epochs:
+        raise RuntimeError(f"training of {out_dir} stopped at epoch {counter.current} of {n_epochs}")
     if not history.records:  # a finished run loaded from its checkpoint on a fresh Brain
         checkpointer.recover_if_possible()
     last = history.records[-1] if history.records else {}
@@ -293,6 +304,8 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
                "final_valid_error": float(last.get("valid_error", float("nan"))),
                "n_params": _n_params(mods["embedding_model"]), "n_train_speakers": len(speakers),
                "n_train_utts": len(train_ds), "world_size": world}
+    if cfg.max_steps is not None:  # only then: an uncapped run's summary (and encoder.json) stays as it was
+        summary["optimizer_steps"] = int(brain.optimizer_step)
     model_id = None
     if if_main_process():
         meta = _export(out_dir, cfg, mods, history.records, summary, speakers)
