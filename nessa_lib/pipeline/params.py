@@ -26,7 +26,7 @@ SCHEMA = {
         "utts_per_speaker": "int", "workers": "int", "condition": "str", "enroll_condition": "str",
         "min_dur_s": "float", "max_dur_s": "float", "n_train_speakers": "int", "n_align_speakers": "int",
         "n_eval_speakers": "int", "min_eval_speakers": "int", "k_enroll": "int", "n_nontarget_per_profile": "int",
-        "min_clip_s": "float", "baseline_resemblyzer": "bool",
+        "min_clip_s": "float", "probe_workers": "int", "baseline_resemblyzer": "bool",
     },
     "train_encoder": {"manifest": "str", "threads": "int", "recipe": "map", "encoders": "map"},
     "extract_embeddings": {
