@@ -380,3 +380,23 @@ def test_resume_refuses_a_different_config(corpus, tmp_path):
     train_encoder(corpus, out, _cfg("xvector", "softmax"), progress=False)
     with pytest.raises(ValueError, match=r"different encoder config \(differs in \['emb_dim'\]\)"):
         train_encoder(corpus, out, _cfg("xvector", "softmax", emb_dim=8), progress=False)
+
+
+def test_device_options_of_training_and_the_encoder(corpus, tmp_path, tiny_encoder):
+    """No GPU here: 'auto' is the CPU, mixed precision is refused on the CPU before any work, and an exported
+    encoder moved with .to('cpu') embeds exactly as before."""
+    from nessa_lib.devices import resolve_device
+
+    if torch.cuda.is_available():
+        pytest.skip("documents the CPU-only machine")
+    assert resolve_device("auto") == "cpu"
+    with pytest.raises(ValueError, match="precision='fp16' is a GPU option"):
+        train_encoder(corpus, tmp_path / "o", _cfg(), progress=False, precision="fp16")
+    with pytest.raises(ValueError, match="sees no CUDA GPU"):
+        train_encoder(corpus, tmp_path / "o", _cfg(), progress=False, device="cuda")
+    assert not (tmp_path / "o").exists()
+    enc = tiny_encoder
+    wav = torch.from_numpy(_tone(150, np.random.default_rng(2))[None])
+    before = enc.embed(wav)
+    assert enc.to("cpu") is enc and enc.device.type == "cpu"
+    assert torch.equal(enc.embed(wav), before)

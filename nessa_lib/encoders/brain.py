@@ -187,7 +187,8 @@ def _check_same_config(out_dir: Path, cfg: EncoderConfig, write: bool) -> None:
     ddp_barrier()
 
 
-def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: dict | None = None) -> dict:
+def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: dict | None = None,
+                  device: str = "auto", precision: str = "fp32") -> dict:
     """Train one speaker encoder with a SpeechBrain ``Brain`` and export it to ``out_dir``.
 
     Re-running with the same ``out_dir`` resumes from the last epoch checkpoint in ``out_dir/checkpoints``
@@ -210,9 +211,15 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
     progress : bool
         Show progress bars (audio loading and SpeechBrain's per-epoch bar).
     run_opts : dict, optional
-        SpeechBrain run options (``device``, ``distributed_backend``, ``precision`` ...). Defaults: CPU unless
-        a GPU is present, gloo backend. Under ``torchrun`` (``RANK``/``LOCAL_RANK`` set) the DDP process group is
-        initialised here with ``speechbrain.utils.distributed.ddp_init_group``.
+        SpeechBrain run options (``device``, ``distributed_backend``, ``precision`` ...); they override ``device``
+        and ``precision``. Default backend: gloo. Under ``torchrun`` (``RANK``/``LOCAL_RANK`` set) the DDP
+        process group is initialised here with ``speechbrain.utils.distributed.ddp_init_group``.
+    device : str
+        ``"auto"`` (default: ``cuda:0`` when a GPU is visible, else ``cpu``), ``"cpu"`` or ``"cuda[:N]"``
+        (:func:`nessa_lib.devices.resolve_device`). Under ``torchrun`` with ``nccl``, pass ``run_opts`` as
+        SpeechBrain expects (it picks ``cuda:<LOCAL_RANK>``).
+    precision : {'fp32', 'fp16', 'bf16'}
+        SpeechBrain's training precision; fp16/bf16 (automatic mixed precision) only on CUDA. Default fp32.
 
     Returns
     -------
@@ -234,8 +241,13 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
     from speechbrain.utils.epoch_loop import EpochCounter
 
     out_dir = Path(out_dir)
-    opts = {"device": "cuda:0" if torch.cuda.is_available() else "cpu", "distributed_backend": "gloo",
-            "noprogressbar": not progress}
+    from nessa_lib.devices import check_precision, resolve_device
+
+    dev = resolve_device(device)
+    if check_precision(precision) != "fp32" and not dev.startswith("cuda"):
+        raise ValueError(f"precision={precision!r} is a GPU option; on device {dev!r} use 'fp32'")
+    opts = {"device": "cuda:0" if dev == "cuda" else dev, "distributed_backend": "gloo",
+            "noprogressbar": not progress, "precision": precision}
     opts.update(run_opts or {})
     if os.environ.get("RANK") is not None and os.environ.get("LOCAL_RANK") is not None \
             and not is_distributed_initialized():
@@ -316,20 +328,23 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
     return dict(summary, model_id=model_id)
 
 
-def train_or_describe(spec: dict, manifest, out_dir, *, progress: bool = True) -> tuple[dict, dict]:
+def train_or_describe(spec: dict, manifest, out_dir, *, progress: bool = True, device: str = "auto",
+                      precision: str = "fp32") -> tuple[dict, dict]:
     """Stage 02 for one entry of ``params.yaml``: train the encoder ``spec`` describes, or export the descriptor of
     a pretrained one (``{"pretrained": <name>}``, see :data:`nessa_lib.encoders.pretrained.PRETRAINED`).
 
     ``spec`` is what :func:`nessa_lib.pipeline.params.encoder_spec` returns; ``manifest`` is repo-relative or
     absolute. Returns ``(meta, summary)``: the exported ``encoder.json`` and the training summary (timings,
-    final losses; ``train_time_s`` 0 for a pretrained model).
+    final losses; ``train_time_s`` 0 for a pretrained model). ``device`` and ``precision`` go to
+    :func:`train_encoder`.
     """
     from nessa_lib import paths
     from nessa_lib.encoders import pretrained
 
     if "pretrained" in spec:
         return pretrained.export_pretrained(spec["pretrained"], out_dir), {"train_time_s": 0.0}
-    summary = train_encoder(paths.resolve(manifest), out_dir, EncoderConfig.from_dict(spec), progress=progress)
+    summary = train_encoder(paths.resolve(manifest), out_dir, EncoderConfig.from_dict(spec), progress=progress,
+                            device=device, precision=precision)
     return pretrained.read_meta(out_dir), summary
 
 
