@@ -288,6 +288,41 @@ def test_ddp_torchrun_two_processes(corpus, tmp_path):
     assert load_encoder(out).model_id == summary["model_id"]
 
 
+@pytest.mark.slow
+def test_torchrun_extraction_two_processes_matches_one(corpus, tiny_encoder, tmp_path):
+    """torchrun --nproc_per_node 2 -m nessa_lib.encoders.extract_cli (gloo, CPU): one embedding file with the same
+    ids in the same order as a single-process run, the same embeddings, and a bad file skipped and reported once."""
+    from nessa_lib.data.manifest import read_manifest
+    from nessa_lib.embeddings import load_embeddings
+    from nessa_lib.encoders.extract import extract_embeddings
+
+    df = pd.read_csv(corpus)
+    silent = tmp_path / "silent.flac"
+    sf.write(silent, np.zeros(SR, np.float32), SR)
+    df = pd.concat([df.iloc[:5], pd.DataFrame([dict(utt_id="bad", speaker_id="spk0", path=str(silent),
+                                                    duration_s=1.0, split="train")]), df.iloc[5:]], ignore_index=True)
+    manifest = tmp_path / "m.csv"
+    write_manifest(df, manifest)
+    out = tmp_path / "emb.npz"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "nessa_lib.encoders.extract_cli", "--manifest", str(manifest), "--encoder", tiny_encoder.source,
+           "--out", str(out), "--batch-size", "4", "--no-progress"]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads([ln for ln in res.stdout.splitlines() if ln.startswith("{")][-1])["world_size"] == 2
+    got = load_embeddings(out, model_id=tiny_encoder.model_id)
+    skipped = []
+    ref = extract_embeddings(read_manifest(manifest), tiny_encoder, batch_size=4, progress=False, skipped=skipped)
+    assert got.utt_ids.tolist() == ref.utt_ids.tolist() == [u for u in df.utt_id if u != "bad"]
+    assert got.speaker_ids.tolist() == ref.speaker_ids.tolist()
+    np.testing.assert_allclose(got.embeddings, ref.embeddings, rtol=1e-5, atol=1e-6)
+    report = pd.read_csv(tmp_path / "emb.skipped.csv")
+    assert report.utt_id.tolist() == ["bad"] and report.reason.tolist() == ["silent"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["emb.npz", "emb.skipped.csv", "m.csv", "silent.flac"]
+
+
 # ---------------------------------------------------------------------------------------------- bad input
 
 

@@ -378,3 +378,18 @@ def test_device_auto_is_cpu_here_and_gpu_options_are_refused(manifest):
         autocast("cpu", "fp8")
     with pytest.raises(ValueError, match="workers must be an integer"):
         extract_embeddings(manifest, FakeEncoder(), progress=False, workers=-1)
+
+
+def test_shards_together_are_the_unsharded_result(manifest):
+    """What each torchrun rank embeds: every world-th batch of the single-process batches, rows in manifest order."""
+    full = extract_embeddings(manifest, FakeEncoder(), batch_size=2, progress=False)
+    parts = [extract_embeddings(manifest, FakeEncoder(), batch_size=2, progress=False, shard=(r, 3)) for r in range(3)]
+    assert sorted(u for p in parts for u in p.utt_ids) == sorted(full.utt_ids)
+    assert [len(p.utt_ids) for p in parts] == [2, 2, 1]  # batches 0, 1, 2 of 3 (sorted by duration)
+    pos = {u: i for i, u in enumerate(full.utt_ids)}
+    for p in parts:
+        rows = [pos[u] for u in p.utt_ids]
+        assert rows == sorted(rows)
+        assert full.embeddings[rows].tobytes() == p.embeddings.tobytes()
+    with pytest.raises(ValueError, match="shard must be"):
+        extract_embeddings(manifest, FakeEncoder(), progress=False, shard=(3, 3))

@@ -149,7 +149,8 @@ def _embed(encoder, wavs, device: str, precision: str) -> np.ndarray:
 
 def extract_embeddings(manifest_df, encoder, *, mode: str = "full", crop_s: float = 3.0, batch_size: int = 16,
                        progress: bool = True, desc: str | None = None, transform=None, skipped: list | None = None,
-                       workers: int = 0, device: str = "auto", precision: str = "fp32") -> EmbeddingSet:
+                       workers: int = 0, device: str = "auto", precision: str = "fp32",
+                       shard: tuple[int, int] | None = None) -> EmbeddingSet:
     """Embed every utterance of ``manifest_df`` with ``encoder``.
 
     Parameters
@@ -193,6 +194,11 @@ def extract_embeddings(manifest_df, encoder, *, mode: str = "full", crop_s: floa
         there in place; others (e.g. resemblyzer's) keep the device they were built for.
     precision : {'fp32', 'fp16', 'bf16'}
         fp16/bf16 run the encoder under ``torch.autocast`` (CUDA only); embeddings are returned as float32.
+    shard : (int, int), optional
+        ``(rank, world)``: embed only the batches ``k`` with ``k % world == rank`` of the batches a single
+        process would form (same sorting, same batch boundaries), and return just those rows, in manifest order.
+        The shards of ranks ``0 .. world-1`` together are exactly the unsharded result; this is how
+        :mod:`nessa_lib.encoders.extract_cli` splits a manifest across ``torchrun`` processes.
 
     Returns
     -------
@@ -267,6 +273,14 @@ def extract_embeddings(manifest_df, encoder, *, mode: str = "full", crop_s: floa
         order = np.arange(n)
 
     batches = [order[s:s + batch_size] for s in range(0, n, batch_size)]
+    if shard is not None:
+        rank, world = (int(v) for v in shard)
+        if not (world >= 1 and 0 <= rank < world):
+            raise ValueError(f"shard must be (rank, world) with 0 <= rank < world, got {shard!r}")
+        batches = batches[rank::world]
+        n_mine = sum(len(b) for b in batches)
+    else:
+        n_mine = n
     data = _Batches(batches, segments, paths, sr, min_samples, crop_len, transform, encoder.model_id)
     if workers:
         # batch_size=None: each dataset item is already one batch; _as_is keeps numpy arrays as they are.
@@ -283,7 +297,7 @@ def extract_embeddings(manifest_df, encoder, *, mode: str = "full", crop_s: floa
     out = np.empty((n, emb_dim), dtype=np.float32)
     done = np.zeros(n, dtype=bool)
     n_crop_padded = 0
-    bar = tqdm(total=n, desc=desc or f"embed {mode} [{encoder.model_id}]", unit="utt", disable=not progress)
+    bar = tqdm(total=n_mine, desc=desc or f"embed {mode} [{encoder.model_id}]", unit="utt", disable=not progress)
     try:
         for items in loaded:
             idx, wavs = [], []
@@ -339,8 +353,8 @@ def extract_embeddings(manifest_df, encoder, *, mode: str = "full", crop_s: floa
         bar.close()
     if n_crop_padded:
         logger.warning("%d of %d utterances were shorter than crop_s=%g s and were repeat-padded to it",
-                       n_crop_padded, n, crop_s)
-    if done.all():
+                       n_crop_padded, n_mine, crop_s)
+    if done.all():  # the default path: every row, the arrays as they are
         return EmbeddingSet(out, utt_ids, spk_ids, str(encoder.model_id))
     return EmbeddingSet(out[done], utt_ids[done], spk_ids[done], str(encoder.model_id))
 
