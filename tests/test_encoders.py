@@ -296,7 +296,7 @@ def test_torchrun_extraction_two_processes_matches_one(corpus, tiny_encoder, tmp
     from nessa_lib.embeddings import load_embeddings
     from nessa_lib.encoders.extract import extract_embeddings
 
-    df = pd.read_csv(corpus)
+    df = read_manifest(corpus)  # absolute paths (the file stores them relative to its folder)
     silent = tmp_path / "silent.flac"
     sf.write(silent, np.zeros(SR, np.float32), SR)
     df = pd.concat([df.iloc[:5], pd.DataFrame([dict(utt_id="bad", speaker_id="spk0", path=str(silent),
