@@ -37,14 +37,15 @@ vars(p)
 # The default is synthetic: every speaker is a random eSpeak NG voice variant (vocal-tract length, formants, pitch,
 # voice quality, accent, speaking rate) reading sentences from a built-in grammar, with per-utterance session
 # variability (`condition`). Each speaker's `k_enroll` enrollment utterances are recorded in `enroll_condition`.
-# Real datasets are read from their standard layout instead; unusable files are skipped and listed in `skipped.csv`.
+# Real datasets are read from their standard layout instead; every file is decoded (`probe_workers` processes) and
+# unusable ones (unreadable, truncated, too short, silent, NaN/inf) are skipped and listed in `skipped.csv`.
 
 # %%
 corpus, skipped = prepare.build_corpus(
     out / "corpus", source=p.source, dataset_root=p.dataset_root, seed=p.seed, n_speakers=p.n_speakers,
     utts_per_speaker=p.utts_per_speaker, workers=p.workers, condition=p.condition,
     enroll_condition=p.enroll_condition, k_enroll=p.k_enroll, min_dur_s=p.min_dur_s, max_dur_s=p.max_dur_s,
-    min_clip_s=p.min_clip_s,
+    min_clip_s=p.min_clip_s, probe_workers=p.probe_workers,
 )
 print(f"{len(corpus)} utterances of {corpus.speaker_id.nunique()} speakers; {len(skipped)} file(s) skipped")
 

@@ -29,7 +29,8 @@ reports.mkdir(parents=True, exist_ok=True)
 spec
 
 # %%
-meta, summary = encoders.train_or_describe(spec, p.manifest, out, progress=True)
+meta, summary = encoders.train_or_describe(spec, p.manifest, out, progress=True, device=p.device,
+                                           precision=p.precision)
 print(meta["model_id"], {k: v for k, v in summary.items() if k != "model_id"})
 
 # %%

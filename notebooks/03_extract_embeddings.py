@@ -34,8 +34,10 @@ encoder = pretrained.load(layout.out_dir("train_encoder", name))
 print(name, encoder.model_id, "dim", encoder.emb_dim)
 
 # %%
+skipped = []  # utterances that fail (a file, or the encoder on it) are skipped and listed in skipped.csv
 sets = extract.extract_splits(df, encoder, p.splits, out, train_utts_per_speaker=p.train_utts_per_speaker,
-                              mode=p.mode, crop_s=p.crop_s, batch_size=p.batch_size, desc=name)
+                              mode=p.mode, crop_s=p.crop_s, batch_size=p.batch_size, desc=name, skipped=skipped,
+                              workers=p.workers, device=p.device, precision=p.precision)
 {split: s.embeddings.shape for split, s in sets.items()}
 
 # %% [markdown]
@@ -47,8 +49,11 @@ sets = extract.extract_splits(df, encoder, p.splits, out, train_utts_per_speaker
 if p.check_condition:
     shifted = extract.extract_condition(df, encoder, out / f"eval+{p.check_condition}.npz",
                                         condition=p.check_condition, utts_per_speaker=p.check_utts_per_speaker,
-                                        seed=p.seed, batch_size=p.batch_size, desc=name)
+                                        seed=p.seed, batch_size=p.batch_size, desc=name, skipped=skipped,
+                                        workers=p.workers, device=p.device, precision=p.precision)
     print(f"eval+{p.check_condition}: {shifted.embeddings.shape}")
+extract.write_skipped_utterances(skipped, out / "skipped.csv")
+print(f"{len(skipped)} utterance(s) skipped")
 
 # %% [markdown]
 # ## Symmetric verification on the evaluation trials

@@ -40,7 +40,7 @@ timings = {}
 first = p.seed + p.seed_offset
 seeded = tables.fit_seeds(fit.x, fit.y, fit.speaker_ids, methods=p.methods, seeds=range(first, first + p.seeds),
                           hparams=p.hparams, workers=p.workers, progress=True, enroll_model_id=fit.enroll_model_id,
-                          runtime_model_id=fit.runtime_model_id, timings=timings)
+                          runtime_model_id=fit.runtime_model_id, timings=timings, device=p.device)
 pairs.save_aligners(seeded, out, pair=pair, **spec)
 aligners = {m: a[0] for m, a in seeded.items()}  # the first seed: curves and the development check
 {m: round(t, 2) for m, t in timings.items()}

@@ -265,3 +265,36 @@ def test_package_reexports_its_modules_api():
     assert align.FORMAT_VERSION == aligner.FORMAT_VERSION == 1
     for name in ("METHODS", "MLP_DEFAULTS", "M3_DEFAULTS", "DEFAULT_HPARAMS", "hparams_schema", "check_hparams"):
         assert getattr(align, name) is getattr(hparams, name)
+
+
+# ------------------------------------------------------------------ device
+
+
+@pytest.mark.parametrize("method", ["nessa-m2", "nessa-m3"])
+def test_device_cpu_and_auto_give_the_default_result(tmp_path, rotation, method):
+    """device='cpu' (the default) and 'auto' (cpu on a machine without a GPU) fit the very same aligner file."""
+    fit_set, _ = rotation
+    if torch.cuda.is_available():
+        pytest.skip("'auto' means cuda here")
+    files = []
+    for k, kw in enumerate([{}, {"device": "cpu"}, {"device": "auto"}]):
+        a = align.fit(method, fit_set.x, fit_set.y, fit_set.speakers, seed=4, **FAST, **kw)
+        a.save(tmp_path / f"{k}.safetensors")
+        files.append((tmp_path / f"{k}.safetensors").read_bytes())
+        assert all(p.device.type == "cpu" for p in a.enroll_map.parameters())
+    assert files[0] == files[1] == files[2]
+
+
+def test_device_is_checked_and_reaches_fit_seeds(rotation):
+    from nessa_lib.evaluation.tables import fit_seeds
+
+    fit_set, _ = rotation
+    with pytest.raises(ValueError, match="device must be"):
+        align.fit("nessa-m1", fit_set.x, fit_set.y, fit_set.speakers, device="tpu", **FAST)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="sees no CUDA GPU"):
+            fit_seeds(fit_set.x, fit_set.y, fit_set.speakers, methods=["nessa-m1"], hparams={"nessa-m1": FAST},
+                      device="cuda")
+    out = fit_seeds(fit_set.x, fit_set.y, fit_set.speakers, methods=["nessa-m1", "linear"],
+                    hparams={"nessa-m1": FAST}, device="cpu")
+    assert len(out["nessa-m1"]) == 1 and len(out["linear"]) == 1

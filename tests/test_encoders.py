@@ -236,6 +236,42 @@ def test_killed_run_resumes_from_last_epoch(corpus, tmp_path, monkeypatch):
     assert calls == []
 
 
+def test_max_steps_caps_training_across_epochs_and_exports(corpus, tmp_path, monkeypatch, capsys):
+    """--set max_steps=3 through the CLI: 12 training crops in batches of 6 = 2 steps per epoch, so the run stops
+    one step into epoch 2 of 4, still validates, checkpoints and exports an encoder that embeds; a re-run trains
+    nothing more."""
+    from nessa_lib.encoders.cli import main
+
+    steps = []
+    original = EncoderBrain.fit_batch
+    monkeypatch.setattr(EncoderBrain, "fit_batch", lambda self, b: (steps.append(1), original(self, b))[1])
+    out = tmp_path / "capped"
+    cfg = json.dumps({**TINY, "name": "capped", "architecture": "xvector", "objective": "softmax",
+                      "batch_size": 6, "epochs": 4})
+    assert main(["--manifest", str(corpus), "--out", str(out), "--config", cfg, "--set", "max_steps=3",
+                 "--no-progress", "--device", "cpu"]) == 0
+    summary = json.loads([ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("{")][-1])
+    assert len(steps) == 3 and summary["optimizer_steps"] == 3
+    meta = json.loads((out / META_FILE).read_text())
+    assert meta["config"]["max_steps"] == 3 and [r["epoch"] for r in meta["history"]] == [1, 2]
+    enc = load_encoder(out)
+    emb = enc.embed(torch.from_numpy(_tone(150, np.random.default_rng(1))[None]))
+    assert emb.shape == (1, 16) and torch.isfinite(emb).all()
+    # A finished capped run is not trained again.
+    steps.clear()
+    assert train_encoder(corpus, out, EncoderConfig.from_dict(meta["config"]), progress=False)["model_id"] \
+        == enc.model_id
+    assert steps == []
+    with pytest.raises(ValueError, match="max_steps must be None or an integer >= 1"):
+        EncoderConfig(max_steps=0)
+
+
+def test_uncapped_config_dict_is_unchanged():
+    """max_steps=None is left out of to_dict, so uncapped exports and checkpoint configs keep their old bytes."""
+    assert "max_steps" not in EncoderConfig().to_dict()
+    assert EncoderConfig.from_dict(EncoderConfig(max_steps=5).to_dict()).max_steps == 5
+
+
 @pytest.mark.slow
 def test_ddp_torchrun_two_processes(corpus, tmp_path):
     out = tmp_path / "ddp"
@@ -250,6 +286,41 @@ def test_ddp_torchrun_two_processes(corpus, tmp_path):
     summary = json.loads([ln for ln in res.stdout.splitlines() if ln.startswith("{")][-1])
     assert summary["world_size"] == 2
     assert load_encoder(out).model_id == summary["model_id"]
+
+
+@pytest.mark.slow
+def test_torchrun_extraction_two_processes_matches_one(corpus, tiny_encoder, tmp_path):
+    """torchrun --nproc_per_node 2 -m nessa_lib.encoders.extract_cli (gloo, CPU): one embedding file with the same
+    ids in the same order as a single-process run, the same embeddings, and a bad file skipped and reported once."""
+    from nessa_lib.data.manifest import read_manifest
+    from nessa_lib.embeddings import load_embeddings
+    from nessa_lib.encoders.extract import extract_embeddings
+
+    df = read_manifest(corpus)  # absolute paths (the file stores them relative to its folder)
+    silent = tmp_path / "silent.flac"
+    sf.write(silent, np.zeros(SR, np.float32), SR)
+    df = pd.concat([df.iloc[:5], pd.DataFrame([dict(utt_id="bad", speaker_id="spk0", path=str(silent),
+                                                    duration_s=1.0, split="train")]), df.iloc[5:]], ignore_index=True)
+    manifest = tmp_path / "m.csv"
+    write_manifest(df, manifest)
+    out = tmp_path / "emb.npz"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "nessa_lib.encoders.extract_cli", "--manifest", str(manifest), "--encoder", tiny_encoder.source,
+           "--out", str(out), "--batch-size", "4", "--no-progress"]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads([ln for ln in res.stdout.splitlines() if ln.startswith("{")][-1])["world_size"] == 2
+    got = load_embeddings(out, model_id=tiny_encoder.model_id)
+    skipped = []
+    ref = extract_embeddings(read_manifest(manifest), tiny_encoder, batch_size=4, progress=False, skipped=skipped)
+    assert got.utt_ids.tolist() == ref.utt_ids.tolist() == [u for u in df.utt_id if u != "bad"]
+    assert got.speaker_ids.tolist() == ref.speaker_ids.tolist()
+    np.testing.assert_allclose(got.embeddings, ref.embeddings, rtol=1e-5, atol=1e-6)
+    report = pd.read_csv(tmp_path / "emb.skipped.csv")
+    assert report.utt_id.tolist() == ["bad"] and report.reason.tolist() == ["silent"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["emb.npz", "emb.skipped.csv", "m.csv", "silent.flac"]
 
 
 # ---------------------------------------------------------------------------------------------- bad input
@@ -344,3 +415,23 @@ def test_resume_refuses_a_different_config(corpus, tmp_path):
     train_encoder(corpus, out, _cfg("xvector", "softmax"), progress=False)
     with pytest.raises(ValueError, match=r"different encoder config \(differs in \['emb_dim'\]\)"):
         train_encoder(corpus, out, _cfg("xvector", "softmax", emb_dim=8), progress=False)
+
+
+def test_device_options_of_training_and_the_encoder(corpus, tmp_path, tiny_encoder):
+    """No GPU here: 'auto' is the CPU, mixed precision is refused on the CPU before any work, and an exported
+    encoder moved with .to('cpu') embeds exactly as before."""
+    from nessa_lib.devices import resolve_device
+
+    if torch.cuda.is_available():
+        pytest.skip("documents the CPU-only machine")
+    assert resolve_device("auto") == "cpu"
+    with pytest.raises(ValueError, match="precision='fp16' is a GPU option"):
+        train_encoder(corpus, tmp_path / "o", _cfg(), progress=False, precision="fp16")
+    with pytest.raises(ValueError, match="sees no CUDA GPU"):
+        train_encoder(corpus, tmp_path / "o", _cfg(), progress=False, device="cuda")
+    assert not (tmp_path / "o").exists()
+    enc = tiny_encoder
+    wav = torch.from_numpy(_tone(150, np.random.default_rng(2))[None])
+    before = enc.embed(wav)
+    assert enc.to("cpu") is enc and enc.device.type == "cpu"
+    assert torch.equal(enc.embed(wav), before)

@@ -270,3 +270,128 @@ def test_resemblyzer_short_and_silent_clips(rz, caplog):
     # Digital silence carries no speaker information: a clear error, never a NaN or constant embedding.
     with pytest.raises(ValueError, match="batch item 1: .*digital silence"):
         rz.embed(torch.stack([torch.from_numpy(vowel(1.0)), torch.zeros(SR)]), torch.ones(2))
+
+
+# ---------------------------------------------------------------------------------------------- scale: workers,
+# skipping bad utterances, devices
+
+
+def _with_bad_files(manifest, tmp_path):
+    """The manifest plus a silent file, a NaN file and a FLAC truncated after a valid header (listed among the good
+    ones, so skipping must not shift anything)."""
+    x = vowel(1.5, 150, seed=9)
+    sf.write(tmp_path / "silent.wav", np.zeros_like(x), SR)
+    nan = x.copy()
+    nan[1000:1100] = np.nan
+    sf.write(tmp_path / "nan.wav", nan, SR, subtype="FLOAT")
+    sf.write(tmp_path / "whole.flac", x, SR)
+    (tmp_path / "truncated.flac").write_bytes((tmp_path / "whole.flac").read_bytes()[:8000])
+    bad = pd.DataFrame([{"utt_id": f"bad/{name}", "speaker_id": "spk9", "path": str(tmp_path / f"{name}"),
+                         "duration_s": 1.5, "split": "eval"} for name in ("silent.wav", "nan.wav", "truncated.flac")])
+    df = pd.concat([manifest.iloc[:2], bad.iloc[:2], manifest.iloc[2:], bad.iloc[2:]], ignore_index=True)
+    return df, {"bad/silent.wav": "silent", "bad/nan.wav": "non_finite", "bad/truncated.flac": "unreadable"}
+
+
+@pytest.mark.parametrize("mode", ["full", "crop"])
+def test_dataloader_workers_give_byte_identical_embeddings(manifest, mode):
+    """workers=2 decodes in DataLoader processes: same batches, same order, the same bytes as in-process."""
+    a, b = FakeEncoder(), FakeEncoder()
+    kw = dict(mode=mode, crop_s=1.0, batch_size=2, progress=False)
+    base = extract_embeddings(manifest, a, **kw)
+    par = extract_embeddings(manifest, b, workers=2, **kw)
+    assert a.seen_lengths == b.seen_lengths  # the same batches in the same order
+    assert base.embeddings.tobytes() == par.embeddings.tobytes()
+    assert list(base.utt_ids) == list(par.utt_ids)
+
+
+def test_dataloader_workers_run_the_transform_like_in_process(manifest):
+    def louder(x, i):
+        return 0.5 * x * (i + 1) / 5
+
+    base = extract_embeddings(manifest, FakeEncoder(), batch_size=2, transform=louder, progress=False)
+    par = extract_embeddings(manifest, FakeEncoder(), batch_size=2, transform=louder, workers=2, progress=False)
+    assert base.embeddings.tobytes() == par.embeddings.tobytes()
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_bad_files_are_named_and_skipped_nothing_else_lost(manifest, tmp_path, workers):
+    df, bad = _with_bad_files(manifest, tmp_path)
+    # Default: the first bad file (in batch order) still raises, naming itself.
+    with pytest.raises(AudioError, match=r"(silent\.wav|nan\.wav|truncated\.flac)"):
+        extract_embeddings(df, FakeEncoder(), batch_size=2, progress=False, workers=workers)
+    skipped = []
+    es = extract_embeddings(df, FakeEncoder(), batch_size=2, progress=False, workers=workers, skipped=skipped)
+    assert {s["utt_id"]: s["reason"] for s in skipped} == bad
+    for s in skipped:
+        assert s["path"] in s["message"] and s["path"].endswith(s["utt_id"].split("/")[1])
+    assert list(es.utt_ids) == list(manifest.utt_id)  # every good utterance, in manifest order
+    good = extract_embeddings(manifest, FakeEncoder(), batch_size=2, progress=False)
+    np.testing.assert_allclose(es.embeddings, good.embeddings, atol=1e-5)
+
+
+def test_nan_embeddings_and_encoder_failures_are_skipped_one_by_one(manifest):
+    skipped = []
+    es = extract_embeddings(manifest, NaNEncoder(), batch_size=2, progress=False, skipped=skipped)
+    long = set(manifest.utt_id[manifest.duration_s > 1.5])
+    assert {s["utt_id"] for s in skipped} == long and {s["reason"] for s in skipped} == {"non_finite_embedding"}
+    assert set(es.utt_ids) == set(manifest.utt_id) - long
+
+    class Picky(FakeEncoder):
+        def embed(self, wavs, lengths):
+            if int(3.5 * SR) in (lengths * wavs.shape[1]).round().long().tolist():
+                raise RuntimeError("out of memory (pretend)")
+            return super().embed(wavs, lengths)
+
+    skipped = []
+    es = extract_embeddings(manifest, Picky(), batch_size=5, progress=False, skipped=skipped)
+    assert [(s["utt_id"], s["reason"]) for s in skipped] == [("spk0/u2", "encoder_error")]
+    assert "u2.wav" in skipped[0]["message"] and "out of memory" in skipped[0]["message"]
+    assert len(es.utt_ids) == 4  # the rest of the failed batch is re-embedded one by one, not lost
+
+
+def test_stage_report_of_skipped_utterances(manifest, tmp_path):
+    from nessa_lib.encoders.extract import extract_splits, write_skipped_utterances
+
+    df, bad = _with_bad_files(manifest, tmp_path)
+    skipped = []
+    sets = extract_splits(df, FakeEncoder(), ["eval"], tmp_path, batch_size=2, skipped=skipped)
+    write_skipped_utterances(skipped, tmp_path / "skipped.csv")
+    report = pd.read_csv(tmp_path / "skipped.csv")
+    assert dict(zip(report.utt_id, report.reason)) == bad and set(report.split) == {"eval"}
+    assert load_embeddings(tmp_path / "eval.npz").utt_ids.tolist() == list(sets["eval"].utt_ids)
+    write_skipped_utterances([], tmp_path / "none.csv")
+    assert pd.read_csv(tmp_path / "none.csv").empty
+
+
+def test_device_auto_is_cpu_here_and_gpu_options_are_refused(manifest):
+    from nessa_lib.devices import autocast, resolve_device
+
+    if torch.cuda.is_available():
+        pytest.skip("this test documents the CPU-only machine")
+    assert resolve_device("auto") == "cpu"
+    base = extract_embeddings(manifest, FakeEncoder(), progress=False)
+    cpu = extract_embeddings(manifest, FakeEncoder(), progress=False, device="cpu")
+    assert base.embeddings.tobytes() == cpu.embeddings.tobytes()
+    with pytest.raises(ValueError, match="sees no CUDA GPU"):
+        extract_embeddings(manifest, FakeEncoder(), progress=False, device="cuda")
+    with pytest.raises(ValueError, match="GPU option"):
+        extract_embeddings(manifest, FakeEncoder(), progress=False, precision="fp16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        autocast("cpu", "fp8")
+    with pytest.raises(ValueError, match="workers must be an integer"):
+        extract_embeddings(manifest, FakeEncoder(), progress=False, workers=-1)
+
+
+def test_shards_together_are_the_unsharded_result(manifest):
+    """What each torchrun rank embeds: every world-th batch of the single-process batches, rows in manifest order."""
+    full = extract_embeddings(manifest, FakeEncoder(), batch_size=2, progress=False)
+    parts = [extract_embeddings(manifest, FakeEncoder(), batch_size=2, progress=False, shard=(r, 3)) for r in range(3)]
+    assert sorted(u for p in parts for u in p.utt_ids) == sorted(full.utt_ids)
+    assert [len(p.utt_ids) for p in parts] == [2, 2, 1]  # batches 0, 1, 2 of 3 (sorted by duration)
+    pos = {u: i for i, u in enumerate(full.utt_ids)}
+    for p in parts:
+        rows = [pos[u] for u in p.utt_ids]
+        assert rows == sorted(rows)
+        assert full.embeddings[rows].tobytes() == p.embeddings.tobytes()
+    with pytest.raises(ValueError, match="shard must be"):
+        extract_embeddings(manifest, FakeEncoder(), progress=False, shard=(3, 3))

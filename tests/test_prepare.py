@@ -77,3 +77,55 @@ def test_synthetic_manifest_keeps_segments_and_load_waves_honours_them(tmp_path)
     np.testing.assert_array_equal(np.concatenate(waves), whole)
     # a plain list of paths still means whole files
     assert prepare.load_waves([str(tmp_path / "wav" / "spk0.flac")], progress=False)[0].size == 24000
+
+
+def _bad_input_folder(root):
+    """Two speakers of good clips plus one bad file of each kind a header cannot reveal."""
+    x = (0.2 * np.sin(np.arange(16000) / 5.0)).astype(np.float32)
+    for spk in ("alice", "bob"):
+        (root / spk).mkdir(parents=True)
+        for k in range(3):
+            sf.write(root / spk / f"good{k}.wav", x * (k + 1) / 3, 16000)
+    sf.write(root / "alice" / "silent.wav", np.zeros(16000, np.float32), 16000)
+    nan = x.copy()
+    nan[100:200] = np.nan
+    sf.write(root / "bob" / "nan.wav", nan, 16000, subtype="FLOAT")
+    sf.write(root / "bob" / "full.flac", x, 16000)
+    data = (root / "bob" / "full.flac").read_bytes()
+    (root / "bob" / "full.flac").unlink()
+    (root / "bob" / "truncated.flac").write_bytes(data[: len(data) // 2])  # the header still claims 1 s
+    return {"silent.wav": "silent", "nan.wav": "non_finite", "truncated.flac": "unreadable"}
+
+
+def test_stage01_decodes_and_skips_silent_nan_and_truncated_files(tmp_path, monkeypatch):
+    from nessa_lib.data import audio
+
+    bad = _bad_input_folder(tmp_path)
+    # Reading headers only (the old behaviour) lets all three through.
+    df_headers, skipped_headers = prepare.read_source("folder", str(tmp_path), min_clip_s=0.5, progress=False,
+                                                      decode=False)
+    assert len(df_headers) == 9 and skipped_headers == []
+    df, skipped = prepare.read_source("folder", str(tmp_path), min_clip_s=0.5, progress=False)
+    assert {p.rsplit("/", 1)[-1]: r for p, r, _ in skipped} == bad
+    for p, _, message in skipped:
+        assert p in message  # each message names its file
+    assert sorted(df.utt_id) == sorted(f"{s}/good{k}" for s in ("alice", "bob") for k in range(3))
+    # Worker processes (chunks of 2 files) give exactly the same manifest and skip list.
+    monkeypatch.setattr(audio, "SCAN_CHUNK", 2)
+    df2, skipped2 = prepare.read_source("folder", str(tmp_path), min_clip_s=0.5, progress=False, workers=2)
+    pd.testing.assert_frame_equal(df, df2)
+    assert skipped2 == skipped
+
+
+def test_stage01_skip_report_names_each_file(tmp_path):
+    from nessa_lib.data import audio
+
+    bad = _bad_input_folder(tmp_path / "data")
+    _, skipped = prepare.build_corpus(tmp_path / "corpus", source="folder", dataset_root=str(tmp_path / "data"),
+                                      seed=0, n_speakers=0, utts_per_speaker=0, workers=1, condition="clean",
+                                      enroll_condition="clean", k_enroll=1, min_dur_s=1.0, max_dur_s=2.0,
+                                      min_clip_s=0.5, progress=False)
+    audio.write_skip_report(skipped, tmp_path / "skipped.csv")
+    report = pd.read_csv(tmp_path / "skipped.csv")
+    assert sorted(report.path.str.rsplit("/", n=1).str[-1]) == sorted(bad)
+    assert dict(zip(report.path.str.rsplit("/", n=1).str[-1], report.reason)) == bad

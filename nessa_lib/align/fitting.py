@@ -21,6 +21,7 @@ def fit(
     enroll_model_id: str | None = None,
     runtime_model_id: str | None = None,
     progress: bool = False,
+    device: str = "cpu",
     **hparams,
 ) -> Aligner:
     """Fit an aligner of the given method on paired embeddings.
@@ -42,6 +43,10 @@ def fit(
         Model fingerprints stored in the aligner and checked when mapping.
     progress : bool
         Show a tqdm bar over epochs for the trained methods.
+    device : str
+        Where the NESSA MLPs train: ``"cpu"`` (default), ``"cuda[:N]"`` or ``"auto"`` (CUDA when visible, see
+        :func:`nessa_lib.devices.resolve_device`). The returned aligner is on the CPU either way; closed-form
+        methods always run on the CPU. The CUDA path is untested on the development machine.
     **hparams
         Method hyper-parameters; see ``DEFAULT_HPARAMS[method]`` and :func:`nessa_lib.align.hparams_schema`.
         Unknown names and values of the wrong type raise ``ValueError``.
@@ -76,7 +81,10 @@ def fit(
     if method in CLOSED_FORM:
         emap, rmap, enroll_spec, runtime_spec, shared = CLOSED_FORM[method](x, y, speakers, hp)
     else:
-        emap, rmap, enroll_spec, runtime_spec, history = _train(method, x, y, speakers, hp, seed, progress)
+        from nessa_lib.devices import resolve_device
+
+        emap, rmap, enroll_spec, runtime_spec, history = _train(method, x, y, speakers, hp, seed, progress,
+                                                                device=resolve_device(device))
         shared = (runtime_spec if method == "nessa-m1" else enroll_spec)["d_out"]
     emap.eval(), rmap.eval()
     aligner = Aligner(

@@ -30,8 +30,12 @@ def _speaker_split(speakers: np.ndarray, val_fraction: float, rng: np.random.Gen
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
-def _train(method, x, y, speakers, hp, seed, progress):
-    """Train the MLP side(s) of a NESSA variant; returns (enroll_map, runtime_map, specs, history)."""
+def _train(method, x, y, speakers, hp, seed, progress, device: str = "cpu"):
+    """Train the MLP side(s) of a NESSA variant; returns (enroll_map, runtime_map, specs, history).
+
+    ``device``: where the MLPs and the data live while training. The weights are initialised on the CPU (same
+    seed, same initial weights anywhere) and the fitted maps are returned on the CPU; on the CPU every ``.to``
+    below is a no-op, so results are exactly those of the plain CPU code."""
     from tqdm.auto import tqdm
 
     rng = np.random.default_rng(seed)
@@ -50,15 +54,16 @@ def _train(method, x, y, speakers, hp, seed, progress):
 
     train_idx, val_idx = _speaker_split(speakers, float(hp["val_fraction"]), rng)
     _, spk_codes = np.unique(speakers, return_inverse=True)
-    X = torch.as_tensor(x, dtype=torch.float32)
-    Y = torch.as_tensor(y, dtype=torch.float32)
-    S = torch.as_tensor(spk_codes)
+    dev = torch.device(device)
+    X = torch.as_tensor(x, dtype=torch.float32).to(dev)
+    Y = torch.as_tensor(y, dtype=torch.float32).to(dev)
+    S = torch.as_tensor(spk_codes).to(dev)
     ref = X if (method == "nessa-m1" or (method == "nessa-m3" and hp["reference"] == "enroll")) else Y
 
     # Fork the global torch RNG so fitting is reproducible and leaves the caller's state untouched.
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
         torch.manual_seed(seed)
-        emap, rmap = _build_side(enroll_spec), _build_side(runtime_spec)
+        emap, rmap = _build_side(enroll_spec).to(dev), _build_side(runtime_spec).to(dev)
         params = list(emap.parameters()) + list(rmap.parameters())
         opt = torch.optim.AdamW(params, lr=float(hp["lr"]), weight_decay=float(hp["weight_decay"]))
 
@@ -66,7 +71,7 @@ def _train(method, x, y, speakers, hp, seed, progress):
             return ((a - b) ** 2).sum(1).mean()
 
         def loss_on(idx: np.ndarray) -> torch.Tensor:
-            t = torch.as_tensor(idx)
+            t = torch.as_tensor(idx).to(dev)
             xe, ye = emap(X[t]), rmap(Y[t])
             if method == "nessa-m1":
                 return sqerr(ye, X[t])
@@ -125,5 +130,5 @@ def _train(method, x, y, speakers, hp, seed, progress):
         if best_state is not None:
             emap.load_state_dict(best_state[0])
             rmap.load_state_dict(best_state[1])
-    emap.eval(), rmap.eval()
+    emap, rmap = emap.cpu().eval(), rmap.cpu().eval()
     return emap, rmap, enroll_spec, runtime_spec, history

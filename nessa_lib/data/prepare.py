@@ -43,11 +43,29 @@ def synthetic_manifest(records: list[dict], corpus_dir) -> pd.DataFrame:
     return df[cols]
 
 
-def read_source(source: str, dataset_root: str, *, min_clip_s: float, progress: bool = True):
+def read_source(source: str, dataset_root: str, *, min_clip_s: float, progress: bool = True, decode: bool = True,
+                workers: int = 0):
     """Read a real dataset into a manifest: ``source`` is ``"voxceleb"`` or ``"folder"``.
 
     Returns ``(manifest, skipped)`` where ``skipped`` lists ``(path, reason, message)`` of unusable files.
     A missing ``dataset_root`` raises ``FileNotFoundError`` before any work starts.
+
+    With ``decode`` (the default, what stage 01 promises) every file is decoded in ``workers`` processes, so a
+    file that is silent, holds NaN/inf samples, stops decoding after a valid header or decodes shorter than
+    ``min_clip_s`` is skipped and listed here instead of aborting extraction later; ``decode=False`` reads
+    headers only (fast, the behaviour before).
+
+    Examples
+    --------
+    >>> import tempfile, os, numpy as np, soundfile as sf
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     for spk in ("alice", "bob"):
+    ...         os.makedirs(os.path.join(d, spk))
+    ...         sf.write(os.path.join(d, spk, "1.wav"), 0.1 * np.ones(16000, np.float32), 16000)
+    ...     sf.write(os.path.join(d, "bob", "2.wav"), np.zeros(16000, np.float32), 16000)
+    ...     df, skipped = read_source("folder", d, min_clip_s=0.5, progress=False)
+    >>> df.utt_id.tolist(), [(os.path.basename(p), r) for p, r, _ in skipped]
+    (['alice/1', 'bob/1'], [('2.wav', 'silent')])
     """
     from nessa_lib.data import readers
 
@@ -61,7 +79,7 @@ def read_source(source: str, dataset_root: str, *, min_clip_s: float, progress: 
     if not Path(dataset_root).is_dir():
         raise FileNotFoundError(f"dataset_root {dataset_root} does not exist or is not a folder")
     reader = readers.read_voxceleb if source == "voxceleb" else readers.read_folder_dataset
-    return reader(dataset_root, min_dur_s=min_clip_s, progress=progress)
+    return reader(dataset_root, min_dur_s=min_clip_s, progress=progress, decode=decode, workers=workers)
 
 
 def split_summary(df: pd.DataFrame) -> pd.DataFrame:
@@ -100,12 +118,13 @@ def load_waves(rows, *, target_sr: int = 16000, progress: bool = True, desc: str
 
 def build_corpus(corpus_dir, *, source: str, dataset_root: str, seed: int, n_speakers: int, utts_per_speaker: int,
                  workers: int, condition: str, enroll_condition: str, k_enroll: int, min_dur_s: float,
-                 max_dur_s: float, min_clip_s: float, progress: bool = True):
+                 max_dur_s: float, min_clip_s: float, probe_workers: int = 0, progress: bool = True):
     """The stage's corpus: the synthetic one generated into ``corpus_dir``, or a real dataset read in place.
 
     Returns ``(manifest, skipped)``: manifest rows with an empty ``split``, and the ``(path, reason, message)``
     of every unusable file of a real dataset (the synthetic corpus skips nothing). ``dataset_root`` is
-    repo-relative or absolute.
+    repo-relative or absolute. Every file of a real dataset is decoded (:func:`read_source`) in
+    ``probe_workers`` processes; the synthetic corpus writes its own audio and is not re-read.
     """
     if source == "synthetic":
         from nessa_lib.data.synth.corpus import generate_corpus
@@ -117,7 +136,7 @@ def build_corpus(corpus_dir, *, source: str, dataset_root: str, seed: int, n_spe
         )
         return synthetic_manifest(records, corpus_dir), []
     return read_source(source, str(paths.resolve(dataset_root)) if dataset_root else "", min_clip_s=min_clip_s,
-                       progress=progress)
+                       progress=progress, decode=True, workers=probe_workers)
 
 
 def splits_and_lists(corpus: pd.DataFrame, *, rng, trial_list: str, n_train: int, n_align: int, n_eval: int,

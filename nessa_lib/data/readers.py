@@ -3,7 +3,8 @@
 Every reader returns ``(manifest_df, skipped)``: unreadable / empty / too-short files go to ``skipped``
 (``(path, reason, message)`` tuples from :func:`nessa_lib.data.audio.scan_audio`) instead of stopping the scan,
 so the data-prep stage can write them with :func:`nessa_lib.data.audio.write_skip_report`. Durations come from
-file headers (``soundfile.info``); samples are not decoded here.
+file headers (``soundfile.info``); with ``decode=True`` (what stage 01 does) every file is also decoded, in
+``workers`` processes, so silent, NaN/inf and truncated files are skipped here rather than failing a later stage.
 """
 
 from __future__ import annotations
@@ -59,15 +60,17 @@ def _other_formats_hint(counts: Counter) -> str:
             f"e.g. `{_FFMPEG_HINT}`")
 
 
-def _build(root: str, items, *, min_dur_s: float, progress: bool, source: str):
-    """items: list of (utt_id, speaker_id, rel_path). Probe durations, return (manifest_df, skipped)."""
+def _build(root: str, items, *, min_dur_s: float, progress: bool, source: str, decode: bool = False,
+           workers: int = 0):
+    """items: list of (utt_id, speaker_id, rel_path). Probe durations (and decode), return (manifest_df, skipped)."""
     seen = {}
     for utt, _, rel in items:
         if utt in seen:
             raise ValueError(f"{source} {root}: files {seen[utt]} and {rel} map to the same utt_id {utt!r}")
         seen[utt] = rel
     paths = [os.path.join(root, rel) for _, _, rel in items]
-    ok, skipped = scan_audio(paths, min_dur_s=min_dur_s, progress=progress, desc=f"probe {os.path.basename(root)}")
+    ok, skipped = scan_audio(paths, min_dur_s=min_dur_s, progress=progress, decode=decode, workers=workers,
+                             desc=f"{'decode' if decode else 'probe'} {os.path.basename(root)}")
     dur = {info.path: info.duration_s for info in ok}
     rows = [(utt, spk, p, dur[p], "") for (utt, spk, _), p in zip(items, paths) if p in dur]
     if not rows:
@@ -77,7 +80,8 @@ def _build(root: str, items, *, min_dur_s: float, progress: bool, source: str):
     return pd.DataFrame(rows, columns=list(COLUMNS)), skipped
 
 
-def read_folder_dataset(root, exts=("wav", "flac"), *, min_dur_s: float = 0.5, progress: bool = False):
+def read_folder_dataset(root, exts=("wav", "flac"), *, min_dur_s: float = 0.5, progress: bool = False,
+                        decode: bool = False, workers: int = 0):
     """Manifest for any ``root/<speaker>/**/<file>.<ext>`` folder layout.
 
     Parameters
@@ -91,6 +95,8 @@ def read_folder_dataset(root, exts=("wav", "flac"), *, min_dur_s: float = 0.5, p
         Shorter files go to ``skipped``.
     progress : bool
         Show a progress bar while probing.
+    decode, workers : bool, int
+        Also decode every file (see :func:`nessa_lib.data.audio.scan_audio`), in this many processes.
 
     Returns
     -------
@@ -136,10 +142,12 @@ def read_folder_dataset(root, exts=("wav", "flac"), *, min_dur_s: float = 0.5, p
     if not items:
         raise ValueError(f"folder dataset {root}: no audio files with extension(s) {sorted(wanted)} under "
                          f"<root>/<speaker>/{_other_formats_hint(counts)}")
-    return _build(root, items, min_dur_s=min_dur_s, progress=progress, source="folder dataset")
+    return _build(root, items, min_dur_s=min_dur_s, progress=progress, source="folder dataset", decode=decode,
+                  workers=workers)
 
 
-def read_voxceleb(root, *, min_dur_s: float = 0.5, progress: bool = False):
+def read_voxceleb(root, *, min_dur_s: float = 0.5, progress: bool = False,
+                  decode: bool = False, workers: int = 0):
     """Manifest for VoxCeleb1 / VoxCeleb2 in the standard layout ``root/id*/<video>/<nnnnn>.wav``.
 
     ``root`` is the folder holding the ``id*`` speaker folders (``.../vox1_test_wav/wav``, ``.../vox1_dev_wav/wav``;
@@ -165,6 +173,8 @@ def read_voxceleb(root, *, min_dur_s: float = 0.5, progress: bool = False):
         Shorter files go to ``skipped``.
     progress : bool
         Show a progress bar while probing.
+    decode, workers : bool, int
+        Also decode every file (see :func:`nessa_lib.data.audio.scan_audio`), in this many processes.
 
     Returns
     -------
@@ -226,7 +236,8 @@ def read_voxceleb(root, *, min_dur_s: float = 0.5, progress: bool = False):
     if counts.get("m4a"):
         logger.warning("%s: ignoring %d .m4a file(s) (only .wav is read; convert them with `%s`)",
                        root, counts["m4a"], _FFMPEG_HINT)
-    return _build(root, items, min_dur_s=min_dur_s, progress=progress, source="VoxCeleb root")
+    return _build(root, items, min_dur_s=min_dur_s, progress=progress, source="VoxCeleb root", decode=decode,
+                  workers=workers)
 
 
 def read_voxceleb_trials(path, manifest_df: pd.DataFrame) -> pd.DataFrame:

@@ -31,6 +31,7 @@ Modules, one concern each:
   :class:`Encoder` and :func:`load_encoder`
 - :mod:`~nessa_lib.encoders.pretrained`  the pretrained resemblyzer encoder and one loader for every encoder
 - :mod:`~nessa_lib.encoders.extract`     embedding every utterance of a manifest, real-time factor
+- :mod:`~nessa_lib.encoders.extract_cli` ``python -m nessa_lib.encoders.extract_cli`` (also under ``torchrun``)
 - :mod:`~nessa_lib.encoders.cli`         ``python -m nessa_lib.encoders`` (also under ``torchrun``)
 
 The names of the former single module ``nessa_lib.encoders`` (``EncoderConfig``, ``train_encoder``,

@@ -187,12 +187,17 @@ def _check_same_config(out_dir: Path, cfg: EncoderConfig, write: bool) -> None:
     ddp_barrier()
 
 
-def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: dict | None = None) -> dict:
+def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: dict | None = None,
+                  device: str = "auto", precision: str = "fp32") -> dict:
     """Train one speaker encoder with a SpeechBrain ``Brain`` and export it to ``out_dir``.
 
     Re-running with the same ``out_dir`` resumes from the last epoch checkpoint in ``out_dir/checkpoints``
     (a finished run is not repeated: its epoch counter is already at ``cfg.epochs``; raising ``epochs``
     continues it, though the learning-rate schedule is then stretched over the new total).
+
+    With ``cfg.max_steps`` set, training ends after that many optimizer steps (across epochs, the last epoch cut
+    short), is validated and checkpointed as a finished epoch, and is exported as usual; the summary then also
+    holds ``optimizer_steps``.
 
     Parameters
     ----------
@@ -206,9 +211,15 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
     progress : bool
         Show progress bars (audio loading and SpeechBrain's per-epoch bar).
     run_opts : dict, optional
-        SpeechBrain run options (``device``, ``distributed_backend``, ``precision`` ...). Defaults: CPU unless
-        a GPU is present, gloo backend. Under ``torchrun`` (``RANK``/``LOCAL_RANK`` set) the DDP process group is
-        initialised here with ``speechbrain.utils.distributed.ddp_init_group``.
+        SpeechBrain run options (``device``, ``distributed_backend``, ``precision`` ...); they override ``device``
+        and ``precision``. Default backend: gloo. Under ``torchrun`` (``RANK``/``LOCAL_RANK`` set) the DDP
+        process group is initialised here with ``speechbrain.utils.distributed.ddp_init_group``.
+    device : str
+        ``"auto"`` (default: ``cuda:0`` when a GPU is visible, else ``cpu``), ``"cpu"`` or ``"cuda[:N]"``
+        (:func:`nessa_lib.devices.resolve_device`). Under ``torchrun`` with ``nccl``, pass ``run_opts`` as
+        SpeechBrain expects (it picks ``cuda:<LOCAL_RANK>``).
+    precision : {'fp32', 'fp16', 'bf16'}
+        SpeechBrain's training precision; fp16/bf16 (automatic mixed precision) only on CUDA. Default fp32.
 
     Returns
     -------
@@ -230,8 +241,13 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
     from speechbrain.utils.epoch_loop import EpochCounter
 
     out_dir = Path(out_dir)
-    opts = {"device": "cuda:0" if torch.cuda.is_available() else "cpu", "distributed_backend": "gloo",
-            "noprogressbar": not progress}
+    from nessa_lib.devices import check_precision, resolve_device
+
+    dev = resolve_device(device)
+    if check_precision(precision) != "fp32" and not dev.startswith("cuda"):
+        raise ValueError(f"precision={precision!r} is a GPU option; on device {dev!r} use 'fp32'")
+    opts = {"device": "cuda:0" if dev == "cuda" else dev, "distributed_backend": "gloo",
+            "noprogressbar": not progress, "precision": precision}
     opts.update(run_opts or {})
     if os.environ.get("RANK") is not None and os.environ.get("LOCAL_RANK") is not None \
             and not is_distributed_initialized():
@@ -263,8 +279,15 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
         steps_per_epoch = (len(train_ds) // world) // cfg.batch_size
         valid_bs = cfg.batch_size
     loader_kwargs["collate_fn"] = collate_crops
+    # max_steps: stop after that many optimizer steps (SpeechBrain's optimizer_step_limit ends the epoch it falls
+    # in) and count only the epochs needed to reach it, so a finished capped run is not repeated on a re-run.
+    n_epochs, total_steps = cfg.epochs, steps_per_epoch * cfg.epochs
+    if cfg.max_steps is not None:
+        n_epochs = min(cfg.epochs, math.ceil(cfg.max_steps / max(1, steps_per_epoch)))
+        total_steps = min(total_steps, cfg.max_steps)
+        opts["optimizer_step_limit"] = cfg.max_steps
     history = _History()
-    counter = EpochCounter(limit=cfg.epochs)
+    counter = EpochCounter(limit=n_epochs)
     recoverables = {"embedding_model": mods["embedding_model"], "counter": counter}
     if "classifier" in mods:
         recoverables["classifier"] = mods["classifier"]
@@ -274,7 +297,7 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
     rng = _TorchRng()
     checkpointer.add_recoverable("torch_rng", rng, custom_load_hook=_TorchRng.load, custom_save_hook=_TorchRng.save)
     hparams = {"cfg": cfg, "history": history, "sampler": sampler, "has_valid": valid_ds is not None,
-               "total_steps": max(1, steps_per_epoch * cfg.epochs)}
+               "total_steps": max(1, total_steps)}
     opt_class = lambda params: torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)  # noqa: E731
     brain = EncoderBrain(modules=mods, opt_class=opt_class, hparams=hparams, run_opts=opts, checkpointer=checkpointer)
     t1 = time.time()
@@ -283,8 +306,8 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
               valid_loader_kwargs={"batch_size": valid_bs, "collate_fn": collate_crops, "shuffle": False})
     train_time = time.time() - t1
     # After fit() (or a recovery of a finished run) the modules hold the last epoch's weights.
-    if counter.current < cfg.epochs:
-        raise RuntimeError(f"training of {out_dir} stopped at epoch {counter.current} of {cfg.epochs}")
+    if counter.current < n_epochs:
+        raise RuntimeError(f"training of {out_dir} stopped at epoch {counter.current} of {n_epochs}")
     if not history.records:  # a finished run loaded from its checkpoint on a fresh Brain
         checkpointer.recover_if_possible()
     last = history.records[-1] if history.records else {}
@@ -293,6 +316,8 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
                "final_valid_error": float(last.get("valid_error", float("nan"))),
                "n_params": _n_params(mods["embedding_model"]), "n_train_speakers": len(speakers),
                "n_train_utts": len(train_ds), "world_size": world}
+    if cfg.max_steps is not None:  # only then: an uncapped run's summary (and encoder.json) stays as it was
+        summary["optimizer_steps"] = int(brain.optimizer_step)
     model_id = None
     if if_main_process():
         meta = _export(out_dir, cfg, mods, history.records, summary, speakers)
@@ -303,20 +328,23 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
     return dict(summary, model_id=model_id)
 
 
-def train_or_describe(spec: dict, manifest, out_dir, *, progress: bool = True) -> tuple[dict, dict]:
+def train_or_describe(spec: dict, manifest, out_dir, *, progress: bool = True, device: str = "auto",
+                      precision: str = "fp32") -> tuple[dict, dict]:
     """Stage 02 for one entry of ``params.yaml``: train the encoder ``spec`` describes, or export the descriptor of
     a pretrained one (``{"pretrained": <name>}``, see :data:`nessa_lib.encoders.pretrained.PRETRAINED`).
 
     ``spec`` is what :func:`nessa_lib.pipeline.params.encoder_spec` returns; ``manifest`` is repo-relative or
     absolute. Returns ``(meta, summary)``: the exported ``encoder.json`` and the training summary (timings,
-    final losses; ``train_time_s`` 0 for a pretrained model).
+    final losses; ``train_time_s`` 0 for a pretrained model). ``device`` and ``precision`` go to
+    :func:`train_encoder`.
     """
     from nessa_lib import paths
     from nessa_lib.encoders import pretrained
 
     if "pretrained" in spec:
         return pretrained.export_pretrained(spec["pretrained"], out_dir), {"train_time_s": 0.0}
-    summary = train_encoder(paths.resolve(manifest), out_dir, EncoderConfig.from_dict(spec), progress=progress)
+    summary = train_encoder(paths.resolve(manifest), out_dir, EncoderConfig.from_dict(spec), progress=progress,
+                            device=device, precision=precision)
     return pretrained.read_meta(out_dir), summary
 
 

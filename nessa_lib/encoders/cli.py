@@ -35,7 +35,9 @@ def main(argv=None) -> int:
     ap.add_argument("--config", default="ecapa", help="inline JSON, JSON file, or one of "
                     + ", ".join(DEFAULT_CONFIGS))
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--device", default=None)
+    ap.add_argument("--device", default="auto", help="auto (CUDA when visible, else cpu), cpu or cuda[:N]")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"],
+                    help="mixed precision on CUDA (default fp32)")
     ap.add_argument("--backend", default="gloo", choices=["gloo", "nccl", "mpi"])
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads per process")
     ap.add_argument("--no-progress", action="store_true")
@@ -51,10 +53,8 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     run_opts = {"distributed_backend": args.backend}
-    if args.device:
-        run_opts["device"] = args.device
     summary = train_encoder(args.manifest, args.out, EncoderConfig.from_dict(d), progress=not args.no_progress,
-                            run_opts=run_opts)
+                            run_opts=run_opts, device=args.device, precision=args.precision)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     if int(os.environ.get("RANK", "0")) == 0:

@@ -44,6 +44,12 @@ class EncoderConfig:
         Length of the random training crops in seconds (shorter utterances are used whole, zero-padded).
     epochs : int
         Passes over the training utterances (one random crop of each utterance per epoch).
+    max_steps : int or None
+        Stop after this many optimizer steps in all (counted across epochs; the last epoch may end early) and
+        export the weights reached; the learning-rate schedule is laid over ``min(max_steps, epochs x steps per
+        epoch)`` steps so it still decays. ``None`` (default): no cap, train ``epochs`` full passes. For runs
+        on VoxCeleb-size data sized by a step budget, and for smoke tests. Left out of :meth:`to_dict` when
+        ``None``, so exports and checkpoints of uncapped runs are unchanged by its existence.
     batch_size : int
         Crops per batch for the classification objectives.
     speakers_per_batch, utts_per_speaker : int
@@ -96,6 +102,7 @@ class EncoderConfig:
     res2net_scale: int = 4
     crop_s: float = 1.5
     epochs: int = 4
+    max_steps: int | None = None
     batch_size: int = 64
     speakers_per_batch: int = 16
     utts_per_speaker: int = 4
@@ -146,6 +153,9 @@ class EncoderConfig:
                                                   or self.n_train_speakers < 2):
             raise ValueError(f"{where}: n_train_speakers must be None or an integer >= 2, "
                              f"got {self.n_train_speakers!r}")
+        if self.max_steps is not None and (isinstance(self.max_steps, bool)
+                                           or not isinstance(self.max_steps, (int, np.integer)) or self.max_steps < 1):
+            raise ValueError(f"{where}: max_steps must be None or an integer >= 1, got {self.max_steps!r}")
         if self.speakers is not None:
             if isinstance(self.speakers, str) or len(set(map(str, self.speakers))) < 2:
                 raise ValueError(f"{where}: speakers must be a list of at least 2 distinct speaker ids")
@@ -171,8 +181,19 @@ class EncoderConfig:
         return cls(**d)
 
     def to_dict(self) -> dict:
-        """Plain dict (JSON-serialisable)."""
-        return dataclasses.asdict(self)
+        """Plain dict (JSON-serialisable); ``max_steps`` only when set.
+
+        Examples
+        --------
+        >>> "max_steps" in EncoderConfig().to_dict(), EncoderConfig(max_steps=3).to_dict()["max_steps"]
+        (False, 3)
+        """
+        d = dataclasses.asdict(self)
+        # Added after the first exports: omitted when unset, so an uncapped run writes the same encoder.json and
+        # checkpoint config.json as before (same bytes, and old checkpoints still resume).
+        if d["max_steps"] is None:
+            del d["max_steps"]
+        return d
 
 
 # Defaults sized for the 2-core CPU budget (<= 5 min per encoder on 600 speakers x 14 utterances, 2 threads;

@@ -93,6 +93,17 @@ class Encoder:
     def __repr__(self):
         return f"Encoder({self.model_id!r}, emb_dim={self.emb_dim}, min_samples={self.min_samples})"
 
+    @property
+    def device(self):
+        """The torch device the network's weights are on (``cpu`` after :func:`load_encoder`)."""
+        return next(self.modules.parameters()).device
+
+    def to(self, device) -> "Encoder":
+        """Move the network to ``device`` (in place; returns ``self``). :meth:`embed` then runs there and still
+        takes and returns tensors anywhere (inputs are moved to the device, outputs stay on it)."""
+        self.modules.to(device)
+        return self
+
     def embed(self, wavs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Embed a zero-padded batch of waveforms.
 
@@ -135,14 +146,16 @@ class Encoder:
             i = int(short[0])
             raise ValueError(f"{where}: row {i} has {int(n[i])} samples, fewer than min_samples="
                              f"{self.min_samples} ({self.min_samples / self.sample_rate:.3f} s); pad or drop it")
+        dev = self.device
+        wavs, lengths = wavs.to(dev), lengths.to(dev)  # no-ops on the CPU
         # SpeechBrain's x-vector statistics pooling adds tiny random noise to the mean (also in eval mode):
         # a fixed seed on a forked RNG makes embeddings reproducible without touching the caller's RNG.
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        with torch.no_grad(), torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
             torch.manual_seed(0)
             if _takes_lengths(self.modules["embedding_model"]) or bool((n >= wavs.shape[1]).all()):
                 emb = _embed_batch(self.modules, wavs, lengths.clamp(max=1.0))
             else:  # the network ignores lengths (ResNet): embed padded rows one by one at their true length
-                emb = torch.cat([_embed_batch(self.modules, wavs[i:i + 1, : int(n[i])], torch.ones(1))
+                emb = torch.cat([_embed_batch(self.modules, wavs[i:i + 1, : int(n[i])], torch.ones(1, device=dev))
                                  for i in range(len(wavs))])
         return emb.float()
 

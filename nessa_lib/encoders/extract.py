@@ -14,6 +14,11 @@ Bad input follows field notes F and :func:`nessa_lib.data.audio.load_audio`: ste
 rates are resampled (both with a logged warning); unreadable, empty, NaN/inf and all-zero files raise an
 :class:`~nessa_lib.data.audio.AudioError` naming the file; clips shorter than ``encoder.min_samples`` are
 repeat-padded with a warning; a NaN/inf embedding raises ``ValueError`` naming the utterance and is never returned.
+With a ``skipped`` list, such utterances are skipped and reported instead (stage 03 does this and writes them to
+``skipped.csv``), so one bad file does not lose a run over a large dataset.
+
+Audio is decoded in ``workers`` ``DataLoader`` processes (0: in this process; same batches, same embeddings) and
+the encoder runs on ``device`` (default ``"auto"``: CUDA when visible, else CPU) in ``precision`` (default fp32).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import time
 
 import numpy as np
 
-from nessa_lib.data.audio import load_audio, manifest_segments, segment_label
+from nessa_lib.data.audio import AudioError, load_audio, manifest_segments, segment_label
 from nessa_lib.embeddings import EmbeddingSet
 
 logger = logging.getLogger(__name__)
@@ -75,8 +80,77 @@ def _check_args(manifest_df, encoder, mode, crop_s, batch_size) -> None:
         raise ValueError(f"manifest has duplicated utt_id(s): {_describe(manifest_df['utt_id'][dup].unique())}")
 
 
+class _Batches:
+    """Map-style dataset whose item ``k`` is batch ``k`` decoded: ``[(row, wave or None, error, crop_padded)]``.
+
+    The same object serves the in-process path and ``DataLoader`` workers, so both decode, pad and crop with the
+    same code, and the main process builds the same batches in the same order from what comes back. Audio errors
+    come back as ``(path, reason, detail, segment)`` (an :class:`AudioError` does not survive pickling) and are
+    raised or skipped by the caller.
+    """
+
+    def __init__(self, batches, segments, labels, sr, min_samples, crop_len, transform, model_id):
+        self.batches, self.segments, self.labels = batches, segments, labels
+        self.sr, self.min_samples, self.crop_len = sr, min_samples, crop_len
+        self.transform, self.model_id = transform, model_id
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, k):
+        items = []
+        for i in self.batches[k]:
+            p, a, b = self.segments[i]
+            try:
+                x = load_audio(p, target_sr=self.sr, min_dur_s=0.0, start=a, stop=b)  # short clips: padded
+            except AudioError as e:
+                items.append((int(i), None, (e.path, e.reason, e.detail, e.segment), False))
+                continue
+            if self.transform is not None:
+                x = np.asarray(self.transform(x, int(i)), dtype=np.float32)
+            if len(x) < self.min_samples:
+                logger.warning("%s: %d samples (%.3f s) is shorter than min_samples=%d of %s; repeat-padding it",
+                               self.labels[i], len(x), len(x) / self.sr, self.min_samples, self.model_id)
+                x = _repeat_pad(x, self.min_samples)
+            crop_padded = False
+            if self.crop_len is not None:
+                crop_padded = len(x) < self.crop_len
+                x = _centre_crop(x, self.crop_len)
+            items.append((int(i), x, None, crop_padded))
+        return items
+
+
+def _as_is(item):
+    """``DataLoader`` collate function that leaves a batch of :class:`_Batches` untouched (no tensor conversion)."""
+    return item
+
+
+def _batch_of(wavs):
+    import torch
+
+    longest = max(len(x) for x in wavs)
+    batch = np.zeros((len(wavs), longest), dtype=np.float32)
+    for j, x in enumerate(wavs):
+        batch[j, :len(x)] = x
+    rel = torch.tensor([len(x) / longest for x in wavs], dtype=torch.float32)
+    return torch.from_numpy(batch), rel
+
+
+def _embed(encoder, wavs, device: str, precision: str) -> np.ndarray:
+    import torch
+
+    from nessa_lib.devices import autocast
+
+    batch, rel = _batch_of(wavs)
+    with torch.no_grad(), autocast(device, precision):
+        emb = encoder.embed(batch, rel)
+    return emb.detach().float().cpu().numpy() if hasattr(emb, "detach") else np.asarray(emb)
+
+
 def extract_embeddings(manifest_df, encoder, *, mode: str = "full", crop_s: float = 3.0, batch_size: int = 16,
-                       progress: bool = True, desc: str | None = None, transform=None) -> EmbeddingSet:
+                       progress: bool = True, desc: str | None = None, transform=None, skipped: list | None = None,
+                       workers: int = 0, device: str = "auto", precision: str = "fp32",
+                       shard: tuple[int, int] | None = None) -> EmbeddingSet:
     """Embed every utterance of ``manifest_df`` with ``encoder``.
 
     Parameters
@@ -102,20 +176,44 @@ def extract_embeddings(manifest_df, encoder, *, mode: str = "full", crop_s: floa
     transform : callable, optional
         ``transform(wave, row) -> wave`` applied to each decoded waveform (``row``: its position in
         ``manifest_df``), e.g. a degradation that simulates another recording condition
-        (:func:`extract_condition`).
+        (:func:`extract_condition`). With ``workers > 0`` it runs in the worker processes (forked: a closure is
+        fine) and must depend on nothing but its arguments.
+    skipped : list, optional
+        ``None`` (default): the first bad utterance raises, as documented below. A list: bad utterances are
+        skipped instead, each appended as a dict ``utt_id``, ``speaker_id``, ``path`` (``path[start:stop]`` for a
+        segment), ``reason`` (an ``AudioError.reason``, ``'encoder_error'`` or ``'non_finite_embedding'``) and
+        ``message`` (naming the file), and left out of the result; every other utterance is embedded as usual. A
+        batch the encoder fails on is re-embedded one utterance at a time so only the culprit is lost.
+    workers : int
+        ``DataLoader`` worker processes that decode (and transform, pad, crop) the audio while the encoder
+        runs; 0 (default) decodes in this process. The batches, their order and the embeddings are the same for
+        any value.
+    device : str
+        Where the encoder runs: ``"auto"`` (CUDA when visible, else CPU), ``"cpu"``, ``"cuda[:N]"``, see
+        :func:`nessa_lib.devices.resolve_device`. An encoder with a ``to`` method (trained encoders) is moved
+        there in place; others (e.g. resemblyzer's) keep the device they were built for.
+    precision : {'fp32', 'fp16', 'bf16'}
+        fp16/bf16 run the encoder under ``torch.autocast`` (CUDA only); embeddings are returned as float32.
+    shard : (int, int), optional
+        ``(rank, world)``: embed only the batches ``k`` with ``k % world == rank`` of the batches a single
+        process would form (same sorting, same batch boundaries), and return just those rows, in manifest order.
+        The shards of ranks ``0 .. world-1`` together are exactly the unsharded result; this is how
+        :mod:`nessa_lib.encoders.extract_cli` splits a manifest across ``torchrun`` processes.
 
     Returns
     -------
     EmbeddingSet
-        float32 ``(n, encoder.emb_dim)`` embeddings, rows in the manifest's order, ``model_id`` of the encoder.
+        float32 ``(n, encoder.emb_dim)`` embeddings, rows in the manifest's order (less the skipped ones), the
+        ``model_id`` of the encoder.
 
     Raises
     ------
     nessa_lib.data.audio.AudioError
-        A file is missing, unreadable, empty, contains NaN/inf or is all zeros (the message names it).
+        A file is missing, unreadable, empty, contains NaN/inf or is all zeros (the message names it); only
+        when ``skipped`` is ``None``.
     ValueError
-        Bad arguments, an embedding of the wrong shape, or a NaN/inf embedding (the message names the utterance
-        and its file).
+        Bad arguments, an embedding of the wrong shape, or (``skipped`` is ``None``) a NaN/inf embedding (the
+        message names the utterance and its file).
 
     Examples
     --------
@@ -134,11 +232,25 @@ def extract_embeddings(manifest_df, encoder, *, mode: str = "full", crop_s: floa
     >>> es = extract_embeddings(pd.DataFrame(rows), Stats(), progress=False)
     >>> es.embeddings.shape, list(es.utt_ids), es.model_id
     ((2, 2), ['u0', 'u1'], 'stats@0')
+    >>> sf.write(rows[1]["path"], np.zeros(8000), 16000)  # now digital silence
+    >>> bad = []
+    >>> list(extract_embeddings(pd.DataFrame(rows), Stats(), progress=False, skipped=bad).utt_ids)
+    ['u0']
+    >>> [(b["utt_id"], b["reason"]) for b in bad]
+    [('u1', 'silent')]
     """
     import torch
     from tqdm import tqdm
 
+    from nessa_lib.devices import check_precision, resolve_device
+
     _check_args(manifest_df, encoder, mode, crop_s, batch_size)
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 0:
+        raise ValueError(f"workers must be an integer >= 0, got {workers!r}")
+    device = resolve_device(device)
+    precision = check_precision(precision)
+    if hasattr(encoder, "to"):
+        encoder.to(device)
     sr = int(encoder.sample_rate)
     min_samples = max(1, int(encoder.min_samples))
     emb_dim = int(encoder.emb_dim)
@@ -160,55 +272,91 @@ def extract_embeddings(manifest_df, encoder, *, mode: str = "full", crop_s: floa
     else:
         order = np.arange(n)
 
+    batches = [order[s:s + batch_size] for s in range(0, n, batch_size)]
+    if shard is not None:
+        rank, world = (int(v) for v in shard)
+        if not (world >= 1 and 0 <= rank < world):
+            raise ValueError(f"shard must be (rank, world) with 0 <= rank < world, got {shard!r}")
+        batches = batches[rank::world]
+        n_mine = sum(len(b) for b in batches)
+    else:
+        n_mine = n
+    data = _Batches(batches, segments, paths, sr, min_samples, crop_len, transform, encoder.model_id)
+    if workers:
+        # batch_size=None: each dataset item is already one batch; _as_is keeps numpy arrays as they are.
+        loaded = torch.utils.data.DataLoader(data, batch_size=None, shuffle=False, num_workers=int(workers),
+                                             collate_fn=_as_is)
+    else:
+        loaded = (data[k] for k in range(len(data)))
+
+    def skip(i, reason, message):
+        logger.warning("skipping utterance %r: %s", str(utt_ids[i]), message)
+        skipped.append({"utt_id": str(utt_ids[i]), "speaker_id": str(spk_ids[i]), "path": str(paths[i]),
+                        "reason": reason, "message": message})
+
     out = np.empty((n, emb_dim), dtype=np.float32)
+    done = np.zeros(n, dtype=bool)
     n_crop_padded = 0
-    bar = tqdm(total=n, desc=desc or f"embed {mode} [{encoder.model_id}]", unit="utt", disable=not progress)
+    bar = tqdm(total=n_mine, desc=desc or f"embed {mode} [{encoder.model_id}]", unit="utt", disable=not progress)
     try:
-        for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
-            wavs = []
-            for i in idx:
-                p, a, b = segments[i]
-                x = load_audio(p, target_sr=sr, min_dur_s=0.0, start=a, stop=b)  # short clips: padded, not refused
-                if transform is not None:
-                    x = np.asarray(transform(x, int(i)), dtype=np.float32)
-                if len(x) < min_samples:
-                    logger.warning("%s: %d samples (%.3f s) is shorter than min_samples=%d of %s; repeat-padding it",
-                                   paths[i], len(x), len(x) / sr, min_samples, encoder.model_id)
-                    x = _repeat_pad(x, min_samples)
-                if crop_len is not None:
-                    n_crop_padded += len(x) < crop_len
-                    x = _centre_crop(x, crop_len)
+        for items in loaded:
+            idx, wavs = [], []
+            for i, x, err, crop_padded in items:
+                if err is not None:
+                    e = AudioError(err[0], err[1], err[2], segment=err[3])
+                    if skipped is None:
+                        raise e
+                    skip(i, e.reason, str(e))
+                    continue
+                n_crop_padded += crop_padded
+                idx.append(i)
                 wavs.append(x)
-            longest = max(len(x) for x in wavs)
-            batch = np.zeros((len(wavs), longest), dtype=np.float32)
-            for j, x in enumerate(wavs):
-                batch[j, :len(x)] = x
-            rel = torch.tensor([len(x) / longest for x in wavs], dtype=torch.float32)
+            bar.update(len(items))
+            if not idx:
+                continue
+            idx = np.asarray(idx)
             try:
-                with torch.no_grad():
-                    emb = encoder.embed(torch.from_numpy(batch), rel)
+                emb = _embed(encoder, wavs, device, precision)
             except Exception as e:
-                what = f"encoder {encoder.model_id} failed on utterance(s) {_describe(utt_ids[idx])} ({paths[idx[0]]}"
-                what += ", ...)" if len(idx) > 1 else ")"
-                raise (ValueError if isinstance(e, ValueError) else RuntimeError)(f"{what}: {e}") from e
-            emb = emb.detach().cpu().numpy() if hasattr(emb, "detach") else np.asarray(emb)
+                if skipped is None:
+                    what = (f"encoder {encoder.model_id} failed on utterance(s) {_describe(utt_ids[idx])} "
+                            f"({paths[idx[0]]}")
+                    what += ", ...)" if len(idx) > 1 else ")"
+                    raise (ValueError if isinstance(e, ValueError) else RuntimeError)(f"{what}: {e}") from e
+                # Re-embed one by one so only the utterance the encoder fails on is lost.
+                ok, embs = [], []
+                for i, x in zip(idx, wavs):
+                    try:
+                        embs.append(_embed(encoder, [x], device, precision))
+                        ok.append(i)
+                    except Exception as e1:  # noqa: BLE001 - any encoder failure is reported, then skipped
+                        skip(i, "encoder_error", f"encoder {encoder.model_id} failed on {paths[i]}: {e1}")
+                if not ok:
+                    continue
+                idx, emb = np.asarray(ok), np.vstack(embs)
             if emb.shape != (len(idx), emb_dim):
                 raise ValueError(f"encoder {encoder.model_id} returned shape {emb.shape} for {len(idx)} utterance(s),"
                                  f" expected ({len(idx)}, {emb_dim})")
             bad = ~np.isfinite(emb).all(axis=1)
             if bad.any():
                 k = idx[np.flatnonzero(bad)]
-                raise ValueError(f"encoder {encoder.model_id} returned a NaN/inf embedding for utterance(s) "
-                                 f"{_describe(utt_ids[k])} ({paths[k[0]]}); refusing to return it")
+                if skipped is None:
+                    raise ValueError(f"encoder {encoder.model_id} returned a NaN/inf embedding for utterance(s) "
+                                     f"{_describe(utt_ids[k])} ({paths[k[0]]}); refusing to return it")
+                for i in k:
+                    skip(i, "non_finite_embedding",
+                         f"encoder {encoder.model_id} returned a NaN/inf embedding for {paths[i]}")
+                idx, emb = idx[~bad], emb[~bad]
             out[idx] = emb
-            bar.update(len(idx))
+            done[idx] = True
     finally:
         bar.close()
     if n_crop_padded:
         logger.warning("%d of %d utterances were shorter than crop_s=%g s and were repeat-padded to it",
-                       n_crop_padded, n, crop_s)
-    return EmbeddingSet(out, utt_ids, spk_ids, str(encoder.model_id))
+                       n_crop_padded, n_mine, crop_s)
+    if done.all():  # the default path: every row, the arrays as they are
+        return EmbeddingSet(out, utt_ids, spk_ids, str(encoder.model_id))
+    return EmbeddingSet(out[done], utt_ids[done], spk_ids[done], str(encoder.model_id))
 
 
 def real_time_factor(encoder, *, seconds: float = 3.0, repeats: int = 5, batch: int = 1) -> float:
@@ -259,12 +407,14 @@ def real_time_factor(encoder, *, seconds: float = 3.0, repeats: int = 5, batch: 
 
 
 def extract_splits(manifest_df, encoder, splits, out_dir, *, train_utts_per_speaker: int = 0, mode: str = "full",
-                   crop_s: float = 3.0, batch_size: int = 16, desc: str = "") -> dict:
+                   crop_s: float = 3.0, batch_size: int = 16, desc: str = "", skipped: list | None = None,
+                   workers: int = 0, device: str = "auto", precision: str = "fp32") -> dict:
     """Stage 03 for one model: embed each manifest split of ``splits`` into ``out_dir/<split>.npz``.
 
     For the ``train`` split only the first ``train_utts_per_speaker`` utterances of each speaker are embedded
     (0: all; they are extra alignment pairs, and VoxCeleb's training set is large). Returns
-    ``{split: EmbeddingSet}``.
+    ``{split: EmbeddingSet}``. ``skipped``, ``workers``, ``device`` and ``precision`` are passed to
+    :func:`extract_embeddings` (a skipped utterance's record also gets its ``split``).
     """
     from pathlib import Path
 
@@ -276,18 +426,51 @@ def extract_splits(manifest_df, encoder, splits, out_dir, *, train_utts_per_spea
         rows = manifest_df[manifest_df.split == split]
         if split == "train":
             rows = first_utterances(rows, train_utts_per_speaker)
+        bad = None if skipped is None else []
         sets[split] = extract_embeddings(rows, encoder, mode=mode, crop_s=crop_s, batch_size=batch_size,
-                                         desc=f"{desc} {split}".strip())
+                                         desc=f"{desc} {split}".strip(), skipped=bad, workers=workers,
+                                         device=device, precision=precision)
+        if skipped is not None:
+            skipped.extend({"split": split, **b} for b in bad)
         save_embeddings(Path(out_dir) / f"{split}.npz", sets[split])
     return sets
 
 
+#: Columns of the skipped-utterance report of :func:`write_skipped_utterances`.
+SKIPPED_COLUMNS = ("split", "utt_id", "speaker_id", "path", "reason", "message")
+
+
+def write_skipped_utterances(skipped, path) -> None:
+    """Write the utterances extraction skipped (records from :func:`extract_embeddings`' ``skipped``) as a CSV
+    with :data:`SKIPPED_COLUMNS`; written, header only, when nothing was skipped, so the stage always has it.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     write_skipped_utterances([{"split": "eval", "utt_id": "u1", "path": "u1.wav", "reason": "silent"}],
+    ...                              os.path.join(d, "skipped.csv"))
+    ...     open(os.path.join(d, "skipped.csv")).read().splitlines()
+    ['split,utt_id,speaker_id,path,reason,message', 'eval,u1,,u1.wav,silent,']
+    """
+    import pandas as pd
+
+    from nessa_lib.io import atomic_write_text
+
+    table = pd.DataFrame([{c: r.get(c, "") for c in SKIPPED_COLUMNS} for r in skipped], columns=list(SKIPPED_COLUMNS))
+    atomic_write_text(path, table.to_csv(index=False))
+
+
 def extract_condition(manifest_df, encoder, out_path, *, split: str = "eval", condition: str = "aug",
-                      utts_per_speaker: int = 4, seed: int = 0, batch_size: int = 16, desc: str = ""):
+                      utts_per_speaker: int = 4, seed: int = 0, batch_size: int = 16, desc: str = "",
+                      skipped: list | None = None, workers: int = 0, device: str = "auto",
+                      precision: str = "fp32"):
     """Embed the first ``utts_per_speaker`` utterances of each speaker of ``split`` after degrading them with the
     :mod:`nessa_lib.data.synth.augment` preset ``condition``: a held-out recording condition for deployment
     checks (:mod:`nessa_lib.deployment`). Row ``i`` is degraded with ``default_rng([seed, i])``, so every model
-    embeds the same degraded audio. Saved to ``out_path``; returns the :class:`~nessa_lib.embeddings.EmbeddingSet`.
+    embeds the same degraded audio (also in ``workers`` processes). Saved to ``out_path``; returns the
+    :class:`~nessa_lib.embeddings.EmbeddingSet`. ``skipped``, ``workers``, ``device`` and ``precision`` are
+    passed to :func:`extract_embeddings` (a skipped record's ``split`` is ``<split>+<condition>``).
     """
     from nessa_lib.data.splits import first_utterances
     from nessa_lib.data.synth.augment import augment
@@ -300,7 +483,11 @@ def extract_condition(manifest_df, encoder, out_path, *, split: str = "eval", co
     def degrade(x, i):
         return augment(x, np.random.default_rng([seed, i]), condition)
 
+    bad = None if skipped is None else []
     out = extract_embeddings(rows, encoder, mode="full", batch_size=batch_size, transform=degrade,
-                             desc=f"{desc} {split}+{condition}".strip())
+                             desc=f"{desc} {split}+{condition}".strip(), skipped=bad, workers=workers,
+                             device=device, precision=precision)
+    if skipped is not None:
+        skipped.extend({"split": f"{split}+{condition}", **b} for b in bad)
     save_embeddings(out_path, out)
     return out

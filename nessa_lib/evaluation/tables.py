@@ -111,7 +111,7 @@ def _fit_one(method, x, y, speakers, seed, kwargs):
 
 def fit_seeds(x_align, y_align, speakers_align, *, methods=METHODS, seeds=(0,), hparams: dict | None = None,
               enroll_model_id: str | None = None, runtime_model_id: str | None = None, workers: int = 1,
-              progress: bool = False, timings: dict | None = None) -> dict[str, list[Aligner]]:
+              progress: bool = False, timings: dict | None = None, device: str = "cpu") -> dict[str, list[Aligner]]:
     """Fit every method, the trained ones (:data:`NESSA_METHODS`) once per seed, side by side in ``workers``
     processes (:func:`nessa_lib.parallel.run_jobs`).
 
@@ -131,6 +131,8 @@ def fit_seeds(x_align, y_align, speakers_align, *, methods=METHODS, seeds=(0,), 
         Processes for the trained fits (1: in this process).
     timings : dict, optional
         Filled with ``{method: mean fit seconds per seed}``.
+    device : str
+        Where the NESSA methods train (see :func:`nessa_lib.align.fit`); default the CPU.
 
     Returns
     -------
@@ -154,7 +156,8 @@ def fit_seeds(x_align, y_align, speakers_align, *, methods=METHODS, seeds=(0,), 
     x, y, speakers = np.asarray(x_align), np.asarray(y_align), np.asarray(speakers_align)
     methods = [m for m in methods if not (m == "identity" and x.shape[1] != y.shape[1])]
     jobs = [(m, x, y, speakers, s if m in NESSA_METHODS else seeds[0],
-             dict(enroll_model_id=enroll_model_id, runtime_model_id=runtime_model_id, **hparams.get(m, {})))
+             dict(enroll_model_id=enroll_model_id, runtime_model_id=runtime_model_id, device=device,
+                  **hparams.get(m, {})))
             for m in methods for s in (seeds if m in NESSA_METHODS else seeds[:1])]
     trained = [j for j in jobs if j[0] in NESSA_METHODS]
     done = {id(j): r for j, r in zip(trained, run_jobs(_fit_one, trained, workers=workers,

@@ -26,17 +26,19 @@ SCHEMA = {
         "utts_per_speaker": "int", "workers": "int", "condition": "str", "enroll_condition": "str",
         "min_dur_s": "float", "max_dur_s": "float", "n_train_speakers": "int", "n_align_speakers": "int",
         "n_eval_speakers": "int", "min_eval_speakers": "int", "k_enroll": "int", "n_nontarget_per_profile": "int",
-        "min_clip_s": "float", "baseline_resemblyzer": "bool",
+        "min_clip_s": "float", "probe_workers": "int", "baseline_resemblyzer": "bool",
     },
-    "train_encoder": {"manifest": "str", "threads": "int", "recipe": "map", "encoders": "map"},
+    "train_encoder": {"manifest": "str", "threads": "int", "device": "str", "precision": "str", "recipe": "map",
+                      "encoders": "map"},
     "extract_embeddings": {
         "models": "list[str]", "splits": "list[str]", "train_utts_per_speaker": "int", "mode": "str",
-        "crop_s": "float", "batch_size": "int", "threads": "int", "check_condition": "str",
+        "crop_s": "float", "batch_size": "int", "threads": "int", "workers": "int", "device": "str",
+        "precision": "str", "check_condition": "str",
         "check_utts_per_speaker": "int",
     },
     "fit_aligners": {
         "methods": "list[str]", "fit_splits": "list[str]", "dev_split": "str", "seed_offset": "int",
-        "seeds": "int", "workers": "int", "threads": "int", "hparams": "map", "pairs": "map",
+        "seeds": "int", "workers": "int", "threads": "int", "device": "str", "hparams": "map", "pairs": "map",
     },
     "evaluate": {
         "ab_model_a": "str", "ab_model_b": "str", "ab_far": "float", "ab_methods": "list[str]",
