@@ -53,7 +53,7 @@ print(f"speaker bootstrap: {p.bootstrap_rounds} rounds over {boot.counts.shape[1
 # `metrics.json`.
 
 # %%
-evaluated = pairs.evaluate_study(study, enroll, trials, boot=boot)
+evaluated = pairs.evaluate_study(study, enroll, trials, boot=boot, workers=p.workers)
 main = pd.concat(evaluated.tables, names=["pair"])
 pairs.percent_table(main)
 

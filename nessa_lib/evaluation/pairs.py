@@ -188,26 +188,39 @@ class Evaluated:
     rounds: dict = field(default_factory=dict)
 
 
-def evaluate_study(study: Study, enroll: pd.DataFrame, trials: pd.DataFrame, *, boot=None) -> Evaluated:
+def _pair_table(scores: dict, labels, boot):
+    """One pair's table and bootstrap rounds (a worker job of :func:`evaluate_study`)."""
+    from nessa_lib.evaluation import tables
+
+    rounds: dict = {}
+    return tables.table_from_scores(scores, labels, boot=boot, rounds=rounds), rounds
+
+
+def evaluate_study(study: Study, enroll: pd.DataFrame, trials: pd.DataFrame, *, boot=None,
+                   workers: int = 1) -> Evaluated:
     """Score every pair's symmetric systems and aligners (every seed) on the evaluation trials.
 
     For each pair: the table of :func:`nessa_lib.evaluation.tables.table_from_scores` (seed means and spreads;
     with ``boot``, a :class:`nessa_lib.evaluation.bootstrap.SpeakerBootstrap` of ``trials``, the 95 % speaker
     intervals, the same rounds for every pair so that comparisons are paired), the trial scores of ``X/X``,
-    ``Y/Y`` and every method (first seed) and their DET curves ``(far, frr)``. Each system is scored once.
+    ``Y/Y`` and every method (first seed) and their DET curves ``(far, frr)``. Each system is scored once; the
+    pairs' bootstraps run in ``workers`` processes (the same rounds, so the same result for any ``workers``).
     """
     from nessa_lib.evaluation import metrics, tables
+    from nessa_lib.parallel import run_jobs
 
     short = {tables.SYMMETRIC_X: "X/X", tables.SYMMETRIC_Y: "Y/Y"}
     labels = trials["label"].to_numpy()
     out = Evaluated({}, {}, {}, {})
+    all_scores = {}
     for name in study.pairs:
         x, y, ids = study.eval_pair(*study.orientation(name))
-        scores = tables.pair_scores(study.aligners[name], x, y, ids, enroll, trials)
-        rounds: dict = {}
-        out.tables[name] = tables.table_from_scores(scores, labels, boot=boot, rounds=rounds)
-        out.rounds[name] = rounds
-        sc = {short.get(system, system): s[0] if isinstance(s, list) else s for system, s in scores.items()}
+        all_scores[name] = tables.pair_scores(study.aligners[name], x, y, ids, enroll, trials)
+    done = run_jobs(_pair_table, [(all_scores[n], labels, boot) for n in study.pairs],
+                    workers=workers if boot is not None else 1)
+    for name, (table, rounds) in zip(study.pairs, done):
+        out.tables[name], out.rounds[name] = table, rounds
+        sc = {short.get(system, system): s[0] if isinstance(s, list) else s for system, s in all_scores[name].items()}
         out.scores[name] = sc
         out.det[name] = {k: metrics.det_curve(v, trials.label)[:2] for k, v in sc.items()}
     return out
