@@ -59,7 +59,8 @@ pairs.percent_table(main)
 
 # %%
 for name, curve in evaluated.det.items():
-    plots.det_curves(curve, title=name, path=figures / f"det_{name}.png",
+    plots.det_curves(curve, title=f"{name}\n(NESSA: curve of the first seed; EER the mean of the seeds)",
+                     path=figures / f"det_{name}.png",
                      eer_intervals=pairs.det_legend_intervals(evaluated.tables[name]))
     pairs.det_grid(curve).to_csv(curves / f"det_{name}.csv", index=False)
 plots.gain_recovered_bars(evaluated.tables, path=figures / "gain_recovered.png");
