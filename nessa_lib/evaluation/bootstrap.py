@@ -8,9 +8,13 @@ bootstrap distribution of a *difference* between two systems (or of a ratio such
 paired: :func:`interval` of ``a - b`` judges "a beats b" on the same resampled speakers.
 
 Cost. The rounds only change weights, never scores, so each system's scores are sorted once; a round is then a
-weighted cumulative sum over the sorted trials (O(n) per round, no sort). On the default corpus (31 k trials,
-1,000 rounds) one system takes about 0.6 s on one core; Vox1-H (550 k trials) about 20 s per system, with memory
-bounded by ``chunk`` rounds at a time (``chunk * n * 8`` bytes).
+weighted cumulative sum over the sorted trials (O(n) per round, no sort), with memory bounded by 64 rounds at a
+time (a few arrays of ``64 * n`` floats). Measured on one core of the 2-core dev VM (``benchmarks/bench_bootstrap.py``,
+1,000 rounds): 0.6-1.4 s per system on the default corpus (31 k trials), 4.5x faster than drawing the speakers and
+re-scoring every round; at the Vox1-H shape (550 k trials, 1,190 speakers) about 45 s per system, where re-scoring
+each round with :func:`~nessa_lib.evaluation.metrics.verification_metrics` (which sorts only a window of the scores)
+is about 2x faster (20 ms per round). For Vox1-E/H use fewer rounds (``evaluate.bootstrap_rounds``), or expect a
+minute per table row.
 """
 
 from __future__ import annotations
@@ -148,9 +152,12 @@ class SpeakerBootstrap:
             zero = np.zeros((len(w), 1))
             n_t, n_n = below_t[:, -1:].astype(np.float64), below_n[:, -1:].astype(np.float64)
             # Weight strictly below each point's value = cumulative sum up to the trial before its first trial.
-            prev = starts - 1
-            misses = np.concatenate([zero, below_t[:, prev[1:]], n_t], axis=1)
-            fas = np.concatenate([n_n, n_n - below_n[:, prev[1:]], zero], axis=1)
+            if len(starts) == len(ss):  # every score distinct: the points are the trials, slicing beats a gather
+                bt, bn = below_t[:, :-1], below_n[:, :-1]
+            else:
+                bt, bn = below_t[:, starts[1:] - 1], below_n[:, starts[1:] - 1]
+            misses = np.concatenate([zero, bt, n_t], axis=1)
+            fas = np.concatenate([n_n, n_n - bn, zero], axis=1)
             yield misses, fas, n_t, n_n
 
     def metrics(self, scores, p_targets=(0.01, 0.05), fars=(0.01, 0.05)) -> dict[str, np.ndarray]:
