@@ -7,7 +7,7 @@ import pandas as pd
 
 from nessa_lib.evaluation import metrics
 from nessa_lib.evaluation.lists import score_lists
-from nessa_lib.evaluation.tables import aligned_scores, gain_recovered
+from nessa_lib.evaluation.tables import aligned_scores, gain_recovered, gain_recovered_rounds
 
 
 def _nested_order(speakers: np.ndarray, seed: int):
@@ -104,10 +104,8 @@ def alignment_ablation(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids
         row.update(eer=e, gain_recovered=gain_recovered(eer_xx, eer_yy, e), fit_s=sec)
         if boot is not None:
             r = boot.metrics(s)["eer"]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                g = np.where(r_xx != r_yy, (r_xx - r) / (r_xx - r_yy), np.nan)
             row["eer_lo"], row["eer_hi"] = interval(r)
-            row["gain_recovered_lo"], row["gain_recovered_hi"] = interval(g)
+            row["gain_recovered_lo"], row["gain_recovered_hi"] = interval(gain_recovered_rounds(r_xx, r_yy, r))
         rows.append(row)
     df = pd.DataFrame(rows)
     df.attrs.update(method=method, eer_xx=eer_xx, eer_yy=eer_yy)

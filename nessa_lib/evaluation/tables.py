@@ -42,6 +42,20 @@ def gain_recovered(eer_xx: float, eer_yy: float, eer: float) -> float:
     return float((eer_xx - eer) / d) if d != 0 else float("nan")
 
 
+def gain_recovered_rounds(eer_xx, eer_yy, eer) -> np.ndarray:
+    """:func:`gain_recovered` per bootstrap round, from the same round's X/X, Y/Y and system EERs (NaN in a round
+    where X and Y tie).
+
+    Examples
+    --------
+    >>> gain_recovered_rounds(np.array([0.5, 0.3]), np.array([0.25, 0.3]), np.array([0.375, 0.2])).tolist()
+    [0.5, nan]
+    """
+    xx, yy, e = (np.asarray(v, dtype=float) for v in (eer_xx, eer_yy, eer))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(xx != yy, (xx - e) / (xx - yy), np.nan)
+
+
 # --------------------------------------------------------------------------------------------
 # Fitting and evaluating one pair
 # --------------------------------------------------------------------------------------------
@@ -316,9 +330,8 @@ def table_from_scores(scores: Mapping, labels, *, fit_s: Mapping | None = None, 
             r = [boot.metrics(s) for s in runs]
             per_round[system] = {k: np.mean([x[k] for x in r], axis=0) for k in r[0]}
         rxx, ryy = per_round[SYMMETRIC_X]["eer"], per_round[SYMMETRIC_Y]["eer"]
-        for system, r in per_round.items():
-            with np.errstate(invalid="ignore", divide="ignore"):
-                r["gain_recovered"] = np.where(rxx != ryy, (rxx - r["eer"]) / (rxx - ryy), np.nan)
+        for r in per_round.values():
+            r["gain_recovered"] = gain_recovered_rounds(rxx, ryy, r["eer"])
         for m in INTERVAL_METRICS:
             lo_hi = [interval(per_round[system][m]) for system in systems]
             table[f"{m}_lo"] = [v[0] for v in lo_hi]
