@@ -30,7 +30,7 @@ spec
 
 # %%
 meta, summary = encoders.train_or_describe(spec, p.manifest, out, progress=True, device=p.device,
-                                           precision=p.precision)
+                                           precision=p.precision, shards=p.shards or None)
 print(meta["model_id"], {k: v for k, v in summary.items() if k != "model_id"})
 
 # %%

@@ -25,7 +25,10 @@ Modules, one concern each:
 
 - :mod:`~nessa_lib.encoders.config`      :class:`EncoderConfig`, the export's constants, the default configs
 - :mod:`~nessa_lib.encoders.modules`     building the SpeechBrain modules and running them on waveforms
-- :mod:`~nessa_lib.encoders.data`        speaker subsets, audio in memory, random crops, batch samplers
+- :mod:`~nessa_lib.encoders.data`        speaker subsets, audio in memory or streamed from the files, random crops,
+  batch samplers
+- :mod:`~nessa_lib.encoders.shards`      packing a manifest into WebDataset tar shards and streaming them
+  (``python -m nessa_lib.encoders.shards``)
 - :mod:`~nessa_lib.encoders.brain`       the training ``Brain``, checkpoints, :func:`train_encoder`
 - :mod:`~nessa_lib.encoders.export`      the export (``encoder.safetensors`` + ``encoder.json``),
   :class:`Encoder` and :func:`load_encoder`

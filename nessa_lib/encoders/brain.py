@@ -16,7 +16,7 @@ import speechbrain as sb
 import torch
 from speechbrain.nnet.losses import AdditiveAngularMargin, LogSoftmaxWrapper
 
-from nessa_lib.encoders.config import CKPT_DIR, META_FILE, EncoderConfig, _as_config
+from nessa_lib.encoders.config import CKPT_DIR, DATA_FIELDS, META_FILE, EncoderConfig, _as_config
 from nessa_lib.encoders.data import CropSampler, SpeakerBatchSampler, _prepare_data, collate_crops
 from nessa_lib.encoders.export import _export
 from nessa_lib.encoders.modules import _embed_batch, _n_params, build_modules
@@ -173,10 +173,18 @@ def _check_same_config(out_dir: Path, cfg: EncoderConfig, write: bool) -> None:
 
     from nessa_lib.io import atomic_write_text
 
+    def identity(d):
+        # How the data is read does not change what is trained (memory and stream give the same batches), except
+        # shards (another example order).
+        out = {k: v for k, v in d.items() if k != "epochs" and k not in DATA_FIELDS}
+        if d.get("data") == "shards":
+            out["data"] = "shards"
+        return out
+
     path = out_dir / CKPT_DIR / "config.json"
-    mine = {k: v for k, v in cfg.to_dict().items() if k != "epochs"}
+    mine = identity(cfg.to_dict())
     if path.is_file():
-        theirs = {k: v for k, v in json.loads(path.read_text(encoding="utf-8")).items() if k != "epochs"}
+        theirs = identity(json.loads(path.read_text(encoding="utf-8")))
         if theirs != mine:
             diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
             raise ValueError(f"{out_dir} holds checkpoints of a different encoder config (differs in {diff}); "
@@ -188,7 +196,7 @@ def _check_same_config(out_dir: Path, cfg: EncoderConfig, write: bool) -> None:
 
 
 def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: dict | None = None,
-                  device: str = "auto", precision: str = "fp32") -> dict:
+                  device: str = "auto", precision: str = "fp32", shards=None) -> dict:
     """Train one speaker encoder with a SpeechBrain ``Brain`` and export it to ``out_dir``.
 
     Re-running with the same ``out_dir`` resumes from the last epoch checkpoint in ``out_dir/checkpoints``
@@ -220,18 +228,24 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
         SpeechBrain expects (it picks ``cuda:<LOCAL_RANK>``).
     precision : {'fp32', 'fp16', 'bf16'}
         SpeechBrain's training precision; fp16/bf16 (automatic mixed precision) only on CUDA. Default fp32.
+    shards : str or os.PathLike, optional
+        Folder of WebDataset shards (:mod:`nessa_lib.encoders.shards`) packed from ``manifest``; needed, and used
+        only, with ``cfg.data == 'shards'`` (the manifest still gives the speakers and validation utterances).
 
     Returns
     -------
     dict
         Flat summary: ``train_time_s``, ``load_time_s``, ``epochs``, ``final_train_loss``,
         ``final_valid_error`` (NaN without validation), ``n_params``, ``n_train_speakers``, ``n_train_utts``,
-        ``model_id``, ``world_size``.
+        ``model_id``, ``world_size``; ``data_path`` when not 'memory' (:func:`~nessa_lib.encoders.data.
+        choose_data_path`) and ``skipped_reads`` when the streaming paths skipped bad audio (listed, with the
+        files named, in ``out_dir/skipped_train.csv``).
 
     Raises
     ------
     nessa_lib.data.audio.AudioError
-        A training file cannot be read; the message names the file.
+        A training file cannot be read on the 'memory' path; the message names the file. The streaming paths
+        skip and report it instead.
     ValueError
         Invalid configuration or manifest.
     """
@@ -259,13 +273,35 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
 
     _check_same_config(out_dir, cfg, write=False)  # fail fast, before loading audio
     t0 = time.time()
-    train_ds, valid_ds, speakers = _prepare_data(manifest, cfg, progress and if_main_process())
+    skip_log = out_dir / "skipped_train.csv"
+    train_ds, valid_ds, speakers = _prepare_data(manifest, cfg, progress and if_main_process(), shards=shards,
+                                                 skip_log=skip_log)
+    data_path = train_ds.data_path
     load_time = time.time() - t0
     _check_same_config(out_dir, cfg, write=True)
 
     torch.manual_seed(cfg.seed)  # same seed -> same initial weights on every rank
     mods = build_modules(cfg, n_speakers=len(speakers))
-    if cfg.objective == "supcon":
+    n_train_utts = len(train_ds)
+    train_set = train_ds
+    if data_path == "shards":
+        n_train_utts = len(train_ds.labels_of)
+        steps_per_epoch = (n_train_utts // world) // cfg.batch_size
+        if steps_per_epoch < 1:
+            raise ValueError(f"only {n_train_utts} training utterances in the shards, fewer than "
+                             f"batch_size={cfg.batch_size} per rank")
+        readers = world * max(1, cfg.data_workers)
+        if len(train_ds.names) < readers:
+            raise ValueError(f"{shards}: {len(train_ds.names)} shard(s) cannot feed {world} rank(s) x "
+                             f"{max(1, cfg.data_workers)} worker(s); pack smaller shards or use fewer data_workers")
+        train_ds.set_batches(steps_per_epoch, cfg.batch_size)
+        sampler = train_ds  # set_epoch
+        # A ready DataLoader: SpeechBrain leaves it as it is (the dataset splits itself across ranks and workers).
+        train_set = torch.utils.data.DataLoader(train_ds, batch_size=cfg.batch_size, drop_last=True,
+                                                collate_fn=collate_crops, num_workers=cfg.data_workers)
+        loader_kwargs = {}
+        valid_bs = cfg.batch_size
+    elif cfg.objective == "supcon":
         sampler = SpeakerBatchSampler(train_ds.labels, cfg.speakers_per_batch, cfg.utts_per_speaker, cfg.seed)
         loader_kwargs = {"batch_sampler": sampler}
         steps_per_epoch = math.ceil(len(sampler) / world)
@@ -279,6 +315,13 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
         steps_per_epoch = (len(train_ds) // world) // cfg.batch_size
         valid_bs = cfg.batch_size
     loader_kwargs["collate_fn"] = collate_crops
+    valid_kwargs = {"batch_size": valid_bs, "collate_fn": collate_crops, "shuffle": False}
+    if data_path == "stream":
+        loader_kwargs["num_workers"] = cfg.data_workers
+    if data_path != "memory":
+        valid_kwargs["num_workers"] = cfg.data_workers
+    if data_path == "shards":
+        loader_kwargs = {}
     # max_steps: stop after that many optimizer steps (SpeechBrain's optimizer_step_limit ends the epoch it falls
     # in) and count only the epochs needed to reach it, so a finished capped run is not repeated on a re-run.
     n_epochs, total_steps = cfg.epochs, steps_per_epoch * cfg.epochs
@@ -301,9 +344,8 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
     opt_class = lambda params: torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)  # noqa: E731
     brain = EncoderBrain(modules=mods, opt_class=opt_class, hparams=hparams, run_opts=opts, checkpointer=checkpointer)
     t1 = time.time()
-    brain.fit(counter, train_ds, valid_ds, progressbar=progress,
-              train_loader_kwargs=loader_kwargs,
-              valid_loader_kwargs={"batch_size": valid_bs, "collate_fn": collate_crops, "shuffle": False})
+    brain.fit(counter, train_set, valid_ds, progressbar=progress, train_loader_kwargs=loader_kwargs,
+              valid_loader_kwargs=valid_kwargs)
     train_time = time.time() - t1
     # After fit() (or a recovery of a finished run) the modules hold the last epoch's weights.
     if counter.current < n_epochs:
@@ -315,9 +357,15 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
                "epochs": int(counter.current), "final_train_loss": float(last.get("train_loss", float("nan"))),
                "final_valid_error": float(last.get("valid_error", float("nan"))),
                "n_params": _n_params(mods["embedding_model"]), "n_train_speakers": len(speakers),
-               "n_train_utts": len(train_ds), "world_size": world}
+               "n_train_utts": n_train_utts, "world_size": world}
     if cfg.max_steps is not None:  # only then: an uncapped run's summary (and encoder.json) stays as it was
         summary["optimizer_steps"] = int(brain.optimizer_step)
+    if data_path != "memory":  # likewise: the default path's summary is unchanged
+        summary["data_path"] = data_path
+    ddp_barrier()
+    if skip_log.is_file():
+        with open(skip_log, encoding="utf-8") as f:
+            summary["skipped_reads"] = sum(1 for _ in f) - 1
     model_id = None
     if if_main_process():
         meta = _export(out_dir, cfg, mods, history.records, summary, speakers)
@@ -329,14 +377,14 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
 
 
 def train_or_describe(spec: dict, manifest, out_dir, *, progress: bool = True, device: str = "auto",
-                      precision: str = "fp32") -> tuple[dict, dict]:
+                      precision: str = "fp32", shards=None) -> tuple[dict, dict]:
     """Stage 02 for one entry of ``params.yaml``: train the encoder ``spec`` describes, or export the descriptor of
     a pretrained one (``{"pretrained": <name>}``, see :data:`nessa_lib.encoders.pretrained.PRETRAINED`).
 
     ``spec`` is what :func:`nessa_lib.pipeline.params.encoder_spec` returns; ``manifest`` is repo-relative or
     absolute. Returns ``(meta, summary)``: the exported ``encoder.json`` and the training summary (timings,
-    final losses; ``train_time_s`` 0 for a pretrained model). ``device`` and ``precision`` go to
-    :func:`train_encoder`.
+    final losses; ``train_time_s`` 0 for a pretrained model). ``device``, ``precision`` and ``shards`` (repo-relative
+    or absolute) go to :func:`train_encoder`.
     """
     from nessa_lib import paths
     from nessa_lib.encoders import pretrained
@@ -344,7 +392,8 @@ def train_or_describe(spec: dict, manifest, out_dir, *, progress: bool = True, d
     if "pretrained" in spec:
         return pretrained.export_pretrained(spec["pretrained"], out_dir), {"train_time_s": 0.0}
     summary = train_encoder(paths.resolve(manifest), out_dir, EncoderConfig.from_dict(spec), progress=progress,
-                            device=device, precision=precision)
+                            device=device, precision=precision,
+                            shards=None if shards is None else paths.resolve(shards))
     return pretrained.read_meta(out_dir), summary
 
 

@@ -40,6 +40,8 @@ def main(argv=None) -> int:
                     help="mixed precision on CUDA (default fp32)")
     ap.add_argument("--backend", default="gloo", choices=["gloo", "nccl", "mpi"])
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads per process")
+    ap.add_argument("--shards", default=None, help="folder of WebDataset shards packed from the manifest "
+                    "(python -m nessa_lib.encoders.shards); with --set data=shards")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -54,7 +56,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     run_opts = {"distributed_backend": args.backend}
     summary = train_encoder(args.manifest, args.out, EncoderConfig.from_dict(d), progress=not args.no_progress,
-                            run_opts=run_opts, device=args.device, precision=args.precision)
+                            run_opts=run_opts, device=args.device, precision=args.precision, shards=args.shards)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     if int(os.environ.get("RANK", "0")) == 0:

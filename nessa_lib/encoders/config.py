@@ -11,6 +11,12 @@ import numpy as np
 
 ARCHITECTURES = ("xvector", "ecapa", "resnet")
 OBJECTIVES = ("softmax", "aam", "supcon")
+#: Where training audio comes from (:func:`nessa_lib.encoders.data.choose_data_path`).
+DATA_PATHS = ("auto", "memory", "stream", "shards")
+#: Fields that only say how the training data is read, not what is trained: left out of :meth:`EncoderConfig.to_dict`
+#: at their defaults (exports of earlier runs keep their bytes) and out of the checkpoint identity, except that
+#: ``shards`` (another example order) differs from the others.
+DATA_FIELDS = ("data", "preload_max_gb", "data_workers", "shuffle_buffer")
 FORMAT = "nessa-encoder"
 FORMAT_VERSION = 1
 SAMPLE_RATE = 16000
@@ -82,6 +88,20 @@ class EncoderConfig:
         nearest-neighbour speaker-identification error); 0 disables validation.
     valid_crop_s : float
         Validation crops are the first ``valid_crop_s`` seconds of each held-out utterance.
+    data : {'auto', 'memory', 'stream', 'shards'}
+        How training audio is read. 'memory': every utterance decoded into RAM (int16) before the first step.
+        'stream': ``data_workers`` DataLoader processes read only each crop's window from its file, so memory does
+        not grow with the corpus; the batches are identical to 'memory' (same crops, same samples). 'auto'
+        (default): 'memory' when the estimated preload is below ``preload_max_gb``, else 'stream'. 'shards':
+        stream WebDataset tar shards written by :mod:`nessa_lib.encoders.shards` (pass their folder to
+        :func:`~nessa_lib.encoders.train_encoder` as ``shards=``); a seeded shuffle buffer replaces the global
+        shuffle, so the example order differs from the other paths. See docs/scale.md.
+    preload_max_gb : float
+        'auto' preloads into memory only below this estimated size (int16 samples of the training utterances).
+    data_workers : int
+        DataLoader worker processes decoding audio for 'stream' and 'shards' (0: in the training process).
+    shuffle_buffer : int
+        'shards': examples held in the seeded shuffle buffer of each worker.
 
     Examples
     --------
@@ -120,6 +140,10 @@ class EncoderConfig:
     speakers: list | None = None
     valid_utts_per_speaker: int = 2
     valid_crop_s: float = 3.0
+    data: str = "auto"
+    preload_max_gb: float = 4.0
+    data_workers: int = 1
+    shuffle_buffer: int = 2000
 
     def __post_init__(self):
         self.validate()
@@ -131,14 +155,21 @@ class EncoderConfig:
             raise ValueError(f"{where}: unknown architecture {self.architecture!r}; valid: {list(ARCHITECTURES)}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"{where}: unknown objective {self.objective!r}; valid: {list(OBJECTIVES)}")
+        if self.data not in DATA_PATHS:
+            raise ValueError(f"{where}: unknown data {self.data!r}; valid: {list(DATA_PATHS)}")
+        if self.data == "shards" and self.objective == "supcon":
+            raise ValueError(f"{where}: data='shards' streams examples in shard order and cannot form the P x K "
+                             "speaker batches of objective 'supcon'; use data='stream'")
         ints = dict(emb_dim=1, channels=4, n_mels=8, epochs=1, batch_size=2, speakers_per_batch=2,
-                    utts_per_speaker=2, res2net_scale=1, speaker_offset=0, valid_utts_per_speaker=0)
+                    utts_per_speaker=2, res2net_scale=1, speaker_offset=0, valid_utts_per_speaker=0,
+                    data_workers=0, shuffle_buffer=1)
         for k, lo in ints.items():
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
                 raise ValueError(f"{where}: {k} must be an integer >= {lo}, got {v!r}")
         floats = dict(crop_s=(0.1, 60), lr=(0, 10), weight_decay=(0, 1), warmup_frac=(0, 1), final_lr_frac=(0, 1),
-                      aam_margin=(0, 1.5), aam_scale=(0, 1e3), temperature=(0, 10), valid_crop_s=(0.1, 600))
+                      aam_margin=(0, 1.5), aam_scale=(0, 1e3), temperature=(0, 10), valid_crop_s=(0.1, 600),
+                      preload_max_gb=(0, 1e5))
         for k, (lo, hi) in floats.items():
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (lo <= v <= hi) or not math.isfinite(v):
@@ -181,18 +212,25 @@ class EncoderConfig:
         return cls(**d)
 
     def to_dict(self) -> dict:
-        """Plain dict (JSON-serialisable); ``max_steps`` only when set.
+        """Plain dict (JSON-serialisable); ``max_steps`` only when set, the :data:`DATA_FIELDS` only when not at
+        their defaults.
 
         Examples
         --------
         >>> "max_steps" in EncoderConfig().to_dict(), EncoderConfig(max_steps=3).to_dict()["max_steps"]
         (False, 3)
+        >>> "data" in EncoderConfig().to_dict(), EncoderConfig(data="stream").to_dict()["data"]
+        (False, 'stream')
         """
         d = dataclasses.asdict(self)
         # Added after the first exports: omitted when unset, so an uncapped run writes the same encoder.json and
         # checkpoint config.json as before (same bytes, and old checkpoints still resume).
         if d["max_steps"] is None:
             del d["max_steps"]
+        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.name in DATA_FIELDS}
+        for k, v in defaults.items():
+            if d[k] == v:
+                del d[k]
         return d
 
 

@@ -1,8 +1,10 @@
-"""Training data of an encoder: the speaker subset, its utterances decoded into memory, seeded random crops and
-the batch samplers (shuffled crops for classification, P speakers x K utterances for contrastive training)."""
+"""Training data of an encoder: the speaker subset, seeded random crops of its utterances (decoded into memory, or
+read window by window from the files by DataLoader workers), and the batch samplers (shuffled crops for
+classification, P speakers x K utterances for contrastive training). Sharded archives: :mod:`.shards`."""
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -10,6 +12,10 @@ import torch
 
 from nessa_lib.batches import speaker_batches, utterances_by_speaker
 from nessa_lib.encoders.config import SAMPLE_RATE, EncoderConfig
+
+logger = logging.getLogger(__name__)
+#: Header of the report of training reads that failed and were skipped (``skipped_train.csv`` of the output folder).
+SKIP_LOG_HEADER = "path,reason,message"
 
 
 def select_speakers(speakers, n: int | None, *, seed: int, offset: int = 0) -> list:
@@ -59,8 +65,20 @@ def _load_int16(segments, progress: bool) -> list:
     out = []
     for p, a, b in tqdm(segments, desc="load audio", unit="utt", disable=not progress):
         x = load_audio(p, target_sr=SAMPLE_RATE, min_dur_s=0.1, start=a, stop=b)
-        out.append(np.round(np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16))
+        out.append(_to_int16(x))
     return out
+
+
+def _to_int16(x: np.ndarray) -> np.ndarray:
+    """The training samples' int16 form (every data path converts with this one expression)."""
+    return np.round(np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16)
+
+
+def _crop_start(n: int, crop: int, crop_seed) -> int:
+    """Start sample of the crop of an ``n``-sample utterance (0 without a seed or when it is not longer)."""
+    if n <= crop or crop_seed is None:
+        return 0
+    return int(np.random.default_rng(crop_seed).integers(n - crop + 1))
 
 
 class CropDataset(torch.utils.data.Dataset):
@@ -87,6 +105,8 @@ class CropDataset(torch.utils.data.Dataset):
     (torch.Size([10]), 0, [0.0, 3.0517578125e-05])
     """
 
+    data_path = "memory"
+
     def __init__(self, audio, labels, crop_samples: int):
         self.audio = audio
         self.labels = np.asarray(labels, dtype=np.int64)
@@ -103,7 +123,7 @@ class CropDataset(torch.utils.data.Dataset):
         x = self.audio[idx]
         if len(x) > self.crop:
             # Validation items (no crop seed) take the first crop: no generator needed for them.
-            start = 0 if crop_seed is None else int(np.random.default_rng(crop_seed).integers(len(x) - self.crop + 1))
+            start = _crop_start(len(x), self.crop, crop_seed)
             x = x[start:start + self.crop]
         wav = torch.from_numpy(x.astype(np.float32) / 32768.0)
         return wav, int(self.labels[idx])
@@ -112,12 +132,17 @@ class CropDataset(torch.utils.data.Dataset):
 def collate_crops(batch):
     """Pad a list of ``(wav, label)`` to ``(wavs (B, T), lens (B,) relative, labels (B,))``.
 
+    ``None`` items (reads the streaming datasets skipped, see :class:`StreamCropDataset`) are left out.
+
     Examples
     --------
-    >>> w, l, y = collate_crops([(torch.ones(4), 0), (torch.ones(2), 1)])
+    >>> w, l, y = collate_crops([(torch.ones(4), 0), None, (torch.ones(2), 1)])
     >>> w.shape, l.tolist(), y.tolist()
     (torch.Size([2, 4]), [1.0, 0.5], [0, 1])
     """
+    batch = [b for b in batch if b is not None]
+    if not batch:
+        raise RuntimeError("every read of a training batch failed (see the skipped-read warnings above)")
     n = max(len(w) for w, _ in batch)
     wavs = torch.zeros(len(batch), n)
     for i, (w, _) in enumerate(batch):
@@ -202,9 +227,247 @@ class SpeakerBatchSampler(torch.utils.data.Sampler):
         return iter(out)
 
 
-def _prepare_data(manifest, cfg: EncoderConfig, progress: bool):
-    """Training/validation utterances of the selected speakers, decoded into memory."""
-    from nessa_lib.data.audio import manifest_segments
+def log_skipped_read(skip_log, path: str, reason: str, message: str) -> None:
+    """Log a training read that failed and is skipped, and append it to ``skip_log`` (a CSV, created with its
+    header on the first skip; ``None``: log only). Safe from DataLoader workers and DDP ranks (one short append).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     f = pathlib.Path(d) / "skipped.csv"
+    ...     log_skipped_read(f, "a.wav", "unreadable", "a.wav: cannot decode, it says")
+    ...     f.read_text().splitlines()
+    ['path,reason,message', 'a.wav,unreadable,"a.wav: cannot decode, it says"']
+    """
+    import csv
+    import io
+
+    logger.warning("skipping training audio %s (%s): %s", path, reason, message)
+    if skip_log is None:
+        return
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow([path, reason, message])
+    line = buf.getvalue().encode("utf-8")
+    fd = os.open(os.fspath(skip_log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        if os.fstat(fd).st_size == 0:
+            os.write(fd, (SKIP_LOG_HEADER + "\n").encode("utf-8") + line)
+        else:
+            os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def read_window(path, start: int, stop: int) -> np.ndarray:
+    """Samples ``[start, stop)`` (file frames) of a file at the model's sample rate, as the int16 training form.
+
+    Decodes only that window (``soundfile`` seeks in WAV and FLAC) and converts it exactly as the in-memory
+    path does (channels averaged, then :func:`_to_int16`), so a window equals the same slice of the preloaded
+    utterance. Unlike :func:`~nessa_lib.data.audio.load_audio` it does not refuse a silent window (a quiet
+    stretch of a good file).
+
+    Raises
+    ------
+    nessa_lib.data.audio.AudioError
+        The file cannot be decoded, holds NaN/inf, or ends before ``stop``; the message names the file.
+
+    Examples
+    --------
+    >>> import tempfile, soundfile as sf
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     sf.write(f"{d}/a.wav", np.full(100, 0.5, dtype=np.float32), SAMPLE_RATE)
+    ...     read_window(f"{d}/a.wav", 10, 14).tolist()
+    [16384, 16384, 16384, 16384]
+    """
+    import soundfile as sf
+
+    from nessa_lib.data.audio import AudioError
+
+    try:
+        x, _ = sf.read(os.fspath(path), start=int(start), stop=int(stop), dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError, OSError) as e:
+        raise AudioError(path, "unreadable", f"decoding failed ({e})", segment=(start, stop)) from e
+    if x.shape[0] != stop - start:
+        raise AudioError(path, "bad_segment", f"decoded {x.shape[0]} of {stop - start} frames (truncated file?)",
+                         segment=(start, stop))
+    if not np.isfinite(x).all():
+        raise AudioError(path, "non_finite", "NaN/inf samples", segment=(start, stop))
+    x = x.mean(axis=1, dtype=np.float32) if x.shape[1] > 1 else x[:, 0]
+    return _to_int16(x)
+
+
+def _resampled_length(n: int, sr: int) -> int:
+    """Length of ``n`` samples at ``sr`` after ``resample_poly`` to :data:`SAMPLE_RATE` (as ``load_audio``)."""
+    from math import gcd
+
+    g = gcd(int(sr), SAMPLE_RATE)
+    up, down = SAMPLE_RATE // g, int(sr) // g
+    return -(-n * up // down)
+
+
+def probe_segments(segments, *, progress: bool = False, skip_log=None):
+    """Header facts of each ``(path, start, stop)``: where its samples lie and its length at the model's rate.
+
+    Reads headers only (``soundfile.info``, each file once). A segment that cannot be used (file missing or
+    unreadable, segment past the end, shorter than 0.1 s) is reported with :func:`log_skipped_read` and gets
+    ``None``.
+
+    Returns
+    -------
+    list of (int, int, int, bool) or None
+        ``(first frame, end frame, samples at 16 kHz, native 16 kHz)`` per segment.
+
+    Examples
+    --------
+    >>> import tempfile, soundfile as sf
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     sf.write(f"{d}/a.wav", np.ones(8000, dtype=np.float32) / 2, 8000)
+    ...     probe_segments([(f"{d}/a.wav", None, None), (f"{d}/a.wav", 0, 9000), (f"{d}/b.wav", None, None)])
+    [(0, 8000, 16000, False), None, None]
+    """
+    from tqdm.auto import tqdm
+
+    from nessa_lib.data.audio import AudioError, probe_audio, segment_label
+
+    infos: dict = {}
+    out = []
+    for p, a, b in tqdm(segments, desc="probe audio", unit="utt", disable=not progress):
+        if p not in infos:
+            try:
+                infos[p] = probe_audio(p)
+            except AudioError as e:
+                infos[p] = e
+        info = infos[p]
+        if isinstance(info, AudioError):
+            log_skipped_read(skip_log, segment_label(p, a, b), info.reason, str(info))
+            out.append(None)
+            continue
+        a0 = 0 if a is None else int(a)
+        b0 = info.frames if b is None else int(b)
+        n = b0 - a0
+        if b0 > info.frames or n < 0.1 * info.sample_rate:
+            reason = "bad_segment" if b0 > info.frames else "too_short"
+            log_skipped_read(skip_log, segment_label(p, a, b), reason,
+                             f"{segment_label(p, a, b)}: {n} frames at {info.sample_rate} Hz "
+                             f"(file has {info.frames}) [{reason}]")
+            out.append(None)
+            continue
+        native = info.sample_rate == SAMPLE_RATE
+        out.append((a0, b0, n if native else _resampled_length(n, info.sample_rate), native))
+    return out
+
+
+class StreamCropDataset(torch.utils.data.Dataset):
+    """The crops of :class:`CropDataset`, read from the audio files on demand (bounded memory).
+
+    Same items, same crop positions and the same samples as :class:`CropDataset` over the preloaded utterances
+    (:func:`_load_int16`): only each crop's window is decoded from a 16 kHz file (a file at another rate is
+    decoded and resampled whole, then cropped). Meant to run in DataLoader workers. A read that fails is
+    reported (:func:`log_skipped_read`, naming the file) and gives ``None``, which :func:`collate_crops` drops,
+    so one bad file costs one example, not the run.
+
+    Parameters
+    ----------
+    segments : list of (str, int or None, int or None)
+        ``(path, start, stop)`` per utterance (:func:`nessa_lib.data.audio.manifest_segments`).
+    probes : list
+        :func:`probe_segments` of ``segments`` (no ``None``).
+    labels : array_like of int
+        Speaker class index of each utterance.
+    crop_samples : int
+        Crop length.
+    skip_log : path, optional
+        CSV the skipped reads are appended to.
+
+    Examples
+    --------
+    >>> import tempfile, soundfile as sf
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     sf.write(f"{d}/a.wav", np.arange(2000, dtype=np.int16), SAMPLE_RATE)
+    ...     seg = [(f"{d}/a.wav", None, None)]
+    ...     ds = StreamCropDataset(seg, probe_segments(seg), [0], crop_samples=10)
+    ...     wav, label = ds[(0, 123)]
+    ...     mem = CropDataset(_load_int16(seg, False), [0], crop_samples=10)
+    ...     bool((wav == mem[(0, 123)][0]).all()), label
+    (True, 0)
+    """
+
+    data_path = "stream"
+
+    def __init__(self, segments, probes, labels, crop_samples: int, skip_log=None):
+        if len(segments) != len(probes) or len(segments) != len(labels):
+            raise ValueError("StreamCropDataset: segments, probes and labels differ in length")
+        # Arrays, not lists of Python objects: forked workers then share the pages (no refcount writes).
+        self.paths = np.array([os.fspath(p) for p, _, _ in segments])
+        self.frames = np.array([(q[0], q[1]) for q in probes], dtype=np.int64).reshape(-1, 2)
+        self.lengths = np.array([q[2] for q in probes], dtype=np.int64)
+        self.native = np.array([q[3] for q in probes], dtype=bool)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.crop = int(crop_samples)
+        self.skip_log = None if skip_log is None else os.fspath(skip_log)
+
+    def __len__(self):
+        return len(self.paths)
+
+    def _read(self, idx: int, start: int, n: int) -> np.ndarray:
+        path = str(self.paths[idx])
+        a, b = (int(v) for v in self.frames[idx])
+        if self.native[idx]:
+            return read_window(path, a + start, a + start + n)
+        from nessa_lib.data.audio import load_audio
+
+        x = load_audio(path, target_sr=SAMPLE_RATE, min_dur_s=0.1, start=a, stop=b)
+        return _to_int16(x)[start:start + n]
+
+    def __getitem__(self, item):
+        from nessa_lib.data.audio import AudioError, segment_label
+
+        if isinstance(item, (tuple, list)):
+            idx, crop_seed = int(item[0]), int(item[1])
+        else:
+            idx, crop_seed = int(item), None
+        n = int(self.lengths[idx])
+        start = _crop_start(n, self.crop, crop_seed)
+        try:
+            x = self._read(idx, start, min(n, self.crop))
+        except AudioError as e:
+            a, b = (int(v) for v in self.frames[idx])
+            log_skipped_read(self.skip_log, segment_label(str(self.paths[idx]), a, b), e.reason, str(e))
+            return None
+        return torch.from_numpy(x.astype(np.float32) / 32768.0), int(self.labels[idx])
+
+
+def choose_data_path(cfg: EncoderConfig, preload_bytes: float) -> str:
+    """The data path a config asks for: ``cfg.data``, or for 'auto' 'memory' when ``preload_bytes`` (int16
+    samples of the training utterances) is at most ``cfg.preload_max_gb`` GB, else 'stream'.
+
+    Examples
+    --------
+    >>> choose_data_path(EncoderConfig(), 1e9), choose_data_path(EncoderConfig(), 5e9)
+    ('memory', 'stream')
+    >>> choose_data_path(EncoderConfig(data="stream"), 1.0)
+    'stream'
+    """
+    if cfg.data != "auto":
+        return cfg.data
+    return "memory" if preload_bytes <= cfg.preload_max_gb * 1e9 else "stream"
+
+
+def preload_bytes(df) -> float:
+    """Estimated bytes of int16 audio at 16 kHz for the manifest rows ``df`` (from ``duration_s``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> preload_bytes(pd.DataFrame({"duration_s": [1.0, 2.0]}))
+    96000.0
+    """
+    return float(np.asarray(df["duration_s"], dtype=float).sum() * SAMPLE_RATE * 2)
+
+
+def _plan(manifest, cfg: EncoderConfig):
+    """The training plan: rows of the selected speakers (sorted), their labels, the validation mask, speakers."""
     from nessa_lib.data.manifest import read_manifest
 
     if isinstance(manifest, (str, os.PathLike)):
@@ -242,11 +505,45 @@ def _prepare_data(manifest, cfg: EncoderConfig, progress: bool):
             rows = np.flatnonzero(labels == lab)
             if len(rows) >= v + 2:
                 valid[rows[-v:]] = True
-    audio = _load_int16(manifest_segments(df), progress)
+    return df, labels, valid, speakers
+
+
+def _stream_dataset(segments, labels, crop: int, progress: bool, skip_log):
+    probes = probe_segments(segments, progress=progress, skip_log=skip_log)
+    keep = [i for i, q in enumerate(probes) if q is not None]
+    return StreamCropDataset([segments[i] for i in keep], [probes[i] for i in keep], np.asarray(labels)[keep],
+                             crop, skip_log=skip_log)
+
+
+def _prepare_data(manifest, cfg: EncoderConfig, progress: bool, *, shards=None, skip_log=None):
+    """Training/validation datasets of the selected speakers and the speakers, on the data path ``cfg`` asks
+    for (:func:`choose_data_path`; the chosen one is each dataset's ``data_path``)."""
+    from nessa_lib.data.audio import manifest_segments
+
+    df, labels, valid, speakers = _plan(manifest, cfg)
+    path = choose_data_path(cfg, preload_bytes(df))
     train_idx, valid_idx = np.flatnonzero(~valid), np.flatnonzero(valid)
-    train = CropDataset([audio[i] for i in train_idx], labels[train_idx], int(cfg.crop_s * SAMPLE_RATE))
+    crop, valid_crop = int(cfg.crop_s * SAMPLE_RATE), int(cfg.valid_crop_s * SAMPLE_RATE)
+    if path == "memory":
+        audio = _load_int16(manifest_segments(df), progress)
+        train = CropDataset([audio[i] for i in train_idx], labels[train_idx], crop)
+        valid_ds = None
+        if len(valid_idx) >= 4:
+            valid_ds = CropDataset([audio[i] for i in valid_idx], labels[valid_idx], valid_crop)
+        return train, valid_ds, speakers
+    segments = manifest_segments(df)
     valid_ds = None
     if len(valid_idx) >= 4:
-        valid_ds = CropDataset([audio[i] for i in valid_idx], labels[valid_idx],
-                               int(cfg.valid_crop_s * SAMPLE_RATE))
+        valid_ds = _stream_dataset([segments[i] for i in valid_idx], labels[valid_idx], valid_crop, progress,
+                                   skip_log)
+    if path == "stream":
+        train = _stream_dataset([segments[i] for i in train_idx], labels[train_idx], crop, progress, skip_log)
+    else:
+        from nessa_lib.encoders.shards import ShardCropStream
+
+        if shards is None:
+            raise ValueError("data='shards' needs the shard folder (train_encoder(..., shards=DIR), CLI --shards)")
+        utt_ids = df["utt_id"].astype(str).to_numpy()
+        train = ShardCropStream(shards, dict(zip(utt_ids[train_idx], labels[train_idx].tolist())), crop,
+                                seed=cfg.seed, shuffle_buffer=cfg.shuffle_buffer, skip_log=skip_log)
     return train, valid_ds, speakers

@@ -29,7 +29,7 @@ SCHEMA = {
         "min_clip_s": "float", "probe_workers": "int", "baseline_resemblyzer": "bool",
     },
     "train_encoder": {"manifest": "str", "threads": "int", "device": "str", "precision": "str", "recipe": "map",
-                      "encoders": "map"},
+                      "shards": "str", "encoders": "map"},
     "extract_embeddings": {
         "models": "list[str]", "splits": "list[str]", "train_utts_per_speaker": "int", "mode": "str",
         "crop_s": "float", "batch_size": "int", "threads": "int", "workers": "int", "device": "str",
