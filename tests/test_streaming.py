@@ -292,3 +292,26 @@ def test_collate_drops_skipped_items():
     assert w.shape == (1, 3) and y.tolist() == [2]
     with pytest.raises(RuntimeError, match="every read"):
         collate_crops([None, None])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["stream", "shards"])
+def test_ddp_torchrun_two_processes_streaming(corpus, shards, tmp_path, path):
+    """torchrun --nproc_per_node 2 (gloo, CPU) with a DataLoader worker per rank: both ranks run the same number of
+    steps (no hang) and rank 0 exports a usable encoder."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cfg = json.dumps({**TINY, "name": "ddp", "batch_size": 4, "epochs": 2, "data": path, "data_workers": 1,
+                      "shuffle_buffer": 3})
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "nessa_lib.encoders", "--manifest", str(corpus), "--out", str(out), "--config", cfg,
+           "--shards", str(shards), "--no-progress"]
+    res = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                         timeout=180, cwd=Path(__file__).resolve().parents[1])
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads([ln for ln in res.stdout.splitlines() if ln.startswith("{")][-1])
+    assert summary["world_size"] == 2 and summary["data_path"] == path and summary["epochs"] == 2
+    assert load_encoder(out).model_id == summary["model_id"]
