@@ -285,7 +285,7 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
     n_train_utts = len(train_ds)
     train_set = train_ds
     if data_path == "shards":
-        n_train_utts = len(train_ds.labels_of)
+        n_train_utts = train_ds.n_utts
         steps_per_epoch = (n_train_utts // world) // cfg.batch_size
         if steps_per_epoch < 1:
             raise ValueError(f"only {n_train_utts} training utterances in the shards, fewer than "

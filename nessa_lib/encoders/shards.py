@@ -239,24 +239,25 @@ class ShardCropStream(torch.utils.data.IterableDataset):
         index = read_index(shards)
         self.root = Path(index["root"])
         self.names = [s["name"] for s in index["shards"]]
-        position, counts = {}, []
-        for s in index["shards"]:
-            n = 0
-            for u in s["utt_ids"]:
-                position[u] = len(position)
-                n += u in labels
-            counts.append(n)
-        missing = [u for u in labels if u not in position]
+        # Per index position (= the member key's number): utterance id and label (-1: not trained on). NumPy
+        # arrays, not dicts: forked DataLoader workers then share these pages instead of copying them.
+        ids = [u for s in index["shards"] for u in s["utt_ids"]]
+        self.utt_at = np.array(ids, dtype=str)
+        self.label_at = np.array([labels.get(u, -1) for u in ids], dtype=np.int64)
+        bounds = np.cumsum([0] + [len(s["utt_ids"]) for s in index["shards"]])
+        counts = [int((self.label_at[a:b] >= 0).sum()) for a, b in zip(bounds[:-1], bounds[1:])]
+        present = set(ids)
+        missing = [u for u in labels if u not in present]
+        del ids, present
         if len(missing) == len(labels):
             raise ValueError(f"{self.root}: none of the {len(labels)} training utterances is in the shards "
                              f"(e.g. {missing[:3]}); were they packed from this manifest?")
         if missing:
             logger.warning("%s: %d of %d training utterances are not in the shards (e.g. %s); training without them",
                            self.root, len(missing), len(labels), missing[:3])
-        self.labels_of = {u: int(y) for u, y in labels.items() if u in position}
-        self.position = {u: position[u] for u in self.labels_of}
         self.shard_counts = np.asarray(counts, dtype=np.int64)
-        self.labels = np.asarray(sorted(self.labels_of.values()), dtype=np.int64)
+        self.labels = np.sort(self.label_at[self.label_at >= 0])
+        self.n_utts = len(self.labels)  # training utterances found in the shards
         self.crop = int(crop_samples)
         self.seed, self.epoch = int(seed), 0
         self.buffer = int(shuffle_buffer)
@@ -273,7 +274,7 @@ class ShardCropStream(torch.utils.data.IterableDataset):
 
     def __len__(self):
         if self.batches is None:
-            return len(self.labels_of)
+            return self.n_utts
         return self.batches * self.batch_size
 
     @staticmethod
@@ -315,10 +316,14 @@ class ShardCropStream(torch.utils.data.IterableDataset):
         try:
             meta = json.loads(parts["json"])
             utt = str(meta["utt_id"])
+            pos = int(key[1:]) if key[:1] == "u" and key[1:].isdigit() else -1
+            if not 0 <= pos < len(self.utt_at) or self.utt_at[pos] != utt:
+                raise ValueError(f"key {key!r} and utt_id {utt!r} do not match the shard index")
         except (KeyError, ValueError, TypeError) as e:
             log_skipped_read(self.skip_log, where, "bad_member", f"{where}: missing or invalid .json member ({e!r})")
             return
-        if utt not in self.labels_of:
+        label = int(self.label_at[pos])
+        if label < 0:
             return
         try:
             x, sr = sf.read(io.BytesIO(parts["wav"]), dtype="int16")
@@ -327,11 +332,11 @@ class ShardCropStream(torch.utils.data.IterableDataset):
         except (KeyError, ValueError, RuntimeError, sf.SoundFileError) as e:
             log_skipped_read(self.skip_log, where, "bad_member", f"{where} ({utt}): undecodable .wav member ({e!r})")
             return
-        seed = int(np.random.SeedSequence([self.seed, self.epoch, pass_no, self.position[utt]]).generate_state(1)[0])
+        seed = int(np.random.SeedSequence([self.seed, self.epoch, pass_no, pos]).generate_state(1)[0])
         start = _crop_start(len(x), self.crop, seed)
         x = x[start:start + self.crop]
         wav = torch.from_numpy(x.astype(np.float32) / 32768.0)
-        yield (wav, self.labels_of[utt], utt) if self.with_ids else (wav, self.labels_of[utt])
+        yield (wav, label, utt) if self.with_ids else (wav, label)
 
     def _quota(self, worker: int, workers: int):
         if self.batches is None:
