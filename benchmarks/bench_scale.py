@@ -266,7 +266,8 @@ def main(argv=None) -> int:
         print(f"  {name} ({utts:,} utts, {hours:,.0f} h):")
         print(f"    stage-01 probe (2 processes)          {fmt_h(hours * 3600 / audio_rate)}")
         if "pack" in r:
-            print(f"    pack shards                           {fmt_h(hours * 3600 / (r['pack']['utts_per_s'] * CLIP_S))}")
+            pack_s = hours * 3600 / (r["pack"]["utts_per_s"] * CLIP_S)
+            print(f"    pack shards                           {fmt_h(pack_s)}")
         if len(results) >= 2 and "memory" in a.paths:
             rss = f"~{mem[0] + slope * (hours - lo['hours']):.0f} GB" if slope > 0 else "n/a (no growth measured)"
             print(f"    memory path: preload {fmt_h(hours * 3600 / (utts_per_load(r) * CLIP_S))}, peak RSS {rss}")

@@ -159,7 +159,22 @@ def write_shards(manifest, out_dir, *, shard_size: int = 1000, seed: int = 0, sp
 
 
 def read_index(shards) -> dict:
-    """The ``index.json`` of a shard folder (or the file itself), checked; errors name the file."""
+    """The ``index.json`` of a shard folder (or the file itself), checked, with ``root`` (its folder) added.
+
+    Raises
+    ------
+    ValueError
+        The file is missing, not JSON, or not a shard index at 16 kHz; the message names it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     read_index(d)
+    Traceback (most recent call last):
+    ...
+    ValueError: .../index.json: not a readable shard index ([Errno 2] No such file or directory: ...); write one ...
+    """
     path = Path(shards)
     if path.is_dir():
         path = path / INDEX_FILE
