@@ -20,7 +20,7 @@ when stage 01 has run) it also times memory against stream, best of 2 interleave
 auto`` makes by default.
 
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_scale.py [--sizes 5000 40000] [--workdir DIR]`` (about
-15 minutes at the default sizes on 2 cores; 40,000 files take 3.8 GB of disk, deleted afterwards). Exits 1 if a
+5 minutes at the default sizes on a quiet 2-core machine; 40,000 files take 3.8 GB of disk, deleted afterwards). Exits 1 if a
 streaming path misses the RSS target.
 """
 
