@@ -33,6 +33,9 @@ def test_apply_keeps_comments_and_changes_only_the_preset_keys(root):
     (root / "p.yaml").write_text("prepare_data: {n_eval_speakers: 400}\nfit_aligners: {seeds: 5}\n")
     apply_preset("p.yaml", root=root)
     text = (root / "params.yaml").read_text()
+    old_lines = (paths.repo_root() / "params.yaml").read_text().splitlines()
+    changed = [(a, b) for a, b in zip(old_lines, text.splitlines()) if a != b]
+    assert len(text.splitlines()) == len(old_lines) and len(changed) == 2, changed  # only the two values' lines
     assert "# one seed for the whole study" in text
     new, old = load_params(root / "params.yaml"), load_params(paths.repo_root() / "params.yaml")
     assert new["prepare_data"]["n_eval_speakers"] == 400 and new["fit_aligners"]["seeds"] == 5

@@ -71,6 +71,9 @@ def _round_trip_yaml():
     y = YAML()
     y.preserve_quotes = True
     y.width = 120
+    # ruamel writes None as an empty value; params.yaml spells it `null`, so untouched lines stay as they were.
+    y.representer.add_representer(
+        type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null"))
     return y
 
 
