@@ -172,19 +172,46 @@ def test_relative_source_is_read_from_the_repository_root(tmp_path, offline, mon
     assert pretrained.load(out).model_id == meta["model_id"]
 
 
-def test_hub_id_is_taken_from_the_cache_offline_and_never_downloaded_by_load(tmp_path, offline, monkeypatch):
-    """A hub id found in the Hugging Face cache is described and loaded with no network; one that is not there
-    gives the offline recipe (stage 02) or a refusal naming the source (stage 03)."""
-    cache = tmp_path / "hf" / "hub"
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+def standin_hub_cache(tmp_path, monkeypatch) -> Path:
+    """A Hugging Face cache (HF_HUB_CACHE) holding a stand-in for the hub id nessa/spkrec-standin; its repo folder."""
     import huggingface_hub.constants as hf_constants
 
+    cache = tmp_path / "hf" / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(cache))
     revision = "0123456789abcdef0123456789abcdef01234567"
     repo = cache / "models--nessa--spkrec-standin"
     shutil.copytree(speechbrain_standin(tmp_path, "ecapa", 12), repo / "snapshots" / revision)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(revision)
+    return repo
+
+
+def test_a_cached_hub_id_is_used_as_it_is_even_online(tmp_path, monkeypatch):
+    """Stage 02 does not ask the hub for a newer revision of a model it has: no connection is even attempted."""
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    attempts = []
+
+    def record(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("no network in tests")
+
+    monkeypatch.setattr(socket.socket, "connect", record)
+    monkeypatch.setattr(socket, "create_connection", record)
+    monkeypatch.setattr(socket, "getaddrinfo", record)
+    standin_hub_cache(tmp_path, monkeypatch)
+    meta = pretrained.describe({"pretrained": "speechbrain", "source": "nessa/spkrec-standin", "objective": "aam"},
+                               tmp_path / "out")
+    assert meta["model_id"].startswith("speechbrain@") and attempts == []
+
+
+def test_hub_id_is_taken_from_the_cache_offline_and_never_downloaded_by_load(tmp_path, offline, monkeypatch):
+    """A hub id found in the Hugging Face cache is described and loaded with no network; one that is not there
+    gives the offline recipe (stage 02) or a refusal naming the source (stage 03)."""
+    repo = standin_hub_cache(tmp_path, monkeypatch)
 
     out = tmp_path / "models" / "ecapa"
     meta = pretrained.describe({"pretrained": "speechbrain", "source": "nessa/spkrec-standin", "objective": "aam"},

@@ -314,9 +314,16 @@ def _open_source(kind: str, source: str, *, download: bool):
     except FileNotFoundError:  # used outside a repository
         local = Path(source).expanduser().resolve()
     if kind == "speechbrain":
+        from nessa_lib.encoders.hub import HubUnreachableError
         from nessa_lib.encoders.speechbrain_hub import from_speechbrain, resolve_source
 
-        folder = resolve_source(local if local.exists() else source, download=download)
+        target = local if local.exists() else source
+        try:  # a hub id already cached is used as it is: stage 02 does not follow newer revisions on its own
+            folder = resolve_source(target, download=False)
+        except HubUnreachableError:
+            if not download:
+                raise
+            folder = resolve_source(target, download=True)
         watched = sorted(f for f in folder.rglob("*") if f.is_file())
         before = _stats(watched)
         enc = from_speechbrain(folder)
@@ -348,8 +355,9 @@ def describe_source(kind: str, source: str, objective: str, out_dir) -> dict:
     The descriptor records the kind, the source as given, the model id (hash of the files' bytes, from
     :mod:`nessa_lib.zoo`), each file's SHA-256, the embedding size and ``config`` (``objective`` as given, the
     architecture read from the model). A SpeechBrain hub id is fetched into the Hugging Face cache
-    (``$HF_HOME/hub``, default ``~/.cache/huggingface/hub``) if it is not there yet and the hub is reachable;
-    nothing else touches the network. Returns the descriptor.
+    (``$HF_HOME/hub``, default ``~/.cache/huggingface/hub``) if it is not there yet and the hub is reachable (a
+    cached copy is used as it is, without looking for a newer revision); nothing else touches the network.
+    Returns the descriptor.
 
     Raises
     ------
