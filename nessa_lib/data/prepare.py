@@ -77,7 +77,8 @@ def read_source(source: str, dataset_root: str, *, min_clip_s: float, progress: 
     if not dataset_root:
         raise ValueError(f"source {source!r} needs prepare_data.dataset_root (the dataset's folder) in params.yaml")
     if not Path(dataset_root).is_dir():
-        raise FileNotFoundError(f"dataset_root {dataset_root} does not exist or is not a folder")
+        raise FileNotFoundError(f"prepare_data.dataset_root {dataset_root} does not exist or is not a folder; set it "
+                                "in params.yaml to the dataset's folder")
     reader = readers.read_voxceleb if source == "voxceleb" else readers.read_folder_dataset
     return reader(dataset_root, min_dur_s=min_clip_s, progress=progress, decode=decode, workers=workers)
 
