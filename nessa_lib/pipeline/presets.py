@@ -77,6 +77,19 @@ def _round_trip_yaml():
     return y
 
 
+def _flow_lists(value):
+    """``value`` with every list as a flow-style sequence (``[a, b]``), the way params.yaml writes lists."""
+    from ruamel.yaml.comments import CommentedSeq
+
+    if isinstance(value, dict):
+        return {k: _flow_lists(v) for k, v in value.items()}
+    if isinstance(value, list):
+        seq = CommentedSeq(_flow_lists(v) for v in value)
+        seq.fa.set_flow_style()
+        return seq
+    return value
+
+
 def apply_preset(preset, *, base=PARAMS_FILE, out=PARAMS_FILE, root=None) -> Path:
     """Write ``base`` with the changes of ``preset`` to ``out`` (all repository-relative); return ``out``.
 
@@ -104,7 +117,7 @@ def apply_preset(preset, *, base=PARAMS_FILE, out=PARAMS_FILE, root=None) -> Pat
     base_file = paths.resolve(base, root)
     data = y.load(base_file.read_text())
     try:
-        merge(data, changes)
+        merge(data, _flow_lists(changes))
     except (KeyError, ValueError) as err:
         raise ValueError(f"{preset_file}: {err.args[0]}") from None
     buf = io.StringIO()
