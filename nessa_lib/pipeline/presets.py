@@ -98,11 +98,11 @@ def apply_preset(preset, *, base=PARAMS_FILE, out=PARAMS_FILE, root=None) -> Pat
     preset_file = paths.resolve(preset, root)
     if not preset_file.is_file():
         raise FileNotFoundError(f"preset not found: {preset_file}")
+    from ruamel.yaml.error import YAMLError
+
     y = _round_trip_yaml()
     # Read with the round-trip loader too: values keep their written form (a float such as 2.0e-6 read as a
     # Python float would be written back as 2e-06, which PyYAML, and so load_params, reads as a string).
-    from ruamel.yaml.error import YAMLError
-
     try:
         changes = y.load(preset_file.read_text())
     except YAMLError as err:
