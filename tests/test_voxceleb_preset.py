@@ -75,7 +75,7 @@ def test_presets_share_encoders_and_recipe():
 
 
 @pytest.mark.parametrize("preset", [VOX1, VOX2], ids=lambda p: p.name)
-def test_preset_names_are_consistent_and_uses_every_speaker(tmp_path, preset):
+def test_preset_names_are_consistent_and_every_dev_speaker_is_used(tmp_path, preset):
     file = applied(tmp_path, preset)
     p = params.load_params(file)
     encoders = p["train_encoder"]["encoders"]
@@ -234,3 +234,26 @@ def test_every_preset_encoder_trains_a_few_steps_and_embeds(vox2_train, tmp_path
     assert enc.config == cfg.to_dict()
     emb = enc.embed(0.1 * torch.randn(2, 48000), torch.tensor([1.0, 0.5]))
     assert emb.shape == (2, spec["emb_dim"]) and torch.isfinite(emb).all()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The multi-GPU training command of docs/voxceleb.md: each torchrun process on its own GPU
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("local_rank, cuda, device, expected", [
+    ("3", True, "auto", "cuda:3"), ("1", True, "cuda", "cuda:1"), (None, True, "auto", "auto"),
+    ("2", False, "auto", "auto"), ("2", True, "cpu", "cpu"), ("2", True, "cuda:0", "cuda:0"),
+])
+def test_training_cli_puts_each_torchrun_process_on_its_own_gpu(monkeypatch, local_rank, cuda, device, expected):
+    from nessa_lib.encoders import cli
+
+    seen = {}
+    monkeypatch.setattr(cli, "train_encoder", lambda *a, **kw: seen.update(kw) or {"model_id": "x"})
+    monkeypatch.setattr(cli.torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    monkeypatch.delenv("RANK", raising=False)
+    if local_rank is not None:
+        monkeypatch.setenv("LOCAL_RANK", local_rank)
+    assert cli.main(["--manifest", "m.csv", "--out", "o", "--config", "xvector", "--device", device]) == 0
+    assert seen["device"] == expected
