@@ -74,3 +74,20 @@ def test_cli_writes_out_and_reports_errors(root, monkeypatch, capsys):
 def test_shipped_presets_apply(root, preset):
     shutil.copy(preset, root / preset.name)
     load_params(apply_preset(preset.name, out="out.yaml", root=root))
+
+
+def test_apply_keeps_the_written_form_of_values_and_untouched_nulls(root):
+    """A float such as 2.0e-6 must reach the parameters file as a float (PyYAML reads `2e-06` as a string), and
+    values the preset does not name (the recipe's nulls) must keep their text: only the named line changes."""
+    (root / "p.yaml").write_text("train_encoder:\n  recipe: {weight_decay: 2.0e-6}\n")
+    before = (root / "params.yaml").read_text().splitlines()
+    apply_preset("p.yaml", out="out.yaml", root=root)
+    after = (root / "out.yaml").read_text().splitlines()
+    recipe = load_params(root / "out.yaml")["train_encoder"]["recipe"]
+    assert recipe["weight_decay"] == 2.0e-6 and recipe["max_steps"] is None
+    assert len(after) == len(before)
+    changed = [a for a, b in zip(after, before) if a != b]
+    assert [c.split("#")[0].strip() for c in changed] == ["weight_decay: 2.0e-6"]
+    (root / "q.yaml").write_text("train_encoder:\n  encoders:\n    r: {architecture: resnet, resnet_blocks: [3, 4, 6, 3]}\n")
+    apply_preset("q.yaml", out="out.yaml", root=root)
+    assert "    r: {architecture: resnet, resnet_blocks: [3, 4, 6, 3]}" in (root / "out.yaml").read_text()

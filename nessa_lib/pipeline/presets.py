@@ -26,8 +26,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import yaml
-
 from nessa_lib import paths
 from nessa_lib.pipeline.params import PARAMS_FILE, load_params
 
@@ -67,8 +65,14 @@ def merge(base: dict, changes: dict, where: tuple = ()) -> None:
 def _round_trip_yaml():
     # ruamel (a DVC dependency) keeps params.yaml's comments and key order when values are replaced.
     from ruamel.yaml import YAML
+    from ruamel.yaml.representer import RoundTripRepresenter
 
+    class Representer(RoundTripRepresenter):
+        """Writes None as `null` (ruamel's default is an empty value), so untouched `null`s stay as they were."""
+
+    Representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
     y = YAML()
+    y.Representer = Representer
     y.preserve_quotes = True
     y.width = 120
     # ruamel writes None as an empty value; params.yaml spells it `null`, so untouched lines stay as they were.
@@ -110,10 +114,17 @@ def apply_preset(preset, *, base=PARAMS_FILE, out=PARAMS_FILE, root=None) -> Pat
     preset_file = paths.resolve(preset, root)
     if not preset_file.is_file():
         raise FileNotFoundError(f"preset not found: {preset_file}")
-    changes = yaml.safe_load(preset_file.read_text())
+    from ruamel.yaml.error import YAMLError
+
+    y = _round_trip_yaml()
+    # Read with the round-trip loader too: values keep their written form (a float such as 2.0e-6 read as a
+    # Python float would be written back as 2e-06, which PyYAML, and so load_params, reads as a string).
+    try:
+        changes = y.load(preset_file.read_text())
+    except YAMLError as err:
+        raise ValueError(f"{preset_file}: not valid YAML: {err}") from None
     if not isinstance(changes, dict) or not changes:
         raise ValueError(f"{preset_file}: a preset must be a non-empty mapping laid out like params.yaml")
-    y = _round_trip_yaml()
     base_file = paths.resolve(base, root)
     data = y.load(base_file.read_text())
     try:
