@@ -75,23 +75,7 @@ def _round_trip_yaml():
     y.Representer = Representer
     y.preserve_quotes = True
     y.width = 120
-    # ruamel writes None as an empty value; params.yaml spells it `null`, so untouched lines stay as they were.
-    y.representer.add_representer(
-        type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null"))
     return y
-
-
-def _flow_lists(value):
-    """``value`` with every list as a flow-style sequence (``[a, b]``), the way params.yaml writes lists."""
-    from ruamel.yaml.comments import CommentedSeq
-
-    if isinstance(value, dict):
-        return {k: _flow_lists(v) for k, v in value.items()}
-    if isinstance(value, list):
-        seq = CommentedSeq(_flow_lists(v) for v in value)
-        seq.fa.set_flow_style()
-        return seq
-    return value
 
 
 def apply_preset(preset, *, base=PARAMS_FILE, out=PARAMS_FILE, root=None) -> Path:
@@ -128,7 +112,7 @@ def apply_preset(preset, *, base=PARAMS_FILE, out=PARAMS_FILE, root=None) -> Pat
     base_file = paths.resolve(base, root)
     data = y.load(base_file.read_text())
     try:
-        merge(data, _flow_lists(changes))
+        merge(data, changes)
     except (KeyError, ValueError) as err:
         raise ValueError(f"{preset_file}: {err.args[0]}") from None
     buf = io.StringIO()
