@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nessa_lib import toy
+from nessa_lib import align, toy
 from nessa_lib.embeddings import PairedSplits
 from nessa_lib.evaluation import metrics
 from nessa_lib.evaluation.ab import (
@@ -329,6 +329,10 @@ def test_alignment_ablation_sizes_and_determinism(rotated_pair):
     c = alignment_ablation(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials, seed=1, **kw)
     assert not np.allclose(a["eer"][:2], c["eer"][:2])  # another seed draws other speakers
     assert np.isclose(a["eer"].iloc[-1], c["eer"].iloc[-1])  # ... but "all of them" is the same data
+    # Fits run largest first; each row still gets its own fit: the last row is a fit on all the data.
+    full = aligned_scores(align.fit("linear", fit.x, fit.y, fit.speakers), ev.x, ev.y, ids, enroll, trials)
+    assert np.isclose(a["eer"].iloc[-1], metrics.eer(full, trials["label"].to_numpy()))
+    assert not np.isclose(a["eer"].iloc[0], a["eer"].iloc[-1])
 
 
 def test_alignment_ablation_subsets_are_nested():

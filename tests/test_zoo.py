@@ -51,5 +51,9 @@ def test_old_module_name_still_works():
     for name, home in new.items():
         assert getattr(zoo, name) is getattr(home, name), name
     errors = ["ModelFileNotFoundError", "NotASpeakerModelError", "HubUnreachableError"]
+    # and the pipeline entries of kind speechbrain / wespeaker (tests/test_pretrained_sources.py)
+    entries = ["SOURCE_KINDS", "describe", "check_entry", "SourceChangedError"]
+    for name in entries:
+        assert getattr(zoo, name) is getattr(pretrained, name), name
     assert sorted(zoo.__all__) == sorted(["PRETRAINED", "PRETRAINED_FORMAT", "META_FILE", "export_pretrained",
-                                          "read_meta", "objective", "load", *new, *errors])
+                                          "read_meta", "objective", "load", *new, *errors, *entries])

@@ -77,7 +77,8 @@ def read_source(source: str, dataset_root: str, *, min_clip_s: float, progress: 
     if not dataset_root:
         raise ValueError(f"source {source!r} needs prepare_data.dataset_root (the dataset's folder) in params.yaml")
     if not Path(dataset_root).is_dir():
-        raise FileNotFoundError(f"dataset_root {dataset_root} does not exist or is not a folder")
+        raise FileNotFoundError(f"prepare_data.dataset_root {dataset_root} does not exist or is not a folder; set it "
+                                "in params.yaml to the dataset's folder")
     reader = readers.read_voxceleb if source == "voxceleb" else readers.read_folder_dataset
     return reader(dataset_root, min_dur_s=min_clip_s, progress=progress, decode=decode, workers=workers)
 
@@ -147,6 +148,10 @@ def splits_and_lists(corpus: pd.DataFrame, *, rng, trial_list: str, n_train: int
     evaluation split and the list is used as given, one utterance per profile; otherwise the evaluation speakers
     are drawn and their lists built with ``k_enroll`` utterances per profile. ``rng`` is used in that order:
     the split first, then the lists. Returns ``(manifest, enroll, trials)``.
+
+    The official list's speakers are never in the train or align splits. When the speakers left are fewer than
+    ``n_train + n_align`` (e.g. a VoxCeleb1-E/H list, whose speakers are VoxCeleb1's dev speakers, over a
+    VoxCeleb1-only dataset) a ``ValueError`` names the list and the counts.
     """
     from nessa_lib.data import lists, readers, splits
 
@@ -155,6 +160,16 @@ def splits_and_lists(corpus: pd.DataFrame, *, rng, trial_list: str, n_train: int
     if official is not None:
         eval_utts = set(official.profile_id) | set(official.test_utt_id)
         eval_speakers = sorted(set(corpus.loc[corpus.utt_id.isin(eval_utts), "speaker_id"]))
+        # The list's speakers are never trained on: say so when too few speakers are left for training, the
+        # usual cause being a VoxCeleb1-E/H list (VoxCeleb1 dev speakers) over a VoxCeleb1-only dataset_root.
+        n_rest = corpus.loc[~corpus.speaker_id.isin(eval_speakers), "speaker_id"].nunique()
+        if n_rest < int(n_train) + int(n_align):
+            raise ValueError(
+                f"prepare_data.trial_list {trial_list}: its {len(eval_speakers)} speakers form the evaluation split "
+                f"and are never trained on, which leaves {n_rest} speaker(s) of dataset_root for "
+                f"n_train_speakers + n_align_speakers = {int(n_train)} + {int(n_align)}. The VoxCeleb1-E/H lists "
+                "(list_test_all2.txt, list_test_hard2.txt) name the VoxCeleb1 dev speakers: train on VoxCeleb2 dev "
+                "(presets/voxceleb2-train.yaml), or lower the two counts")
     df = splits.assign_splits(corpus, n_train=n_train, n_align=n_align, n_eval=n_eval, rng=rng,
                               min_eval_speakers=min_eval_speakers, eval_speakers=eval_speakers)
     if official is not None:

@@ -379,7 +379,7 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
 def train_or_describe(spec: dict, manifest, out_dir, *, progress: bool = True, device: str = "auto",
                       precision: str = "fp32", shards=None) -> tuple[dict, dict]:
     """Stage 02 for one entry of ``params.yaml``: train the encoder ``spec`` describes, or export the descriptor of
-    a pretrained one (``{"pretrained": <name>}``, see :data:`nessa_lib.encoders.pretrained.PRETRAINED`).
+    a pretrained one (``{"pretrained": ...}``, see :func:`nessa_lib.encoders.pretrained.describe`).
 
     ``spec`` is what :func:`nessa_lib.pipeline.params.encoder_spec` returns; ``manifest`` is repo-relative or
     absolute. Returns ``(meta, summary)``: the exported ``encoder.json`` and the training summary (timings,
@@ -390,7 +390,7 @@ def train_or_describe(spec: dict, manifest, out_dir, *, progress: bool = True, d
     from nessa_lib.encoders import pretrained
 
     if "pretrained" in spec:
-        return pretrained.export_pretrained(spec["pretrained"], out_dir), {"train_time_s": 0.0}
+        return pretrained.describe(spec, out_dir), {"train_time_s": 0.0}
     summary = train_encoder(paths.resolve(manifest), out_dir, EncoderConfig.from_dict(spec), progress=progress,
                             device=device, precision=precision,
                             shards=None if shards is None else paths.resolve(shards))

@@ -55,8 +55,13 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     run_opts = {"distributed_backend": args.backend}
+    device = args.device
+    # Under torchrun each process trains on its own GPU, as the extraction CLI does ("cuda" alone would put every
+    # rank on cuda:0: SpeechBrain takes the device from its run options).
+    if device in ("auto", "cuda") and torch.cuda.is_available() and os.environ.get("LOCAL_RANK") is not None:
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
     summary = train_encoder(args.manifest, args.out, EncoderConfig.from_dict(d), progress=not args.no_progress,
-                            run_opts=run_opts, device=args.device, precision=args.precision, shards=args.shards)
+                            run_opts=run_opts, device=device, precision=args.precision, shards=args.shards)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     if int(os.environ.get("RANK", "0")) == 0:

@@ -10,6 +10,11 @@ from dataclasses import dataclass
 import numpy as np
 
 ARCHITECTURES = ("xvector", "ecapa", "resnet")
+# Fields added after the first exports, left out of EncoderConfig.to_dict() while None.
+_UNSET_OMITTED = ("max_steps", "resnet_blocks", "resnet_widths")
+# The ResNet layout when resnet_blocks / resnet_widths are unset (the study's small ResNet).
+RESNET_BLOCKS = (2, 2, 2, 2)
+RESNET_WIDTHS = (1, 1, 2, 4)
 OBJECTIVES = ("softmax", "aam", "supcon")
 #: Where training audio comes from (:func:`nessa_lib.encoders.data.choose_data_path`).
 DATA_PATHS = ("auto", "memory", "stream", "shards")
@@ -46,6 +51,13 @@ class EncoderConfig:
         Mel filterbank channels of the SpeechBrain ``Fbank`` front end.
     res2net_scale : int
         ECAPA Res2Net scale (must divide ``channels``).
+    resnet_blocks : list of int or None
+        ResNet only: residual blocks in each of the 4 stages, e.g. ``[3, 4, 6, 3]`` for a ResNet34.
+        ``None`` (default): ``[2, 2, 2, 2]``. Left out of :meth:`to_dict` when ``None``.
+    resnet_widths : list of int or None
+        ResNet only: the channels of each of the 4 stages as multiples of ``channels``, e.g. ``[1, 2, 4, 8]``
+        with ``channels=32`` for WeSpeaker's ResNet34 widths ``32, 64, 128, 256``. ``None`` (default):
+        ``[1, 1, 2, 4]``. Left out of :meth:`to_dict` when ``None``.
     crop_s : float
         Length of the random training crops in seconds (shorter utterances are used whole, zero-padded).
     epochs : int
@@ -120,6 +132,8 @@ class EncoderConfig:
     channels: int = 128
     n_mels: int = 40
     res2net_scale: int = 4
+    resnet_blocks: list | None = None
+    resnet_widths: list | None = None
     crop_s: float = 1.5
     epochs: int = 4
     max_steps: int | None = None
@@ -187,6 +201,17 @@ class EncoderConfig:
         if self.max_steps is not None and (isinstance(self.max_steps, bool)
                                            or not isinstance(self.max_steps, (int, np.integer)) or self.max_steps < 1):
             raise ValueError(f"{where}: max_steps must be None or an integer >= 1, got {self.max_steps!r}")
+        for k in ("resnet_blocks", "resnet_widths"):
+            v = getattr(self, k)
+            if v is None:
+                continue
+            if self.architecture != "resnet":
+                raise ValueError(f"{where}: {k} is a ResNet setting; architecture {self.architecture!r} "
+                                 "does not use it (leave it unset)")
+            if (not isinstance(v, (list, tuple)) or len(v) != 4
+                    or any(isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1 for b in v)):
+                raise ValueError(f"{where}: {k} must be None or a list of 4 integers >= 1, got {v!r}")
+            setattr(self, k, [int(b) for b in v])
         if self.speakers is not None:
             if isinstance(self.speakers, str) or len(set(map(str, self.speakers))) < 2:
                 raise ValueError(f"{where}: speakers must be a list of at least 2 distinct speaker ids")
@@ -212,8 +237,8 @@ class EncoderConfig:
         return cls(**d)
 
     def to_dict(self) -> dict:
-        """Plain dict (JSON-serialisable); ``max_steps`` only when set, the :data:`DATA_FIELDS` only when not at
-        their defaults.
+        """Plain dict (JSON-serialisable); ``max_steps``, ``resnet_blocks`` and ``resnet_widths`` only when set, the
+        :data:`DATA_FIELDS` only when not at their defaults.
 
         Examples
         --------
@@ -223,10 +248,11 @@ class EncoderConfig:
         (False, 'stream')
         """
         d = dataclasses.asdict(self)
-        # Added after the first exports: omitted when unset, so an uncapped run writes the same encoder.json and
-        # checkpoint config.json as before (same bytes, and old checkpoints still resume).
-        if d["max_steps"] is None:
-            del d["max_steps"]
+        # Added after the first exports: omitted when unset, so a run without them writes the same encoder.json
+        # and checkpoint config.json as before (same bytes, and old checkpoints still resume).
+        for k in _UNSET_OMITTED:
+            if d[k] is None:
+                del d[k]
         defaults = {f.name: f.default for f in dataclasses.fields(self) if f.name in DATA_FIELDS}
         for k, v in defaults.items():
             if d[k] == v:

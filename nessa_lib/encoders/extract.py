@@ -414,7 +414,9 @@ def extract_splits(manifest_df, encoder, splits, out_dir, *, train_utts_per_spea
     For the ``train`` split only the first ``train_utts_per_speaker`` utterances of each speaker are embedded
     (0: all; they are extra alignment pairs, and VoxCeleb's training set is large). Returns
     ``{split: EmbeddingSet}``. ``skipped``, ``workers``, ``device`` and ``precision`` are passed to
-    :func:`extract_embeddings` (a skipped utterance's record also gets its ``split``).
+    :func:`extract_embeddings` (a skipped utterance's record also gets its ``split``). A split of ``splits``
+    with no utterances in the manifest (e.g. ``train`` when ``prepare_data.n_train_speakers`` is 0) raises
+    ``ValueError`` naming it.
     """
     from pathlib import Path
 
@@ -424,6 +426,11 @@ def extract_splits(manifest_df, encoder, splits, out_dir, *, train_utts_per_spea
     sets = {}
     for split in splits:
         rows = manifest_df[manifest_df.split == split]
+        if rows.empty:
+            # e.g. prepare_data.n_train_speakers: 0 (nothing trained) with "train" still listed
+            raise ValueError(f"split {split!r} of the manifest has no utterances; remove it from "
+                             "extract_embeddings.splits (and fit_aligners.fit_splits) in params.yaml, or give it "
+                             "speakers in prepare_data")
         if split == "train":
             rows = first_utterances(rows, train_utts_per_speaker)
         bad = None if skipped is None else []

@@ -38,9 +38,13 @@ class NotExportableError(ValueError):
 def _load_study_encoder(model_dir):
     """The study encoder of ``model_dir`` and its ``embedding_config``; refuses what is not a trained export."""
     from nessa_lib.encoders.export import load_encoder
-    from nessa_lib.encoders.pretrained import PRETRAINED_FORMAT, read_meta
+    from nessa_lib.encoders.pretrained import PRETRAINED_FORMAT, SOURCE_KINDS, read_meta
 
     meta = read_meta(model_dir)
+    if meta.get("format") == PRETRAINED_FORMAT and meta.get("name") in SOURCE_KINDS:
+        raise NotExportableError(
+            f"{Path(model_dir)}: describes a pretrained {meta['name']} model ({meta.get('source')!r}), which is "
+            "already in that format; only trained xvector, ecapa and resnet encoders can be exported")
     if meta.get("format") == PRETRAINED_FORMAT:
         arch = meta.get("config", {}).get("architecture", "?")
         raise NotExportableError(

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import torch
 
-from nessa_lib.encoders.config import ARCHITECTURES, SAMPLE_RATE, EncoderConfig, _as_config
+from nessa_lib.encoders.config import (
+    ARCHITECTURES,
+    RESNET_BLOCKS,
+    RESNET_WIDTHS,
+    SAMPLE_RATE,
+    EncoderConfig,
+    _as_config,
+)
 from nessa_lib.losses import CLASSIFICATION_OBJECTIVES
 
 
@@ -20,8 +27,9 @@ def _arch_kwargs(cfg: EncoderConfig) -> dict:
         return dict(input_size=cfg.n_mels, lin_neurons=cfg.emb_dim, channels=[c, c, c, c, 3 * c],
                     kernel_sizes=[5, 3, 3, 3, 1], dilations=[1, 2, 3, 4, 1], attention_channels=att,
                     res2net_scale=cfg.res2net_scale, se_channels=att, global_context=True)
-    return dict(input_size=cfg.n_mels, channels=[c, c, 2 * c, 4 * c], block_sizes=[2, 2, 2, 2],
-                strides=[1, 2, 2, 2], lin_neurons=cfg.emb_dim)
+    widths = cfg.resnet_widths or RESNET_WIDTHS
+    return dict(input_size=cfg.n_mels, channels=[w * c for w in widths],
+                block_sizes=list(cfg.resnet_blocks or RESNET_BLOCKS), strides=[1, 2, 2, 2], lin_neurons=cfg.emb_dim)
 
 
 def _feature_kwargs(cfg: EncoderConfig) -> dict:

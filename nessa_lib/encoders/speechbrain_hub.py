@@ -160,9 +160,7 @@ class SpeechBrainEncoder:
         self.files = dict(files)
         self.normalize = bool(normalize)
         self.source = source
-        # Keyed by role (loadable name), not file name: the hub layout (label_encoder.txt) and SpeechBrain's savedir
-        # layout (label_encoder.ckpt) of the same files get the same id.
-        self.model_id = file_fingerprint("speechbrain", self.files, {"normalize": self.normalize})
+        self.model_id = self.fingerprint()
         self._takes_lengths = _takes_lengths(classifier.mods["embedding_model"])
         fbank = classifier.mods["compute_features"]
         win = getattr(getattr(fbank, "compute_STFT", None), "win_length", 400)
@@ -180,6 +178,12 @@ class SpeechBrainEncoder:
                 return False
 
         self.min_samples = shortest_input(ok, floor=int(win), limit=SAMPLE_RATE, where=where)
+
+    def fingerprint(self) -> str:
+        """The model id of the files as they are now (equal to :attr:`model_id` unless a file changed since loading)."""
+        # Keyed by role (loadable name), not file name: the hub layout (label_encoder.txt) and SpeechBrain's savedir
+        # layout (label_encoder.ckpt) of the same files get the same id.
+        return file_fingerprint("speechbrain", self.files, {"normalize": self.normalize})
 
     def __repr__(self):
         return f"SpeechBrainEncoder({self.model_id!r}, emb_dim={self.emb_dim}, min_samples={self.min_samples})"
@@ -261,17 +265,21 @@ def _load_folder(folder: Path, *, device: str, normalize: bool, trust_hparams: b
     return SpeechBrainEncoder(classifier, files, normalize=normalize, source=str(folder))
 
 
-def _download(repo_id: str, savedir) -> Path:
-    """Fetch a hub repo's model files (hub layout) into ``savedir`` (or the Hugging Face cache)."""
+def _download(repo_id: str, savedir, *, download: bool = True) -> Path:
+    """Fetch a hub repo's model files (hub layout) into ``savedir`` (or the Hugging Face cache); with
+    ``download=False`` only a copy already there is used (no network access at all)."""
     try:
         from huggingface_hub import snapshot_download
 
         path = snapshot_download(repo_id, local_dir=None if savedir is None else str(savedir),
-                                 allow_patterns=["*.yaml", "*.ckpt", "*.txt", "*.json"])
+                                 allow_patterns=["*.yaml", "*.ckpt", "*.txt", "*.json"],
+                                 local_files_only=not download)
     except Exception as e:  # offline mode, no route, unknown repo, ...: all mean "not available here"
         example = savedir or f"models/{repo_id.split('/')[-1]}"
+        where = ("could not be fetched from the Hugging Face hub" if download else
+                 "is not in the local Hugging Face cache (and downloading was not allowed here)")
         raise HubUnreachableError(
-            f"{repo_id!r} is not a local folder and could not be fetched from the Hugging Face hub "
+            f"{repo_id!r} is not a local folder and {where} "
             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). On a connected machine run "
             f"`huggingface-cli download {repo_id} --local-dir {example}` (or `hf download ...`), copy that folder "
             f"here and pass its path: from_speechbrain('{example}')") from e
@@ -279,7 +287,7 @@ def _download(repo_id: str, savedir) -> Path:
 
 
 def from_speechbrain(source, *, savedir=None, device: str = "cpu", normalize: bool = False,
-                     trust_hparams: bool = False) -> SpeechBrainEncoder:
+                     trust_hparams: bool = False, download: bool = True) -> SpeechBrainEncoder:
     """A SpeechBrain pretrained speaker encoder, following the extraction protocol.
 
     Parameters
@@ -298,6 +306,9 @@ def from_speechbrain(source, *, savedir=None, device: str = "cpu", normalize: bo
         SpeechBrain's default and what its ``SpeakerRecognition.verify_batch`` scores.
     trust_hparams : bool
         Allow ``hyperparams.yaml`` tags that run code other than SpeechBrain's model classes.
+    download : bool
+        Hub ids only: fetch the folder when it is not in ``savedir`` / the cache yet (the default). With False
+        only a copy already there is used and the network is never touched.
 
     Returns
     -------
@@ -310,7 +321,8 @@ def from_speechbrain(source, *, savedir=None, device: str = "cpu", normalize: bo
     NotASpeakerModelError
         The folder is not a SpeechBrain speaker-embedding model (no embedding model, wrong weights, ...).
     HubUnreachableError
-        ``source`` is not a folder and could not be fetched; the message says how to place it locally.
+        ``source`` is not a folder and could not be fetched (or, with ``download=False``, is not cached); the
+        message says how to place it locally.
 
     Examples
     --------
@@ -318,10 +330,32 @@ def from_speechbrain(source, *, savedir=None, device: str = "cpu", normalize: bo
     >>> enc.embed(0.1 * torch.randn(2, 16000), torch.tensor([1.0, 0.6])).shape  # doctest: +SKIP
     torch.Size([2, 192])
     """
+    folder = resolve_source(source, savedir=savedir, download=download)
+    return _load_folder(folder, device=device, normalize=normalize, trust_hparams=trust_hparams)
+
+
+def resolve_source(source, *, savedir=None, download: bool = True) -> Path:
+    """The local folder :func:`from_speechbrain` loads ``source`` from (same arguments).
+
+    An existing folder is returned as it is (resolved); a hub id (``owner/repo`` that is not an existing path) is
+    looked up in ``savedir`` / the Hugging Face cache and fetched there first if ``download`` allows it.
+
+    Raises
+    ------
+    ModelFileNotFoundError
+        ``source`` is neither a folder nor a hub id.
+    HubUnreachableError
+        A hub id that is not cached and could not (or may not) be fetched.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> resolve_source(d) == Path(d).resolve()
+    True
+    """
     src = str(source)
     p = Path(src).expanduser()
     if not p.exists() and _HUB_ID.match(src) and not src.startswith(("./", "../")):
-        folder = _download(src, savedir)
-    else:
-        folder = as_dir(p, "SpeechBrain model")
-    return _load_folder(folder, device=device, normalize=normalize, trust_hparams=trust_hparams)
+        return _download(src, savedir, download=download)
+    return as_dir(p, "SpeechBrain model")

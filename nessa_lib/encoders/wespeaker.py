@@ -104,7 +104,7 @@ class WeSpeakerEncoder:
         self.path = path
         self.session = session
         self.frontend = frontend
-        self.model_id = file_fingerprint("wespeaker", {"model.onnx": path}, {"frontend": frontend})
+        self.model_id = self.fingerprint()
         if frontend["kind"] == "kaldi":
             nmel = int(frontend["num_mel_bins"])
             self._features = lambda w: kaldi_fbank(w, nmel)
@@ -132,6 +132,10 @@ class WeSpeakerEncoder:
                 return False
 
         self.min_samples = shortest_input(ok, floor=floor, limit=SAMPLE_RATE, where=where)
+
+    def fingerprint(self) -> str:
+        """The model id of the file as it is now (equal to :attr:`model_id` unless it changed since loading)."""
+        return file_fingerprint("wespeaker", {"model.onnx": self.path}, {"frontend": self.frontend})
 
     def __repr__(self):
         return f"WeSpeakerEncoder({self.model_id!r}, emb_dim={self.emb_dim}, min_samples={self.min_samples})"

@@ -97,8 +97,11 @@ def alignment_ablation(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids
             grid_rows.append(dict(n_speakers=-1 if n is None else int(n), utts_per_speaker=-1 if u is None else int(u),
                                   n_speakers_used=len(chosen), n_pairs=len(idx)))
             jobs.append((method, x[idx], y[idx], speakers[idx], seed, dict(hparams.get(method, {}))))
+    # Largest fits first, so the last fit of the queue is a small one (results keep the grid's order).
+    order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i][1]))
+    fitted = dict(zip(order, run_jobs(_fit_one, [jobs[i] for i in order], workers=workers)))
     rows = []
-    for row, (a, sec) in zip(grid_rows, run_jobs(_fit_one, jobs, workers=workers)):
+    for row, (a, sec) in zip(grid_rows, (fitted[i] for i in range(len(jobs)))):
         s = aligned_scores(a, x_eval, y_eval, utt_ids_eval, enroll, trials)
         e = metrics.eer(s, labels)
         row.update(eer=e, gain_recovered=gain_recovered(eer_xx, eer_yy, e), fit_s=sec)

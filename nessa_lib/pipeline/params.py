@@ -193,9 +193,11 @@ def item(section: SimpleNamespace, key: str, name: str):
 def encoder_spec(section: SimpleNamespace, name: str) -> dict:
     """The settings of encoder ``name``: its entry over the shared ``recipe``, as a training config.
 
-    A pretrained entry (``pretrained: <zoo name>``) is returned as it is. For a trained one, the entry's keys
-    override the recipe's, ``seed_offset`` becomes ``seed = base.seed + seed_offset`` and ``name`` is added: the
-    result is the keyword set of :class:`nessa_lib.encoders.EncoderConfig`, which checks every name and range.
+    A pretrained entry (``pretrained: resemblyzer``, or ``pretrained: speechbrain | wespeaker`` with a ``source`` and
+    the ``objective`` it was trained with) is checked by :func:`nessa_lib.encoders.pretrained.check_entry` (errors
+    name the key) and returned as it is. For a trained one, the entry's keys override the recipe's,
+    ``seed_offset`` becomes ``seed = base.seed + seed_offset`` and ``name`` is added: the result is the keyword set
+    of :class:`nessa_lib.encoders.EncoderConfig`, which checks every name and range.
 
     Examples
     --------
@@ -206,10 +208,21 @@ def encoder_spec(section: SimpleNamespace, name: str) -> dict:
     {'epochs': 1, 'lr': 0.002, 'architecture': 'ecapa', 'name': 'a', 'seed': 12}
     >>> encoder_spec(s, "z")
     {'pretrained': 'resemblyzer'}
+    >>> s.encoders["sb"] = {"pretrained": "speechbrain", "source": "models/spkrec-ecapa-voxceleb", "objective": "aam",
+    ...                     "epochs": 3}
+    >>> encoder_spec(s, "sb")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: params.yaml: train_encoder.encoders.sb has unknown key(s) ['epochs'] for pretrained: speechbrain; ...
     """
     entry = dict(item(section, "encoders", name))
     if "pretrained" in entry:
-        return entry
+        from pathlib import Path
+
+        from nessa_lib.encoders.pretrained import check_entry
+
+        file = Path(getattr(section, "params_file", PARAMS_FILE)).name
+        return check_entry(entry, f"{file}: train_encoder.encoders.{name}")
     offset = entry.pop("seed_offset", 0)
     if not isinstance(offset, int) or isinstance(offset, bool):
         raise ValueError(f"train_encoder.encoders.{name}.seed_offset must be an int, got {offset!r}")

@@ -1,0 +1,150 @@
+"""Presets: named sets of changes to ``params.yaml`` (VoxCeleb recipes, real pretrained pairs).
+
+A preset is a YAML file in ``presets/`` holding only the keys it changes, laid out like ``params.yaml``. Applying
+it writes a parameters file: ``params.yaml``'s own text with those values replaced (comments kept), checked like
+``params.yaml`` itself, so ``params.yaml`` stays the one home of every value and a preset cannot introduce a key the
+stages do not read. Mappings merge key by key, except the mappings of *entries* (``train_encoder.encoders``,
+``fit_aligners.pairs``): a preset that names them gives the whole set (a VoxCeleb study has its own encoders, not
+the synthetic study's plus more). Lists and scalars are replaced.
+
+Usage::
+
+    python -m nessa_lib.pipeline.presets presets/voxceleb1-pretrained.yaml            # rewrites params.yaml
+    python -m nessa_lib.pipeline.presets presets/voxceleb1-pretrained.yaml --out vox.yaml
+    git diff params.yaml                                                               # what changed
+    dvc repro
+
+``git checkout params.yaml`` returns to the default study.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from nessa_lib import paths
+from nessa_lib.pipeline.params import PARAMS_FILE, load_params
+
+# Mappings whose keys are entries chosen by the user (one per encoder, one per pair): replaced whole.
+ENTRY_MAPS = (("train_encoder", "encoders"), ("fit_aligners", "pairs"))
+
+
+def merge(base: dict, changes: dict, where: tuple = ()) -> None:
+    """Write ``changes`` into ``base`` in place; a key ``base`` lacks is refused with its dotted name.
+
+    Mappings merge key by key except the entry maps of :data:`ENTRY_MAPS`, which are replaced whole, as are
+    lists and scalars.
+
+    Examples
+    --------
+    >>> p = {"prepare_data": {"source": "synthetic", "n_speakers": 950}}
+    >>> merge(p, {"prepare_data": {"source": "voxceleb"}})
+    >>> p
+    {'prepare_data': {'source': 'voxceleb', 'n_speakers': 950}}
+    >>> merge(p, {"prepare_data": {"sorce": "voxceleb"}})
+    Traceback (most recent call last):
+    ...
+    KeyError: "preset key prepare_data.sorce is not in the parameters file (valid: ['n_speakers', 'source'])"
+    """
+    if not isinstance(changes, dict):
+        raise ValueError(f"preset: {'.'.join(where) or 'the top level'} must be a mapping, got {changes!r}")
+    for key, value in changes.items():
+        at = (*where, str(key))
+        if key not in base:
+            raise KeyError(f"preset key {'.'.join(at)} is not in the parameters file (valid: {sorted(base)})")
+        if isinstance(value, dict) and isinstance(base[key], dict) and at not in ENTRY_MAPS:
+            merge(base[key], value, at)
+        else:
+            base[key] = value
+
+
+def _round_trip_yaml():
+    # ruamel (a DVC dependency) keeps params.yaml's comments and key order when values are replaced.
+    from ruamel.yaml import YAML
+    from ruamel.yaml.representer import RoundTripRepresenter
+
+    class Representer(RoundTripRepresenter):
+        """Writes None as `null` (ruamel's default is an empty value), so untouched `null`s stay as they were."""
+
+    Representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
+    y = YAML()
+    y.Representer = Representer
+    y.preserve_quotes = True
+    y.width = 120
+    return y
+
+
+def apply_preset(preset, *, base=PARAMS_FILE, out=PARAMS_FILE, root=None) -> Path:
+    """Write ``base`` with the changes of ``preset`` to ``out`` (all repository-relative); return ``out``.
+
+    The result is checked with :func:`~nessa_lib.pipeline.params.load_params` before it replaces ``out``: an
+    unknown key or a mistyped value leaves ``out`` untouched.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, shutil
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = shutil.copy(paths.repo_root() / "params.yaml", d / "params.yaml")
+    >>> _ = (d / "p.yaml").write_text("base: {seed: 7}\\n")
+    >>> apply_preset("p.yaml", out="seven.yaml", root=d).name
+    'seven.yaml'
+    >>> load_params("seven.yaml", root=d)["base"]["seed"]
+    7
+    """
+    preset_file = paths.resolve(preset, root)
+    if not preset_file.is_file():
+        raise FileNotFoundError(f"preset not found: {preset_file}")
+    from ruamel.yaml.error import YAMLError
+
+    y = _round_trip_yaml()
+    # Read with the round-trip loader too: values keep their written form (a float such as 2.0e-6 read as a
+    # Python float would be written back as 2e-06, which PyYAML, and so load_params, reads as a string).
+    try:
+        changes = y.load(preset_file.read_text())
+    except YAMLError as err:
+        raise ValueError(f"{preset_file}: not valid YAML: {err}") from None
+    if not isinstance(changes, dict) or not changes:
+        raise ValueError(f"{preset_file}: a preset must be a non-empty mapping laid out like params.yaml")
+    base_file = paths.resolve(base, root)
+    data = y.load(base_file.read_text())
+    try:
+        merge(data, changes)
+    except (KeyError, ValueError) as err:
+        raise ValueError(f"{preset_file}: {err.args[0]}") from None
+    buf = io.StringIO()
+    y.dump(data, buf)
+    target = paths.resolve(out, root)
+    # Checked from a temporary file in the same folder, then moved over `out`: a bad preset writes nothing.
+    fd, tmp = tempfile.mkstemp(suffix=".yaml", dir=target.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(buf.getvalue())
+    try:
+        load_params(tmp)
+    except ValueError as err:
+        os.unlink(tmp)
+        raise ValueError(f"{preset_file} gives an invalid parameters file: {err}") from None
+    os.replace(tmp, target)
+    return target
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nessa_lib.pipeline.presets", description=__doc__.split("\n")[0])
+    parser.add_argument("preset", help="a preset YAML file (e.g. presets/voxceleb1-pretrained.yaml)")
+    parser.add_argument("--base", default=PARAMS_FILE, help="parameters file the preset changes (default: %(default)s)")
+    parser.add_argument("--out", default=PARAMS_FILE, help="file to write (default: %(default)s, in place)")
+    args = parser.parse_args(argv)
+    try:
+        out = apply_preset(args.preset, base=args.base, out=args.out)
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {out} ({args.base} with {args.preset}); see `git diff {args.out}`, then `dvc repro`")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Presets: partial parameter files merged onto params.yaml, checked, comments kept."""
+
+import shutil
+
+import pytest
+import yaml
+
+from nessa_lib import paths
+from nessa_lib.pipeline.params import load_params
+from nessa_lib.pipeline.presets import apply_preset, main, merge
+
+
+@pytest.fixture
+def root(tmp_path):
+    shutil.copy(paths.repo_root() / "params.yaml", tmp_path / "params.yaml")
+    return tmp_path
+
+
+def test_merge_keeps_untouched_keys_and_replaces_entry_maps():
+    base = {"train_encoder": {"threads": 2, "encoders": {"a": {"x": 1}, "b": {}}},
+            "fit_aligners": {"hparams": {"m": {"lr": 1, "dropout": 0}}}}
+    merge(base, {"train_encoder": {"encoders": {"c": {"y": 2}}}, "fit_aligners": {"hparams": {"m": {"lr": 3}}}})
+    assert base["train_encoder"] == {"threads": 2, "encoders": {"c": {"y": 2}}}  # entries replaced whole
+    assert base["fit_aligners"]["hparams"]["m"] == {"lr": 3, "dropout": 0}  # other mappings merge
+
+
+def test_merge_refuses_unknown_key_with_its_dotted_name():
+    with pytest.raises(KeyError, match=r"train_encoder\.recipe\.chanels"):
+        merge({"train_encoder": {"recipe": {"channels": 1}}}, {"train_encoder": {"recipe": {"chanels": 2}}})
+
+
+def test_apply_keeps_comments_and_changes_only_the_preset_keys(root):
+    (root / "p.yaml").write_text("prepare_data: {n_eval_speakers: 400}\nfit_aligners: {seeds: 5, methods: [linear]}\n")
+    apply_preset("p.yaml", root=root)
+    text = (root / "params.yaml").read_text()
+    old_lines = (paths.repo_root() / "params.yaml").read_text().splitlines()
+    changed = [(a, b) for a, b in zip(old_lines, text.splitlines()) if a != b]
+    assert len(text.splitlines()) == len(old_lines) and len(changed) == 3, changed  # only those lines
+    assert "  methods: [linear]" in text  # lists stay in params.yaml's flow style
+    assert "# one seed for the whole study" in text
+    new, old = load_params(root / "params.yaml"), load_params(paths.repo_root() / "params.yaml")
+    assert new["prepare_data"]["n_eval_speakers"] == 400 and new["fit_aligners"]["seeds"] == 5
+    new["prepare_data"]["n_eval_speakers"] = old["prepare_data"]["n_eval_speakers"]
+    new["fit_aligners"]["seeds"] = old["fit_aligners"]["seeds"]
+    new["fit_aligners"]["methods"] = old["fit_aligners"]["methods"]
+    assert new == old
+
+
+@pytest.mark.parametrize("preset, message", [
+    ("prepare_data: {n_eval_speaker: 400}\n", r"prepare_data\.n_eval_speaker is not in"),
+    ("prepare_data: {n_eval_speakers: many}\n", r"n_eval_speakers must be int"),
+    ("- a list\n", "non-empty mapping"),
+])
+def test_bad_preset_names_the_problem_and_writes_nothing(root, preset, message):
+    (root / "p.yaml").write_text(preset)
+    before = (root / "params.yaml").read_text()
+    with pytest.raises(ValueError, match=message):
+        apply_preset("p.yaml", root=root)
+    assert (root / "params.yaml").read_text() == before
+    assert sorted(f.name for f in root.iterdir()) == ["p.yaml", "params.yaml"]  # no temporary file left
+
+
+def test_cli_writes_out_and_reports_errors(root, monkeypatch, capsys):
+    monkeypatch.chdir(root)
+    (root / "dvc.yaml").write_text("stages: {}\n")  # marks the repository root for relative paths
+    (root / "p.yaml").write_text("base: {seed: 3}\n")
+    assert main(["p.yaml", "--out", "three.yaml"]) == 0
+    assert yaml.safe_load((root / "three.yaml").read_text())["base"]["seed"] == 3
+    assert main(["missing.yaml"]) == 2
+    assert "preset not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("preset", sorted((paths.repo_root() / "presets").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_presets_apply(root, preset):
+    shutil.copy(preset, root / preset.name)
+    load_params(apply_preset(preset.name, out="out.yaml", root=root))
+
+
+def test_apply_keeps_the_written_form_of_values_and_untouched_nulls(root):
+    """A float such as 2.0e-6 must reach the parameters file as a float (PyYAML reads `2e-06` as a string), and
+    values the preset does not name (the recipe's nulls) must keep their text: only the named line changes."""
+    (root / "p.yaml").write_text("train_encoder:\n  recipe: {weight_decay: 2.0e-6}\n")
+    before = (root / "params.yaml").read_text().splitlines()
+    apply_preset("p.yaml", out="out.yaml", root=root)
+    after = (root / "out.yaml").read_text().splitlines()
+    recipe = load_params(root / "out.yaml")["train_encoder"]["recipe"]
+    assert recipe["weight_decay"] == 2.0e-6 and recipe["max_steps"] is None
+    assert len(after) == len(before)
+    changed = [a for a, b in zip(after, before) if a != b]
+    assert [c.split("#")[0].strip() for c in changed] == ["weight_decay: 2.0e-6"]
+    (root / "q.yaml").write_text("train_encoder:\n  encoders:\n    r: {architecture: resnet, resnet_blocks: [3, 4, 6, 3]}\n")
+    apply_preset("q.yaml", out="out.yaml", root=root)
+    assert "    r: {architecture: resnet, resnet_blocks: [3, 4, 6, 3]}" in (root / "out.yaml").read_text()
