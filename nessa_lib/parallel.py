@@ -4,13 +4,11 @@ Small torch models (the NESSA MLPs) use a second core poorly: a fit takes the sa
 the 2-core machine, so two fits side by side in two processes take half the wall time. Workers are started
 with ``spawn`` (a forked torch with live OpenMP threads can deadlock) and run each job with one thread, so a
 job gives the same result in any worker, in any order, or in the calling process.
-
-More workers than cores is allowed on purpose: nine equal fits on two cores take five rounds with two workers
-(the last fit runs alone, one core idle) but three rounds with three, the cores shared evenly.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 
@@ -30,9 +28,8 @@ def run_jobs(fn: Callable, jobs: Sequence[tuple], *, workers: int = 1, progress:
     jobs : sequence of tuple
         Positional arguments of each call (pickled to the worker).
     workers : int
-        Processes (at most one per job; more than the machine's cores is allowed, see the module notes);
-        ``<= 1`` (or a single job) runs everything here, also with one torch thread (restored afterwards), so
-        the results are the same whatever ``workers`` is.
+        Processes; ``<= 1`` (or a single job) runs everything here, also with one torch thread (restored
+        afterwards), so the results are the same whatever ``workers`` is.
     progress : str, optional
         Label of a tqdm bar over finished jobs.
 
@@ -45,7 +42,7 @@ def run_jobs(fn: Callable, jobs: Sequence[tuple], *, workers: int = 1, progress:
 
     jobs = list(jobs)
     bar = tqdm(total=len(jobs), desc=progress, disable=progress is None, leave=False)
-    workers = min(int(workers), len(jobs))
+    workers = min(int(workers), len(jobs), os.cpu_count() or 1)
     if workers <= 1:
         import torch
 
