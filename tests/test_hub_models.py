@@ -6,7 +6,6 @@ the extraction protocol, and every error path."""
 import json
 import os
 import shutil
-import socket
 import warnings
 from pathlib import Path
 
@@ -82,22 +81,6 @@ pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-
-
-@pytest.fixture
-def offline(monkeypatch):
-    """No network: Hugging Face offline mode, and any socket connection or DNS lookup raises."""
-    import huggingface_hub.constants as hf_constants
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-
-    def refuse(*args, **kwargs):
-        raise OSError("network access attempted in an offline test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
 def _snapshot(folder: Path) -> dict:

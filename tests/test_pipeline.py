@@ -353,7 +353,7 @@ def ab_has_intervals(ab) -> bool:
 
 
 @pytest.mark.slow
-def test_whole_pipeline_smoke(tmp_path):
+def test_whole_pipeline_smoke(tmp_path, run_study):
     """Stages 01 -> 05 and the report on a tiny corpus with tiny encoders: every output the next stage reads is
     produced, the evaluation has a row for every pair and method, and the report links every executed notebook."""
     import pandas as pd
@@ -364,13 +364,7 @@ def test_whole_pipeline_smoke(tmp_path):
 
     p = tiny_params()
     root = tiny_project(tmp_path / "proj", p)
-    run_stage("prepare_data", root=root, progress=False)
-    for name in p["train_encoder"]["encoders"]:
-        run_stage("train_encoder", name, root=root, progress=False)
-        run_stage("extract_embeddings", name, root=root, progress=False)
-    for pair in p["fit_aligners"]["pairs"]:
-        run_stage("fit_aligners", pair, root=root, progress=False)
-    run_stage("evaluate", root=root, progress=False)
+    run_study(root, p)
     rep = root / "reports" / "evaluate"
 
     main = pd.read_csv(rep / "main_table.csv")

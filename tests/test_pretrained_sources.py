@@ -26,22 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PRESET = ROOT / "presets" / "voxceleb1-pretrained.yaml"
 
 
-@pytest.fixture
-def offline(monkeypatch):
-    """No network: Hugging Face offline mode (also for notebook kernels), and any connection attempt raises."""
-    import huggingface_hub.constants as hf_constants
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-
-    def refuse(*args, **kwargs):
-        raise OSError("network access attempted in an offline test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-
-
 def study_encoder(root: Path, arch: str, emb_dim: int, seed: int = 0) -> Path:
     """A study encoder export with random weights (no training), the input of the stand-in exports."""
     out = root / f"study-{arch}-{seed}"
@@ -350,7 +334,7 @@ def vox_fixture(root: Path, n_speakers: int = 16, n_eval: int = 4) -> tuple[Path
 
 
 @pytest.mark.slow
-def test_voxceleb1_pretrained_preset_end_to_end(tmp_path, offline):
+def test_voxceleb1_pretrained_preset_end_to_end(tmp_path, offline, run_study):
     """The shipped preset with only fixture-specific overrides (dataset, trial list, stand-in sources, tiny sizes),
     stages 01-05 through the runner `dvc repro` uses, offline: the embedding files carry the pretrained model ids,
     the descriptors record source and fingerprint, the evaluation scores both orientations, and a changed source
@@ -391,13 +375,7 @@ def test_voxceleb1_pretrained_preset_end_to_end(tmp_path, offline):
     p = params.load_params(root=root)
     assert p["fit_aligners"]["pairs"] == yaml.safe_load(PRESET.read_text())["fit_aligners"]["pairs"]
 
-    run_stage("prepare_data", root=root, progress=False)
-    for name in p["train_encoder"]["encoders"]:
-        run_stage("train_encoder", name, root=root, progress=False)
-        run_stage("extract_embeddings", name, root=root, progress=False)
-    for pair in p["fit_aligners"]["pairs"]:
-        run_stage("fit_aligners", pair, root=root, progress=False)
-    run_stage("evaluate", root=root, progress=False)
+    run_study(root, p)
 
     df = pd.read_csv(root / "data/prepare_data/manifest.csv")
     assert df.groupby("split")["speaker_id"].nunique().to_dict() == {"train": 8, "align": 4, "eval": 4}
