@@ -55,12 +55,26 @@ def file_fingerprint(name: str, files: dict, config: dict | None = None) -> str:
     """
     h = hashlib.sha256(json.dumps(config or {}, sort_keys=True, default=str).encode())
     for role in sorted(files):
-        fh = hashlib.sha256()
-        with open(files[role], "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                fh.update(block)
-        h.update(role.encode() + b"\0" + fh.digest())
+        h.update(role.encode() + b"\0" + bytes.fromhex(file_sha256(files[role])))
     return f"{name}@{h.hexdigest()[:12]}"
+
+
+def file_sha256(path) -> str:
+    """SHA-256 of a file's bytes, hex, read in 1 MiB blocks (model files can be large).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> p = os.path.join(tempfile.mkdtemp(), "w.bin")
+    >>> _ = open(p, "wb").write(b"abc")
+    >>> file_sha256(p)[:16]
+    'ba7816bf8f01cfea'
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def check_batch(where: str, wavs, lengths, min_samples: int, sample_rate: int):

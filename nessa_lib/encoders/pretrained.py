@@ -290,16 +290,6 @@ def _stats(files) -> dict:
     return {str(f): (f.stat().st_size, f.stat().st_mtime_ns) for f in files}
 
 
-def _sha256(path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _open_source(kind: str, source: str, *, download: bool):
     """Load a ``source`` entry's encoder; return ``(encoder, {role: {"file", "sha256"}})``.
 
@@ -308,6 +298,7 @@ def _open_source(kind: str, source: str, *, download: bool):
     memory might disagree).
     """
     from nessa_lib import paths
+    from nessa_lib.encoders.hub import file_sha256
 
     try:  # relative paths are the repository root's, as every path in params.yaml
         local = paths.resolve(Path(source).expanduser())
@@ -340,7 +331,7 @@ def _open_source(kind: str, source: str, *, download: bool):
     for role, f in sorted(files.items()):
         f = Path(f)
         digests[role] = {"file": str(f.relative_to(base)) if f.is_relative_to(base) else f.name,
-                         "sha256": _sha256(f)}
+                         "sha256": file_sha256(f)}
     after = _stats(Path(f) for f in files.values())
     moved = sorted(f for f, st in after.items() if before.get(f) != st)
     if moved:
