@@ -23,6 +23,7 @@ from nessa_lib.pipeline import layout, params
 p = params.stage_params("extract_embeddings", path=params_file)
 params.item(p, "models", name)
 torch.set_num_threads(p.threads)
+processes = int(p.processes.get(name, 1))  # > 1: one-thread processes sharing the batches
 data = layout.out_dir("prepare_data")
 out = layout.out_dir("extract_embeddings", name)
 reports = layout.report_dir("extract_embeddings", name)
@@ -37,7 +38,7 @@ print(name, encoder.model_id, "dim", encoder.emb_dim)
 skipped = []  # utterances that fail (a file, or the encoder on it) are skipped and listed in skipped.csv
 sets = extract.extract_splits(df, encoder, p.splits, out, train_utts_per_speaker=p.train_utts_per_speaker,
                               mode=p.mode, crop_s=p.crop_s, batch_size=p.batch_size, desc=name, skipped=skipped,
-                              workers=p.workers, device=p.device, precision=p.precision)
+                              workers=p.workers, device=p.device, precision=p.precision, processes=processes)
 {split: s.embeddings.shape for split, s in sets.items()}
 
 # %% [markdown]
@@ -50,7 +51,8 @@ if p.check_condition:
     shifted = extract.extract_condition(df, encoder, out / f"eval+{p.check_condition}.npz",
                                         condition=p.check_condition, utts_per_speaker=p.check_utts_per_speaker,
                                         seed=p.seed, batch_size=p.batch_size, desc=name, skipped=skipped,
-                                        workers=p.workers, device=p.device, precision=p.precision)
+                                        workers=p.workers, device=p.device, precision=p.precision,
+                                        processes=processes)
     print(f"eval+{p.check_condition}: {shifted.embeddings.shape}")
 extract.write_skipped_utterances(skipped, out / "skipped.csv")
 print(f"{len(skipped)} utterance(s) skipped")

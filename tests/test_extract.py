@@ -395,3 +395,97 @@ def test_shards_together_are_the_unsharded_result(manifest):
         assert full.embeddings[rows].tobytes() == p.embeddings.tobytes()
     with pytest.raises(ValueError, match="shard must be"):
         extract_embeddings(manifest, FakeEncoder(), progress=False, shard=(3, 3))
+
+
+# ------------------------------------------------------------------------ the two-step protocol, and processes
+
+
+class Prepared(FakeEncoder):
+    """FakeEncoder split in two (``prepare`` per waveform, ``embed_prepared`` per batch); refuses 3.5 s clips."""
+
+    def prepare(self, x):
+        if len(x) == int(3.5 * SR):
+            raise ValueError("refused (pretend)")
+        return self._stats(torch.from_numpy(np.asarray(x)))
+
+    def embed_prepared(self, items):
+        return torch.stack(items) @ self.w
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_prepare_runs_with_the_decoding_and_gives_what_embed_gives(manifest, workers):
+    ok = manifest[manifest.duration_s != 3.5]
+    kw = dict(batch_size=2, progress=False, workers=workers)
+    base = extract_embeddings(ok, FakeEncoder(), **kw)
+    two_step = extract_embeddings(ok, Prepared(), **kw)
+    assert list(base.utt_ids) == list(two_step.utt_ids)
+    assert base.embeddings.tobytes() == two_step.embeddings.tobytes()
+    # A waveform prepare() refuses is an encoder failure: skipped and named, or raised naming the utterance.
+    skipped = []
+    es = extract_embeddings(manifest, Prepared(), skipped=skipped, **kw)
+    assert [(s["utt_id"], s["reason"]) for s in skipped] == [("spk0/u2", "encoder_error")]
+    assert "u2.wav" in skipped[0]["message"] and "refused (pretend)" in skipped[0]["message"]
+    assert list(es.utt_ids) == list(ok.utt_id)
+    with pytest.raises(ValueError, match=r"failed on utterance\(s\) 'spk0/u2' \(.*u2\.wav\): refused"):
+        extract_embeddings(manifest, Prepared(), **kw)
+
+
+def test_resemblyzer_two_steps_are_its_embed(rz, manifest):
+    w = [vowel(1.0, 110, seed=1), vowel(1.5, 210, seed=2)]
+    batch = torch.zeros(2, len(w[1]))
+    batch[0, :len(w[0])], batch[1] = torch.from_numpy(w[0]), torch.from_numpy(w[1])
+    lengths = torch.tensor([len(w[0]) / len(w[1]), 1.0])
+    prepared = [rz.prepare(x) for x in w]
+    assert [p.shape[1:] for p in prepared] == [(160, 40)] * 2 and prepared[1].shape[0] >= prepared[0].shape[0]
+    assert rz.embed_prepared(prepared).numpy().tobytes() == rz.embed(batch, lengths).numpy().tobytes()
+    with pytest.raises(ValueError, match="digital silence"):
+        rz.prepare(np.zeros(SR, dtype=np.float32))
+
+
+def test_processes_share_the_batches_and_give_the_one_process_result(manifest, tmp_path):
+    """processes=2: every other batch in each of two one-thread processes, merged back in manifest order;
+    bad files are skipped the same way and an error still names its file."""
+    df, bad = _with_bad_files(manifest, tmp_path)
+    kw = dict(batch_size=2, progress=False)
+    one, two = [], []
+    a = extract_embeddings(df, FakeEncoder(), skipped=one, **kw)
+    b = extract_embeddings(df, FakeEncoder(), skipped=two, processes=2, **kw)
+    assert list(a.utt_ids) == list(b.utt_ids) == list(manifest.utt_id)
+    assert a.embeddings.tobytes() == b.embeddings.tobytes() and a.model_id == b.model_id
+    assert sorted(one, key=lambda s: s["utt_id"]) == sorted(two, key=lambda s: s["utt_id"])
+    assert [s["utt_id"] for s in two] == [u for u in df.utt_id if u in bad]  # in manifest order
+    # An AudioError raised in a worker process reaches the caller as itself.
+    with pytest.raises(AudioError, match=r"(silent\.wav|nan\.wav|truncated\.flac)") as err:
+        extract_embeddings(df, FakeEncoder(), processes=2, **kw)
+    assert err.value.reason in set(bad.values())
+    with pytest.raises(ValueError, match="processes must be an integer >= 1"):
+        extract_embeddings(df, FakeEncoder(), processes=0, **kw)
+    with pytest.raises(ValueError, match="not both"):
+        extract_embeddings(df, FakeEncoder(), processes=2, shard=(0, 2), **kw)
+
+
+def test_stage_splits_and_condition_in_processes(manifest, tmp_path):
+    """What stage 03 runs with extract_embeddings.processes: the same files as one process."""
+    from nessa_lib.encoders.extract import extract_condition, extract_splits
+
+    df = pd.concat([manifest.assign(split="eval"), manifest.assign(split="align", utt_id=manifest.utt_id + "a")],
+                   ignore_index=True)
+    out = {}
+    for p in (1, 2):
+        d = tmp_path / f"p{p}"
+        sets = extract_splits(df, FakeEncoder(), ["align", "eval"], d, batch_size=2, skipped=[], processes=p)
+        cond = extract_condition(df, FakeEncoder(), d / "eval+aug.npz", utts_per_speaker=2, batch_size=2,
+                                 processes=p)
+        out[p] = [sets["align"], sets["eval"], cond]
+        assert (d / "eval.npz").is_file() and (d / "eval+aug.npz").is_file()
+    for x, y in zip(out[1], out[2]):
+        assert list(x.utt_ids) == list(y.utt_ids) and x.embeddings.tobytes() == y.embeddings.tobytes()
+
+
+def test_audio_error_survives_pickling():
+    import pickle
+
+    e = AudioError("a.flac", "silent", "all samples are 0", segment=(16000, 32000))
+    back = pickle.loads(pickle.dumps(e))
+    assert type(back) is AudioError and str(back) == str(e) == "a.flac[16000:32000]: all samples are 0 [silent]"
+    assert (back.path, back.reason, back.detail, back.segment) == (e.path, e.reason, e.detail, e.segment)

@@ -1,5 +1,7 @@
 """nessa_lib.evaluation: the per-pair comparison tables, the A/B case study, the ablation, the findings."""
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -349,6 +351,24 @@ def test_alignment_ablation_trained_method(rotated_pair):
     a = alignment_ablation(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials, method="nessa-m2",
                            n_speakers=(30,), utts_per_speaker=(3,), hparams=HP)
     assert a["n_pairs"].tolist() == [90] and a.attrs["method"] == "nessa-m2" and (a["fit_s"] > 0).all()
+
+
+def test_alignment_ablation_reuses_the_stage_fit_of_all_the_data(rotated_pair, caplog):
+    """The all-data point with stage 04's fit (same method, seed, hyper-parameters, rows) is the table fitted
+    from scratch; a fit that is not that point (another seed) is not used."""
+    fit, ev, ids, enroll, trials = rotated_pair
+    kw = dict(method="nessa-m2", n_speakers=(30, None), utts_per_speaker=(3, None), hparams=HP, seed=4)
+    fresh = alignment_ablation(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials, **kw)
+    stage = align.fit("nessa-m2", fit.x, fit.y, fit.speakers, seed=4, **HP["nessa-m2"])
+    reused = alignment_ablation(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials, prefitted=stage, **kw)
+    assert reused.attrs["reused_fit"] and not fresh.attrs["reused_fit"]
+    pd.testing.assert_frame_equal(fresh.drop(columns="fit_s"), reused.drop(columns="fit_s"))
+    assert reused["fit_s"].isna().tolist() == [False, False, False, True]  # the (all, all) row was not fitted here
+    other = align.fit("nessa-m2", fit.x, fit.y, fit.speakers, seed=5, **HP["nessa-m2"])
+    with caplog.at_level(logging.INFO, logger="nessa_lib.evaluation.ablation"):
+        refit = alignment_ablation(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials, prefitted=other, **kw)
+    assert not refit.attrs["reused_fit"] and "'seed': (5, 4)" in caplog.text
+    pd.testing.assert_frame_equal(fresh.drop(columns="fit_s"), refit.drop(columns="fit_s"))
 
 
 # --- the paper's claims ---------------------------------------------------------------------------

@@ -153,7 +153,7 @@ def test_generate_corpus_deterministic(tmp_path):
     # One recording per speaker (a few hundred files for DVC to check, not one per utterance) ...
     wavs = sorted(p.relative_to(tmp_path / "a").as_posix() for p in (tmp_path / "a" / "wav").rglob("*")
                   if p.is_file())
-    assert wavs == [f"wav/spk000{s}.flac" for s in range(3)]
+    assert wavs == [f"wav/spk000{s}.wav" for s in range(3)]
     assert not (tmp_path / "a" / "speakers").exists()
     for w in wavs:  # ... byte-identical for the same seed and workers
         assert (tmp_path / "a" / w).read_bytes() == (tmp_path / "b" / w).read_bytes()
@@ -162,7 +162,7 @@ def test_generate_corpus_deterministic(tmp_path):
         recs = [r for r in r1 if r["speaker_index"] == s]
         x, sr = sf.read(tmp_path / "a" / recs[0]["path"], dtype="float32")
         assert sr == 16000 and x.ndim == 1
-        assert [r["path"] for r in recs] == [f"wav/spk000{s}.flac"] * 2
+        assert [r["path"] for r in recs] == [f"wav/spk000{s}.wav"] * 2
         assert recs[0]["start"] == 0 and recs[0]["stop"] == recs[1]["start"] and recs[-1]["stop"] == x.size
         for r in recs:
             assert isinstance(r["start"], int) and isinstance(r["stop"], int)
@@ -176,7 +176,7 @@ def test_generate_corpus_deterministic(tmp_path):
     assert Voice.from_dict(spk[1]["voice"]) == sample_voice(1, 1)
     assert (tmp_path / "a" / "speakers.jsonl").read_bytes() == (tmp_path / "b" / "speakers.jsonl").read_bytes()
     recipe = json.loads((tmp_path / "a" / "recipe.json").read_text())
-    assert recipe["workers"] == 2 and recipe["corpus_version"] == CORPUS_VERSION == 2
+    assert recipe["workers"] == 2 and recipe["corpus_version"] == CORPUS_VERSION == 3
     # different speakers differ: the clean enrollment utterances of two speakers have different spectra
     e = [load_segment(dict(r, path=tmp_path / "a" / r["path"]), min_dur_s=0.0) for r in r1 if r["enroll"]]
     emb = frame_stats_embeddings(e)

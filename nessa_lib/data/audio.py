@@ -53,6 +53,11 @@ class AudioError(ValueError):
         where = segment_label(self.path, *(segment or ()))
         super().__init__(f"{where}: {detail} [{reason}]")
 
+    def __reduce__(self):
+        # Rebuilt from its fields when it crosses a process boundary (a worker of nessa_lib.parallel.run_jobs):
+        # the default pickling would call __init__ with the message alone and fail.
+        return (type(self), (self.path, self.reason, self.detail, self.segment))
+
 
 def segment_label(path, start=None, stop=None) -> str:
     """``path`` alone for a whole file, ``path[start:stop]`` for a segment (log and error messages).

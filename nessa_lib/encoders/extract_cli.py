@@ -68,7 +68,7 @@ def extract_file(manifest_df, encoder, out, *, skipped_csv=None, rank: int = 0, 
     import numpy as np
 
     from nessa_lib.embeddings import EmbeddingSet, save_embeddings
-    from nessa_lib.encoders.extract import extract_embeddings, write_skipped_utterances
+    from nessa_lib.encoders.extract import extract_embeddings, merge_shards, write_skipped_utterances
 
     out = Path(out)
     skipped_csv = Path(skipped_csv) if skipped_csv else out.with_name(f"{out.stem}.skipped.csv")
@@ -88,16 +88,15 @@ def extract_file(manifest_df, encoder, out, *, skipped_csv=None, rank: int = 0, 
     barrier()
     merged = None
     if rank == 0:
-        parts = [np.load(_part(out, r, ".npz"), allow_pickle=False) for r in range(world)]
-        emb = np.concatenate([p["embeddings"].reshape(-1, mine.dim) for p in parts]).astype(np.float32)
-        utt = np.concatenate([p["utt_ids"] for p in parts]).astype(str)
-        spk = np.concatenate([p["speaker_ids"] for p in parts]).astype(str)
-        position = {u: i for i, u in enumerate(manifest_df["utt_id"].astype(str))}
-        order = np.argsort([position[u] for u in utt], kind="stable")  # back to manifest order
-        merged = EmbeddingSet(emb[order], utt[order], spk[order], mine.model_id)
+        parts = []
+        for r in range(world):
+            with np.load(_part(out, r, ".npz"), allow_pickle=False) as z:
+                parts.append(EmbeddingSet(z["embeddings"].reshape(-1, mine.dim), z["utt_ids"].astype(str),
+                                          z["speaker_ids"].astype(str), mine.model_id))
+        bad = [json.loads(_part(out, r, ".skipped.json").read_text()) for r in range(world)]
+        merged, bad = merge_shards(parts, manifest_df, bad)
         save_embeddings(out, merged)
-        bad = [b for r in range(world) for b in json.loads(_part(out, r, ".skipped.json").read_text())]
-        write_skipped_utterances(sorted(bad, key=lambda b: position[b["utt_id"]]), skipped_csv)
+        write_skipped_utterances(bad, skipped_csv)
     barrier()  # every rank's parts are read before any is deleted
     _part(out, rank, ".npz").unlink()
     _part(out, rank, ".skipped.json").unlink()

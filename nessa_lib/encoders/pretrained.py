@@ -200,9 +200,65 @@ class ResemblyzerEncoder:
             return norm
         return np.asarray(trimmed, dtype=np.float32)
 
+    def prepare(self, wav: np.ndarray) -> np.ndarray:
+        """The partial mel spectrograms ``embed_utterance`` would feed the LSTM for one waveform.
+
+        :meth:`preprocess`, then resemblyzer's slicing and padding (defaults rate=1.3, min_coverage=0.75) and its
+        mel spectrogram: the per-utterance half of the work, which extraction runs in its decoding workers
+        (:mod:`nessa_lib.encoders.extract`) so it overlaps with the LSTM of other batches.
+
+        Parameters
+        ----------
+        wav : numpy.ndarray, shape (n,)
+            Mono waveform at 16 kHz, unpadded.
+
+        Returns
+        -------
+        numpy.ndarray, shape (k, 160, 40), float32
+            ``k`` partials of 1.6 s.
+
+        Raises
+        ------
+        ValueError
+            What :meth:`preprocess` refuses.
+        """
+        from resemblyzer import audio as rz_audio
+
+        wav = self.preprocess(wav)
+        wav_slices, mel_slices = self._model.compute_partial_slices(len(wav), 1.3, 0.75)
+        if wav_slices[-1].stop >= len(wav):
+            wav = np.pad(wav, (0, wav_slices[-1].stop - len(wav)), "constant")
+        mel = rz_audio.wav_to_mel_spectrogram(wav)
+        return np.stack([mel[s] for s in mel_slices])
+
+    def embed_prepared(self, prepared) -> "torch.Tensor":
+        """Embed a batch given as :meth:`prepare` results: the partials of all of them through one LSTM call, then
+        each waveform's partial embeddings averaged and L2-normalised as ``embed_utterance`` does.
+
+        Parameters
+        ----------
+        prepared : list of numpy.ndarray, shape (k_i, 160, 40)
+
+        Returns
+        -------
+        torch.Tensor, shape (B, 256), float32
+            Unit-norm embeddings.
+        """
+        import torch
+
+        owner = np.repeat(np.arange(len(prepared)), [len(p) for p in prepared])
+        with torch.no_grad():
+            emb = self._model(torch.from_numpy(np.concatenate(prepared)).to(self._model.device)).cpu().numpy()
+        out = np.empty((len(prepared), self.emb_dim), dtype=np.float32)
+        for i in range(len(prepared)):
+            raw = emb[owner == i].mean(axis=0)
+            out[i] = raw / np.linalg.norm(raw, 2)
+        return torch.from_numpy(out)
+
     def embed(self, wavs, lengths):
         """Embed a zero-padded batch: resemblyzer's ``embed_utterance`` for each waveform, with the partial
-        utterances of the whole batch run through the LSTM together.
+        utterances of the whole batch run through the LSTM together (:meth:`prepare` each waveform, then
+        :meth:`embed_prepared`).
 
         ``embed_utterance`` cuts a waveform into 1.6 s partials (rate 1.3 per second, last one kept at >= 75 %
         coverage), embeds each and averages; it runs one small LSTM batch per utterance, whose per-step overhead
@@ -229,7 +285,6 @@ class ResemblyzerEncoder:
             Bad shapes, or a waveform :meth:`preprocess` refuses (the message gives its batch index).
         """
         import torch
-        from resemblyzer import audio as rz_audio
 
         wavs = torch.as_tensor(wavs)
         lengths = torch.as_tensor(lengths, dtype=torch.float64).reshape(-1)
@@ -238,28 +293,14 @@ class ResemblyzerEncoder:
                              f"{tuple(lengths.shape)}")
         total = wavs.shape[1]
         x = wavs.detach().cpu().numpy().astype(np.float32, copy=False)
-        partials, owner = [], []
+        prepared = []
         for i, (w, rel) in enumerate(zip(x, lengths.tolist())):
             n = min(total, max(1, int(round(rel * total))))
             try:
-                wav = self.preprocess(w[:n])
+                prepared.append(self.prepare(w[:n]))
             except ValueError as e:
                 raise ValueError(f"batch item {i}: {e}") from e
-            # embed_utterance's slicing and padding (defaults rate=1.3, min_coverage=0.75)
-            wav_slices, mel_slices = self._model.compute_partial_slices(len(wav), 1.3, 0.75)
-            if wav_slices[-1].stop >= len(wav):
-                wav = np.pad(wav, (0, wav_slices[-1].stop - len(wav)), "constant")
-            mel = rz_audio.wav_to_mel_spectrogram(wav)
-            partials.extend(mel[s] for s in mel_slices)
-            owner.extend([i] * len(mel_slices))
-        with torch.no_grad():
-            emb = self._model(torch.from_numpy(np.array(partials)).to(self._model.device)).cpu().numpy()
-        owner = np.asarray(owner)
-        out = np.empty((len(x), self.emb_dim), dtype=np.float32)
-        for i in range(len(x)):
-            raw = emb[owner == i].mean(axis=0)
-            out[i] = raw / np.linalg.norm(raw, 2)
-        return torch.from_numpy(out)
+        return self.embed_prepared(prepared)
 
 
 def export_pretrained(name: str, out_dir) -> dict:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
 from nessa_lib.evaluation import metrics
 from nessa_lib.evaluation.lists import score_lists
 from nessa_lib.evaluation.tables import aligned_scores, gain_recovered, gain_recovered_rounds
+
+logger = logging.getLogger(__name__)
 
 
 def _nested_order(speakers: np.ndarray, seed: int):
@@ -26,7 +30,7 @@ def _nested_order(speakers: np.ndarray, seed: int):
 def alignment_ablation(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids_eval, enroll: pd.DataFrame,
                        trials: pd.DataFrame, *, method: str = "nessa-m2", n_speakers=(25, 50, 100, None),
                        utts_per_speaker=(2, 4, 8, None), seed: int = 0, hparams: dict | None = None,
-                       boot=None, workers: int = 1) -> pd.DataFrame:
+                       boot=None, workers: int = 1, prefitted=None) -> pd.DataFrame:
     """EER of one method fitted on subsamples of the alignment data: how much paired data does it need?
 
     The alignment speakers are put in an order drawn from ``seed``, and each speaker's utterances too; the
@@ -53,6 +57,12 @@ def alignment_ablation(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids
         ``gain_recovered_lo``/``gain_recovered_hi`` (the gain per round from the same round's X/X and Y/Y).
     workers : int
         Processes for the fits (:func:`nessa_lib.parallel.run_jobs`); the results do not depend on it.
+    prefitted : Aligner, optional
+        ``method`` already fitted with ``seed`` on all of the alignment data, e.g. stage 04's first seed: the
+        grid's all-speakers, all-utterances point is that very fit (same rows, same seed), so it is used instead of
+        fitting it again, and that row's ``fit_s`` is NaN. Only when its method, seed, hyper-parameters and number
+        of fit pairs are this call's; otherwise that point is fitted here (logged). ``attrs["reused_fit"]`` says
+        which.
 
     Returns
     -------
@@ -74,6 +84,7 @@ def alignment_ablation(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids
     >>> df["n_pairs"].tolist()
     [10, 20]
     """
+    from nessa_lib.align.hparams import _resolve_hparams
     from nessa_lib.evaluation.bootstrap import interval
     from nessa_lib.evaluation.tables import _fit_one, check_hparams
     from nessa_lib.parallel import run_jobs
@@ -88,6 +99,16 @@ def alignment_ablation(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids
     eer_xx, eer_yy = metrics.eer(s_xx, labels), metrics.eer(s_yy, labels)
     if boot is not None:
         r_xx, r_yy = boot.metrics(s_xx)["eer"], boot.metrics(s_yy)["eer"]
+    if prefitted is not None:
+        want = dict(method=method, seed=int(seed), hparams=_resolve_hparams(method, dict(hparams.get(method, {}))),
+                    n_pairs=len(x))
+        got = dict(method=prefitted.method, seed=int(prefitted.seed), hparams=prefitted.hparams,
+                   n_pairs=(prefitted.fit_agreement or {}).get("n"))
+        if got != want:  # e.g. stage 04 ran with another seed_offset: fit it here, as without prefitted
+            diff = {k: (got[k], want[k]) for k in want if got[k] != want[k]}
+            logger.info("alignment_ablation: prefitted is not this grid's full-data fit (its, wanted: %s); "
+                        "fitting that point here", diff)
+            prefitted = None
     spk_order, spk_rows = _nested_order(speakers, seed)
     grid_rows, jobs = [], []
     for n in n_speakers:
@@ -97,9 +118,11 @@ def alignment_ablation(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids
             grid_rows.append(dict(n_speakers=-1 if n is None else int(n), utts_per_speaker=-1 if u is None else int(u),
                                   n_speakers_used=len(chosen), n_pairs=len(idx)))
             jobs.append((method, x[idx], y[idx], speakers[idx], seed, dict(hparams.get(method, {}))))
+    full = [i for i, r in enumerate(grid_rows) if r["n_speakers"] == -1 and r["utts_per_speaker"] == -1]
+    reused = {full[0]: (prefitted, float("nan"))} if prefitted is not None and full else {}
     # Largest fits first, so the last fit of the queue is a small one (results keep the grid's order).
-    order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i][1]))
-    fitted = dict(zip(order, run_jobs(_fit_one, [jobs[i] for i in order], workers=workers)))
+    order = sorted((i for i in range(len(jobs)) if i not in reused), key=lambda i: -len(jobs[i][1]))
+    fitted = {**dict(zip(order, run_jobs(_fit_one, [jobs[i] for i in order], workers=workers))), **reused}
     rows = []
     for row, (a, sec) in zip(grid_rows, (fitted[i] for i in range(len(jobs)))):
         s = aligned_scores(a, x_eval, y_eval, utt_ids_eval, enroll, trials)
@@ -111,7 +134,7 @@ def alignment_ablation(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids
             row["gain_recovered_lo"], row["gain_recovered_hi"] = interval(gain_recovered_rounds(r_xx, r_yy, r))
         rows.append(row)
     df = pd.DataFrame(rows)
-    df.attrs.update(method=method, eer_xx=eer_xx, eer_yy=eer_yy)
+    df.attrs.update(method=method, eer_xx=eer_xx, eer_yy=eer_yy, reused_fit=bool(reused))
     return df
 
 

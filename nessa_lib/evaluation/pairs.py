@@ -143,6 +143,11 @@ class Study:
             self._pools[key] = embeddings.load_paired_splits(self.embeddings_root, x_model, y_model, list(splits))
         return self._pools[key]
 
+    def first_fit(self, pair: str, method: str):
+        """Stage 04's aligner of ``method`` for ``pair`` (its first seed), or ``None`` when it fitted none."""
+        fits = self.aligners.get(pair, {}).get(method)
+        return fits[0] if fits else None
+
     def stage_aligners(self, x_model: str, y_model: str, methods) -> tuple[str | None, dict | None]:
         """``(pair, {method: Aligner})`` of the first pair fitted with this orientation and all ``methods``, or
         ``(None, None)`` when stage 04 fitted none (the caller then fits its own). Seeded methods give their first

@@ -32,8 +32,8 @@ SCHEMA = {
                       "shards": "str", "encoders": "map"},
     "extract_embeddings": {
         "models": "list[str]", "splits": "list[str]", "train_utts_per_speaker": "int", "mode": "str",
-        "crop_s": "float", "batch_size": "int", "threads": "int", "workers": "int", "device": "str",
-        "precision": "str", "check_condition": "str",
+        "crop_s": "float", "batch_size": "int", "threads": "int", "workers": "int", "processes": "map",
+        "device": "str", "precision": "str", "check_condition": "str",
         "check_utts_per_speaker": "int",
     },
     "fit_aligners": {
@@ -163,6 +163,10 @@ def stage_params(stage: str, *, path=PARAMS_FILE, root=None) -> SimpleNamespace:
         # Development trials are built like the evaluation's lists.
         ns.k_enroll = data["prepare_data"]["k_enroll"]
         ns.n_nontarget_per_profile = data["prepare_data"]["n_nontarget_per_profile"]
+    if stage == "extract_embeddings":
+        bad = {k: v for k, v in ns.processes.items() if not (_is(v, "int") and v >= 1)}
+        if bad:
+            raise ValueError(f"{path}: extract_embeddings.processes maps model names to integers >= 1, got {bad}")
     if stage == "evaluate":
         # The evaluation scores the aligners stage 04 fitted: the pairs of params.yaml, never a folder glob.
         ns.pairs = data["fit_aligners"]["pairs"]

@@ -4,16 +4,22 @@ Every speaker is a random eSpeak NG voice variant (:mod:`nessa_lib.data.synth.vo
 (:mod:`nessa_lib.data.synth.sentences`) with per-utterance prosody jitter; a session-variability chain
 (:mod:`nessa_lib.data.synth.augment`) can then be applied per utterance. Output layout::
 
-    out_dir/wav/<speaker_id>.flac     16 kHz mono, 16-bit FLAC: the speaker's utterances back to back
+    out_dir/wav/<speaker_id>.wav      16 kHz mono, 16-bit PCM WAV: the speaker's utterances back to back
     out_dir/speakers.jsonl            one line per speaker (by speaker index): voice parameters, variant file text
-    out_dir/utterances.jsonl          one record per utterance (also returned), with its segment of the FLAC
+    out_dir/utterances.jsonl          one record per utterance (also returned), with its segment of the WAV
     out_dir/recipe.json               every argument needed to regenerate the corpus
 
 One recording per speaker, not one file per utterance: a pipeline tool that hashes its data folders (DVC) pays
 per file, and 950 files are cheaper to check than 12,000. The utterances are concatenated in utterance order
 with no gap, and each record locates its utterance Kaldi-``segments`` style: ``start``/``stop`` are sample
-frames (``stop`` exclusive) of ``wav/<speaker_id>.flac``, so ``soundfile.read(path, start=start, stop=stop)``
+frames (``stop`` exclusive) of ``wav/<speaker_id>.wav``, so ``soundfile.read(path, start=start, stop=stop)``
 or :func:`nessa_lib.data.audio.load_segment` returns exactly that utterance.
+
+WAV, not FLAC: every later stage decodes the corpus again (each encoder's training reads the training split,
+each encoder's extraction reads all of it), and on the 2-core machine decoding FLAC segments ran at about
+1,100 utterances/s against about 4,500 for the same segments of PCM WAV, some 50 s of the whole study. The
+samples are the same (FLAC is lossless), so embeddings are unchanged; the price is disk: about 1.5 GB instead
+of 0.93 GB.
 
 Reproducibility. eSpeak NG carries hidden state from one utterance to the next inside a process (see
 :mod:`nessa_lib.data.synth.espeak`), so the exact samples depend on which utterances a process synthesised before.
@@ -49,7 +55,7 @@ from nessa_lib.data.synth.voices import VOICE_VERSION, sample_voice, utterance_p
 __all__ = ["generate_corpus", "speaker_id", "synthesize_utterance", "trim_silence", "CORPUS_VERSION"]
 
 #: Bumped whenever the generation recipe changes (recorded in ``recipe.json``).
-CORPUS_VERSION = 2  # 2: one FLAC per speaker + segments, speakers.jsonl
+CORPUS_VERSION = 3  # 2: one FLAC per speaker + segments, speakers.jsonl; 3: the same samples as PCM WAV
 
 SAMPLE_RATE = 16000
 _BABBLE_INDEX0 = 10**9  # speaker indices of the babble talkers (never corpus speakers)
@@ -191,7 +197,7 @@ def _worker(w, spk_indices, cfg, q):
             espeak_voice = f"{v.accent}+{vname}"
             spk = {"speaker_id": sid, "speaker_index": i, "voice": v.to_dict(), "espeak_voice": f"{v.accent}+nessa",
                    "variant_file": variant_text(v, "nessa"), "worker": w, "recipe": cfg["recipe"]}
-            rel = f"wav/{sid}.flac"
+            rel = f"wav/{sid}.wav"
             recs, waves, pos = [], [], 0
             for u in range(cfg["utts_per_speaker"]):
                 rng = np.random.default_rng([cfg["seed"], i, u])
@@ -210,7 +216,7 @@ def _worker(w, spk_indices, cfg, q):
                              "speaker_index": i, "utt_index": u})
                 pos += wave.size
             # PCM_16 conversion is per sample, so each segment holds exactly what a file of its own would.
-            sf.write(out / rel, np.concatenate(waves), SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+            sf.write(out / rel, np.concatenate(waves), SAMPLE_RATE, format="WAV", subtype="PCM_16")
             q.put(("speaker", recs, spk))
         q.put(("done", w))
     except BaseException:  # pragma: no cover - reported to the parent
@@ -292,7 +298,7 @@ def generate_corpus(
     -------
     list of dict
         Sorted by speaker then utterance: ``utt_id``, ``speaker_id``, ``path`` (the speaker's recording,
-        ``wav/<speaker_id>.flac``, relative to ``out_dir``), ``start`` and ``stop`` (the utterance's sample frames
+        ``wav/<speaker_id>.wav``, relative to ``out_dir``), ``start`` and ``stop`` (the utterance's sample frames
         in it, ``stop`` exclusive), ``duration_s``, ``condition``, ``enroll``, ``text``, ``accent``, ``sex``,
         ``speaker_index``, ``utt_index``.
 
