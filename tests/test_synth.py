@@ -190,3 +190,19 @@ def test_generate_corpus_validation(tmp_path):
         generate_corpus(tmp_path, n_speakers=0, utts_per_speaker=1)
     with pytest.raises(ValueError):
         generate_corpus(tmp_path, n_speakers=1, utts_per_speaker=1, workers=0)
+
+
+def test_pcm16_is_the_rule_the_flac_corpus_was_written_with():
+    """Corpus version 3 (WAV) holds the samples version 2 (FLAC) held: pcm16 converts floats as libsndfile does when
+    it writes them to FLAC (WAV would floor instead), ties and clipping included."""
+    import io
+
+    from nessa_lib.data.synth.corpus import pcm16
+
+    for dtype in (np.float32, np.float64):
+        x = np.random.default_rng(0).uniform(-1.05, 1.05, 50000).astype(dtype)
+        x[:4] = [0.5 / 32768, 1.5 / 32768, -2.5 / 32768, -1.0]
+        buf = io.BytesIO()
+        sf.write(buf, x, 16000, format="FLAC", subtype="PCM_16")
+        buf.seek(0)
+        np.testing.assert_array_equal(pcm16(x), sf.read(buf, dtype="int16")[0])

@@ -63,6 +63,18 @@ _N_BABBLE = 12
 _CLEAN_PEAK = 10 ** (-3 / 20)  # clean speech is peak-normalised to -3 dBFS (eSpeak's level is arbitrary)
 
 
+def pcm16(x: np.ndarray) -> np.ndarray:
+    """Float samples as 16-bit PCM: ``x * 32768`` rounded to nearest (ties to even) and clipped, the rule
+    libsndfile applies when it writes floats to FLAC.
+
+    Examples
+    --------
+    >>> pcm16(np.array([0.5 / 32768, 1.5 / 32768, -1.0, 1.0, 0.25])).tolist()
+    [0, 2, -32768, 32767, 8192]
+    """
+    return np.clip(np.round(np.asarray(x, dtype=np.float64) * 32768.0), -32768, 32767).astype(np.int16)
+
+
 def speaker_id(index: int, n_speakers: int = 10000) -> str:
     """Speaker id of speaker ``index``: ``spk`` and at least four digits.
 
@@ -215,8 +227,11 @@ def _worker(w, spk_indices, cfg, q):
                              "enroll": bool(enroll), "text": info["text"], "accent": v.accent, "sex": v.sex,
                              "speaker_index": i, "utt_index": u})
                 pos += wave.size
-            # PCM_16 conversion is per sample, so each segment holds exactly what a file of its own would.
-            sf.write(out / rel, np.concatenate(waves), SAMPLE_RATE, format="WAV", subtype="PCM_16")
+            # PCM_16 conversion is per sample, so each segment holds exactly what a file of its own would. It is
+            # done here, not by libsndfile, whose float-to-int16 rounding depends on the format (FLAC rounds
+            # x * 32768 to nearest, WAV floors it): this is the FLAC rule, so corpus version 3 holds the very
+            # samples version 2 held.
+            sf.write(out / rel, pcm16(np.concatenate(waves)), SAMPLE_RATE, format="WAV", subtype="PCM_16")
             q.put(("speaker", recs, spk))
         q.put(("done", w))
     except BaseException:  # pragma: no cover - reported to the parent
