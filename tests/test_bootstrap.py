@@ -173,3 +173,19 @@ def test_three_way_verdicts_from_paired_rounds():
     f2 = paper_findings(tables, pairs, {"A": "softmax", "B": "aam"}, rounds=r, n_speakers=100)
     assert f2[(f2.finding == FINDING_A) & (f2.evidence == "B->A")].iloc[0].verdict == FAILS
     assert f2[(f2.finding == FINDING_A) & f2.evidence.str.startswith("summary")].iloc[0].verdict == FAILS
+
+
+@pytest.mark.parametrize("elements", [1, 7 * 200, 10**9])  # one round per chunk, 7 rounds, all rounds at once
+def test_chunking_of_rounds_never_changes_a_result(monkeypatch, elements):
+    from nessa_lib.evaluation import bootstrap
+
+    rng = np.random.default_rng(3)
+    labels = np.r_[np.ones(40, bool), np.zeros(160, bool)]
+    scores = np.round(rng.normal(size=200) + labels, 2)  # rounded: ties, so the gather path runs too
+    b = SpeakerBootstrap(rng.integers(0, 12, 200), labels, n_rounds=50, seed=1)
+    ref = b.metrics(scores)
+    monkeypatch.setattr(bootstrap, "_CHUNK_ELEMENTS", elements)
+    got = b.metrics(scores)
+    assert ref.keys() == got.keys()
+    for k in ref:
+        assert ref[k].tobytes() == got[k].tobytes(), k

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -66,6 +67,15 @@ def write_html(ipynb: Path) -> Path:
     return html
 
 
+def _import_html_exporter() -> None:
+    """Import nbconvert's HTML exporter (about 1.5 s) while the kernel starts, so :func:`write_html` finds it
+    loaded: the kernel's start-up keeps one core busy and leaves the other to this."""
+    try:
+        from nbconvert import HTMLExporter  # noqa: F401
+    except Exception:  # noqa: BLE001 - write_html imports it again and reports the error there
+        pass
+
+
 def run_stage(stage: str, item: str | None = None, *, root=None, params_file: str = PARAMS_FILE,
               progress: bool = True, log_output: bool = False) -> Path:
     """Execute the notebook of ``stage`` (for ``item`` of a ``foreach`` stage) and render it to HTML.
@@ -104,12 +114,15 @@ def run_stage(stage: str, item: str | None = None, *, root=None, params_file: st
     for name in ("traitlets", "papermill", "jupyter_client", "nbclient"):
         logging.getLogger(name).setLevel(logging.INFO if log_output else logging.ERROR)
     start = time.perf_counter()
+    warm = threading.Thread(target=_import_html_exporter, name="import-nbconvert", daemon=True)
+    warm.start()
     try:
         pm.execute_notebook(nb, str(out), parameters=parameters, cwd=str(root), kernel_name=KERNEL,
                             progress_bar=progress and {"desc": f"{stage}{'@' + item if item else ''}"},
                             log_output=log_output, request_save_on_cell_execute=True,
                             extra_arguments=[f"--IPKernelApp.log_level={KERNEL_LOG_LEVEL}"])
     finally:
+        warm.join()
         if out.is_file():
             write_html(out)
     logging.getLogger(__name__).info("%s%s done in %.0f s", stage, f"@{item}" if item else "",
