@@ -122,23 +122,6 @@ def _probit(p):
     return norm.ppf(np.clip(np.asarray(p, dtype=float), _DET_CLIP, 1 - _DET_CLIP))
 
 
-def _corners(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The polyline through ``(x, y)`` without the inner points of its horizontal and vertical runs: the same
-    line, drawn through its corners. A DET curve has a point per trial score, ~31,000 in the default study, nearly
-    all on such runs; matplotlib's ``legend(loc="best")`` scans every point, about 1.4 s per DET figure.
-
-    Examples
-    --------
-    >>> _corners(np.array([0., 1, 2, 2, 2, 3]), np.array([0., 0, 0, 1, 2, 2]))
-    (array([0., 2., 2., 3.]), array([0., 0., 2., 2.]))
-    """
-    if len(x) < 3:
-        return x, y
-    inner = ((x[1:-1] == x[:-2]) & (x[1:-1] == x[2:])) | ((y[1:-1] == y[:-2]) & (y[1:-1] == y[2:]))
-    keep = np.r_[True, ~inner, True]
-    return x[keep], y[keep]
-
-
 def _pct(p: float) -> str:
     return f"{100 * p:g}"
 
@@ -172,7 +155,7 @@ def det_curves(curves: dict, title: str = "", path=None, eer_intervals: dict | N
         if eer_intervals and label in eer_intervals:
             e, lo, hi = (100 * v for v in eer_intervals[label])
             shown = f"{label}: EER {e:.2f} % [{lo:.2f}-{hi:.2f}]"
-        ax.plot(*_corners(_probit(far), _probit(frr)), label=shown, lw=1.4)
+        ax.plot(_probit(far), _probit(frr), label=shown, lw=1.4)
     ticks = _probit(_DET_TICKS)
     lim = (ticks[0], ticks[-1])
     ax.plot(lim, lim, color="0.6", lw=0.8, ls=":", label="EER line")  # FAR = FRR

@@ -15,9 +15,9 @@ An encoder may also split its work in two (resemblyzer's wrapper does)::
     encoder.prepare(wave)            # one unpadded float32 waveform -> whatever embed_prepared takes (features)
     encoder.embed_prepared(prepared) # a list of prepare() results -> (B, emb_dim), the same as embed() gives
 
-Then ``prepare`` runs where the audio is decoded: in the ``DataLoader`` workers when ``workers > 0``, so per-utterance
-CPU work (resemblyzer's voice-activity trimming and mel spectrogram) overlaps with the model instead of leaving
-a core idle; the batches and the embeddings are the same as with ``embed``.
+Then ``prepare`` runs where the audio is decoded (in the ``DataLoader`` workers when ``workers > 0``, in each of
+the processes when ``processes > 1``) and ``embed_prepared`` on each batch; the batches and the embeddings are
+the same as with ``embed``.
 
 Bad input follows field notes F and :func:`nessa_lib.data.audio.load_audio`: stereo is averaged, other sample
 rates are resampled (both with a logged warning); unreadable, empty, NaN/inf and all-zero files raise an
@@ -282,11 +282,12 @@ def extract_embeddings(manifest_df, encoder, *, mode: str = "full", crop_s: floa
     processes : int
         Processes sharing the batches on this machine (as ``shard`` does, merged back into manifest order), each
         with one torch thread (:func:`nessa_lib.parallel.run_jobs`; capped at the number of cores). 1 (default):
-        this process, with its torch threads. On a CPU, two one-thread processes use two cores better than one
-        two-thread process (stage 03: about 25 % more utterances/s), because one thread per batch leaves no
-        core idle while audio is decoded and prepared. Every batch is then computed with one thread, so the
-        embeddings are the same for any ``processes > 1`` (and any number of cores); they can differ from a
-        multi-threaded single process by float rounding (convolutional encoders: ~1e-6).
+        this process, with its torch threads. On a CPU, two one-thread processes keep two cores busier than one
+        two-thread process when much of an utterance's work is not torch's (resemblyzer: +22 % utterances/s);
+        for the convolutional encoders the gain is small or negative (docs/scale.md, section 10). Every batch is
+        then computed with one thread, so the embeddings are the same for any ``processes > 1`` (and any number
+        of cores); they can differ from a multi-threaded single process by float rounding (convolutional
+        encoders: ~1e-6; resemblyzer: identical).
 
     Returns
     -------
