@@ -15,7 +15,7 @@
 Clips are vowel-like synthetic speech (a glottal pulse train through formant filters), 3-5 s, so resemblyzer's
 voice-activity trimming keeps them as it keeps speech. No target: the script reports and exits 0.
 
-Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_extract_processes.py [--utts 1200]`` (about 4 minutes
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_extract_processes.py [--utts 4000]`` (about 5 minutes
 on 2 cores).
 """
 
@@ -34,6 +34,7 @@ from scipy.signal import lfilter
 
 from machine import cpu_name  # benchmarks/machine.py (scripts run with their folder on sys.path)
 from nessa_lib.data.audio import load_audio, manifest_segments
+from nessa_lib.data.synth.corpus import pcm16
 from nessa_lib.encoders import EncoderConfig
 from nessa_lib.encoders.export import _export, load_encoder
 from nessa_lib.encoders.extract import extract_embeddings
@@ -65,7 +66,7 @@ def make_corpus(root: Path, n_utts: int, seed: int = 0) -> dict:
     for s in range(n_spk):
         f0 = rng.uniform(90, 220)
         clips = [vowel(rng.uniform(3.0, 5.0), f0 * rng.uniform(0.95, 1.05), rng) for _ in range(UTTS_PER_SPEAKER)]
-        x = np.concatenate(clips)
+        x = pcm16(np.concatenate(clips))  # as the corpus writes it: the same 16-bit samples in both formats
         for fmt in rows:
             path = root / f"spk{s:04d}.{fmt}"
             sf.write(path, x, SR, format=fmt.upper(), subtype="PCM_16")
@@ -91,7 +92,7 @@ def random_encoder(root: Path, arch: str) -> object:
     torch.manual_seed(0)
     out = root / f"enc-{arch}"
     out.mkdir()
-    _export(out, cfg, build_modules(cfg), history=[], summary={}, speakers=["a", "b"])
+    _export(out, cfg, build_modules(cfg, n_speakers=2), history=[], summary={}, speakers=["a", "b"])
     return load_encoder(out)
 
 
@@ -104,7 +105,7 @@ def extraction(df: pd.DataFrame, encoder, processes: int) -> tuple[float, np.nda
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--utts", type=int, default=1200, help="utterances (segments) to decode and embed")
+    parser.add_argument("--utts", type=int, default=4000, help="utterances (segments) to decode and embed")
     a = parser.parse_args(argv)
     if os.environ.get("OMP_NUM_THREADS") != "1":
         print("note: run with OMP_NUM_THREADS=1, as the pipeline does (Makefile)", file=sys.stderr)
