@@ -8,7 +8,8 @@
    ``extract_embeddings.processes`` in ``params.yaml``) for resemblyzer's pretrained LSTM and for the study's
    x-vector and ECAPA architectures (random weights: cost does not depend on the values), over the same WAV
    segments, batch 16 as stage 03. It prints utterances/s, the ratio, and how far the embeddings of the two set-ups
-   are apart (resemblyzer: identical; the convolutional encoders round differently with one thread). The
+   are apart (resemblyzer: identical; the study's trained convolutional encoders round differently with one
+   thread, up to ~2e-6, though these random-weight ones may not). The
    two-process figure includes starting the processes (once per call, as stage 03 does once per model and
    split group).
 
