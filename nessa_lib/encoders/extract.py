@@ -257,7 +257,8 @@ def extract_embeddings(manifest_df, encoder, *, mode: str = "full", crop_s: floa
         ``transform(wave, row) -> wave`` applied to each decoded waveform (``row``: its position in
         ``manifest_df``), e.g. a degradation that simulates another recording condition
         (:func:`extract_condition`). With ``workers > 0`` it runs in the worker processes (forked: a closure is
-        fine) and must depend on nothing but its arguments.
+        fine) and must depend on nothing but its arguments; with ``processes > 1`` it is pickled to spawned
+        processes, so it must be a module-level function or a ``functools.partial`` of one, not a closure.
     skipped : list, optional
         ``None`` (default): the first bad utterance raises, as documented below. A list: bad utterances are
         skipped instead, each appended as a dict ``utt_id``, ``speaker_id``, ``path`` (``path[start:stop]`` for a

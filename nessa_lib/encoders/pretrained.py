@@ -204,8 +204,8 @@ class ResemblyzerEncoder:
         """The partial mel spectrograms ``embed_utterance`` would feed the LSTM for one waveform.
 
         :meth:`preprocess`, then resemblyzer's slicing and padding (defaults rate=1.3, min_coverage=0.75) and its
-        mel spectrogram: the per-utterance half of the work, which extraction runs in its decoding workers
-        (:mod:`nessa_lib.encoders.extract`) so it overlaps with the LSTM of other batches.
+        mel spectrogram: the per-utterance half of the work, which extraction runs where it decodes the audio
+        (:mod:`nessa_lib.encoders.extract`; on 2 cores, ``processes=2`` is what pays, not ``workers``).
 
         Parameters
         ----------
