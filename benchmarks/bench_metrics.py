@@ -1,4 +1,4 @@
-"""Benchmark: nessa_lib.metrics against sklearn's roc_curve and SpeechBrain's EER/minDCF, side by side.
+"""Benchmark: nessa_lib.evaluation.metrics against sklearn's roc_curve and SpeechBrain's EER/minDCF, side by side.
 
 Prints
 - 5 M random trials: time of EER + minDCF(0.01) + FRR@FAR(1 %) over the time of

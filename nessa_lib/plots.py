@@ -133,7 +133,7 @@ def det_curves(curves: dict, title: str = "", path=None, eer_intervals: dict | N
     ----------
     curves : dict of str to (far, frr)
         Label to the rates of each operating point (fractions), e.g. the first two outputs of
-        :func:`nessa_lib.metrics.det_curve`. Rates of 0 and 1 are clipped to stay finite.
+        :func:`nessa_lib.evaluation.metrics.det_curve`. Rates of 0 and 1 are clipped to stay finite.
     title : str
     path : path-like, optional
         Save a PNG there.
@@ -177,7 +177,7 @@ def gain_recovered_bars(tables: dict, path=None):
     Parameters
     ----------
     tables : dict of str to DataFrame
-        Pair name to its :func:`nessa_lib.study.evaluate_pair` table; the symmetric rows are left out.
+        Pair name to its :func:`nessa_lib.evaluation.tables.evaluate_pair` table; the symmetric rows are left out.
     path : path-like, optional
 
     Examples
@@ -224,7 +224,7 @@ def gain_recovered_bars(tables: dict, path=None):
 def ablation_curves(df: pd.DataFrame, path=None):
     """EER and gain recovered against the number of alignment pairs, one line per utterances-per-speaker.
 
-    ``df`` is :func:`nessa_lib.study.alignment_ablation`'s table (``n_pairs``, ``utts_per_speaker``, ``eer``,
+    ``df`` is :func:`nessa_lib.evaluation.ablation.alignment_ablation`'s table (``n_pairs``, ``utts_per_speaker``, ``eer``,
     ``gain_recovered``; ``utts_per_speaker`` -1 means all); ``eer_lo``/``eer_hi`` and ``gain_recovered_lo``/
     ``_hi``, where present, are drawn as interval bars.
 

@@ -20,11 +20,14 @@ params_file: str = "params.yaml"  # the study's parameters (repo-relative)
 import torch
 
 from nessa_lib import embeddings, io, plots
-from nessa_lib.evaluation import pairs, tables
-from nessa_lib.pipeline import layout, params
+from nessa_lib.align import folder
+from nessa_lib.evaluation import tables
+from nessa_lib.pipeline import layout
+from nessa_lib.stages import fit_aligners as stage
+from nessa_lib.stages import schema
 
-p = params.stage_params("fit_aligners", path=params_file)
-spec = params.item(p, "pairs", pair)
+p = stage.load(params_file)
+spec = schema.entry(p.pairs, pair, "fit_aligners.pairs")
 torch.set_num_threads(p.threads)
 out = layout.out_dir("fit_aligners", pair)
 reports = layout.report_dir("fit_aligners", pair)
@@ -41,7 +44,7 @@ first = p.seed + p.seed_offset
 seeded = tables.fit_seeds(fit.x, fit.y, fit.speaker_ids, methods=p.methods, seeds=range(first, first + p.seeds),
                           hparams=p.hparams, workers=p.workers, progress=True, enroll_model_id=fit.enroll_model_id,
                           runtime_model_id=fit.runtime_model_id, timings=timings, device=p.device)
-pairs.save_aligners(seeded, out, pair=pair, **spec)
+folder.save_aligners(seeded, out, pair=pair, **spec)
 aligners = {m: a[0] for m, a in seeded.items()}  # the first seed: curves and the development check
 {m: round(t, 2) for m, t in timings.items()}
 
@@ -55,12 +58,12 @@ plots.aligner_training(aligners, pair, reports);
 # aligners nor the evaluation use. With the default fit pool there is nothing left to check on (`None`).
 
 # %%
-development = pairs.development_table(
+development = stage.development_table(
     seeded, layout.out_dir("extract_embeddings"), spec["enroll_model"], spec["runtime_model"],
     dev_split=p.dev_split, fit_splits=p.fit_splits, manifest_path=layout.out_dir("prepare_data") / "manifest.csv",
     k_enroll=p.k_enroll, n_nontarget_per_profile=p.n_nontarget_per_profile, seed=p.seed,
 )
-io.write_json(pairs.fit_metrics(timings, development), reports / "metrics.json")
+io.write_json(stage.fit_metrics(timings, development), reports / "metrics.json")
 development
 
 # %% [markdown]

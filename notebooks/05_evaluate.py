@@ -20,10 +20,11 @@ import torch
 
 from nessa_lib import deployment, io, plots
 from nessa_lib.data import lists, manifest
-from nessa_lib.evaluation import ab, ablation, bootstrap, findings, pairs
-from nessa_lib.pipeline import layout, params
+from nessa_lib.evaluation import ab, ablation, bootstrap, findings, tables
+from nessa_lib.pipeline import layout
+from nessa_lib.stages import evaluate as stage
 
-p = params.stage_params("evaluate", path=params_file)
+p = stage.load(params_file)
 torch.set_num_threads(p.threads)
 data = layout.out_dir("prepare_data")
 reports = layout.report_dir("evaluate")
@@ -32,7 +33,7 @@ figures.mkdir(parents=True, exist_ok=True)
 curves.mkdir(parents=True, exist_ok=True)
 df = manifest.read_manifest(data / "manifest.csv")
 enroll, trials = lists.read_lists(data, manifest=df)
-study = pairs.load_study(p.pairs, extra_models=(p.ab_model_a, p.ab_model_b),
+study = stage.load_study(p.pairs, extra_models=(p.ab_model_a, p.ab_model_b),
                          embeddings_root=layout.out_dir("extract_embeddings"),
                          encoders_root=layout.out_dir("train_encoder"),
                          aligners_root=layout.out_dir("fit_aligners"))
@@ -53,20 +54,20 @@ print(f"speaker bootstrap: {p.bootstrap_rounds} rounds over {boot.counts.shape[1
 # `metrics.json`.
 
 # %%
-evaluated = pairs.evaluate_study(study, enroll, trials, boot=boot, workers=p.workers)
+evaluated = stage.evaluate_study(study, enroll, trials, boot=boot, workers=p.workers)
 main = pd.concat(evaluated.tables, names=["pair"])
-pairs.percent_table(main)
+stage.percent_table(main)
 
 # %%
 for name, curve in evaluated.det.items():
     plots.det_curves(curve, title=f"{name}\n(NESSA: curve of the first seed; EER the mean of the seeds)",
                      path=figures / f"det_{name}.png",
-                     eer_intervals=pairs.det_legend_intervals(evaluated.tables[name]))
-    pairs.det_grid(curve).to_csv(curves / f"det_{name}.csv", index=False)
+                     eer_intervals=stage.det_legend_intervals(evaluated.tables[name]))
+    stage.det_grid(curve).to_csv(curves / f"det_{name}.csv", index=False)
 plots.gain_recovered_bars(evaluated.tables, path=figures / "gain_recovered.png");
 
 # %%
-plots.score_distributions_grid(pairs.before_after_panels(evaluated, trials.label),
+plots.score_distributions_grid(stage.before_after_panels(evaluated, trials.label),
                                path=figures / "scores_before_after.png");
 
 # %% [markdown]
@@ -122,7 +123,7 @@ abl = ablation.alignment_ablation(
 )
 print("all-data point:", "stage 04's fit" if abl.attrs["reused_fit"] else "fitted here")
 abl.to_csv(reports / "ablation.csv", index=False)
-pairs.ablation_curve(abl).to_csv(curves / "ablation.csv", index=False)
+stage.ablation_curve(abl).to_csv(curves / "ablation.csv", index=False)
 plots.ablation_curves(abl, path=figures / "ablation.png")
 abl.round(4)
 
@@ -149,8 +150,8 @@ check.round(4)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(pairs.key_numbers(evaluated.tables))
+print(stage.key_numbers(evaluated.tables))
 
 # %%
-io.write_json(pairs.flat_metrics(evaluated.tables, ab_table), reports / "metrics.json")
+io.write_json(tables.flat_metrics(evaluated.tables, ab_table), reports / "metrics.json")
 main.to_csv(reports / "main_table.csv")

@@ -225,15 +225,3 @@ def test_manifest_segments_and_load_segment_handle_empty_cells(speaker_file, tmp
     assert load_segment(df.iloc[2]).shape == (16000,)
     with pytest.raises(ValueError, match=r"utt_id 'ramp' .*: start -5 is not a sample frame"):
         manifest_segments(df.assign(start=pd.Series([-5, 20000, None], dtype=object)))
-
-
-def test_old_module_path_is_an_alias():
-    """``nessa_lib.audio`` (moved to ``nessa_lib.data.audio``) still offers every public name, as the same objects."""
-    import nessa_lib.audio as old
-    import nessa_lib.data.audio as new
-
-    names = ["REASONS", "AudioError", "segment_label", "AudioInfo", "probe_audio", "load_audio", "manifest_segments",
-             "load_segment", "scan_audio", "write_skip_report"]
-    assert sorted(old.__all__) == sorted(names)
-    for name in names:
-        assert getattr(old, name) is getattr(new, name), name

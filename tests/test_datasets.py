@@ -148,15 +148,3 @@ def test_folder_dataset_errors(tmp_path):
     (root / "spk" / "a.wav").write_bytes(b"")
     with pytest.raises(ValueError, match=r"none of the 1 audio file\(s\) is usable .*'empty'"):
         read_folder_dataset(root)
-
-
-def test_old_module_path_is_an_alias():
-    """``nessa_lib.datasets`` (moved to ``nessa_lib.data.readers``) still offers every public name, as the same
-    objects."""
-    import nessa_lib.datasets as old
-    from nessa_lib.data import readers
-
-    names = ["read_folder_dataset", "read_voxceleb", "read_voxceleb_trials"]
-    assert sorted(old.__all__) == sorted(names)
-    for name in names:
-        assert getattr(old, name) is getattr(readers, name), name

@@ -309,22 +309,3 @@ def test_first_utterances_keeps_every_speaker_in_id_order():
     assert len(first_utterances(df, 10)) == 5
     with pytest.raises(ValueError, match=">= 0"):
         first_utterances(df, -1)
-
-
-def test_old_module_path_is_an_alias():
-    """``nessa_lib.manifest`` (split into ``nessa_lib.data.manifest``, ``.splits`` and ``.lists``) still offers every
-    public name, as the same objects."""
-    import nessa_lib.manifest as old
-    from nessa_lib.data import lists, manifest, splits
-
-    homes = {
-        manifest: ["COLUMNS", "SEGMENT_COLUMNS", "SPLITS", "validate_manifest", "segment_bound", "write_manifest",
-                   "read_manifest"],
-        splits: ["first_utterances", "speaker_disjoint_split"],
-        lists: ["TRIAL_COLUMNS", "ENROLL_COLUMNS", "make_enrollment_and_trials", "single_utterance_enrollment",
-                "write_trials", "write_enrollment", "read_trials", "read_enrollment"],
-    }
-    assert sorted(old.__all__) == sorted(n for names in homes.values() for n in names)
-    for new, names in homes.items():
-        for name in names:
-            assert getattr(old, name) is getattr(new, name), name

@@ -341,11 +341,3 @@ def test_matches_sklearn_roc_curve(decimals):
         assert m[f"min_dcf_p{p}"] == pytest.approx(brute_min_dcf_vec(far, frr, p), abs=1e-12)
     for f in (0.01, 0.05):
         assert m[f"frr_at_far{f}"] == pytest.approx(frr[far <= f].min(), abs=1e-12)
-
-
-def test_old_module_name_is_an_alias():
-    import nessa_lib.metrics as old
-
-    for name in ("TrialScores", "det_curve", "eer", "min_dcf", "frr_at_far", "verification_metrics",
-                 "max_false_alarms"):
-        assert getattr(old, name) is getattr(metrics, name)

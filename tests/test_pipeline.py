@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from nessa_lib.pipeline import deps, layout, params
+from nessa_lib.stages import schema
 from nessa_lib.pipeline.run import notebook_parameters, read_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,14 +79,13 @@ def test_stage_command_and_params(stage):
     assert body["cmd"] == f"python -m nessa_lib.pipeline.run {stage.name}{item}"
     declared = body["params"]
     assert "base" in declared
-    # Every key of the stage's section is declared (as the section or key by key), so DVC re-runs the stage
-    # when any value it reads changes.
-    for key in params.SCHEMA[stage.name]:
-        if key == stage.foreach and stage.foreach == "models":
+    # Every key the stage reads (its own section's and those it reads from other sections) is declared (as its
+    # section or key by key), so DVC re-runs the stage when any value it reads changes.
+    for key in schema.keys(params.STAGE_PARAMS[stage.name], stage.name).values():
+        if key == f"{stage.name}.{stage.foreach}" and stage.foreach == "models":
             continue  # the list of runs itself: the item is in the command (${item})
-        covered = stage.name in declared or f"{stage.name}.{key}" in declared or any(
-            d.startswith(f"{stage.name}.{key}.") for d in declared)
-        assert covered, f"dvc.yaml {stage.name}: params.yaml {stage.name}.{key} is not declared"
+        covered = any(key == d or key.startswith(d + ".") or d.startswith(key + ".") for d in declared)
+        assert covered, f"dvc.yaml {stage.name}: params.yaml {key} is read but not declared"
     assert f"notebooks/{Path(stage.notebook).name}" in body["deps"]
 
 
@@ -136,16 +136,25 @@ def test_plots_cover_the_pairs_of_params():
 
 def test_params_file_is_valid_and_complete():
     data = params.load_params(root=ROOT)
-    assert set(data) == set(params.SCHEMA)
+    assert set(data) == set(params.SECTIONS)
 
 
 @pytest.mark.parametrize("edit, message", [
     (lambda d: d["prepare_data"].pop("k_enroll"), "prepare_data.k_enroll is missing"),
-    (lambda d: d["prepare_data"].update(min_dur_s="3.0s"), "prepare_data.min_dur_s must be float"),
-    (lambda d: d["fit_aligners"].update(fit_splits="train,align"), "fit_aligners.fit_splits must be list[str]"),
-    (lambda d: d["evaluate"].update(ab_farr=0.01), "evaluate has unknown key(s) ['ab_farr']"),
-    (lambda d: d.update(evalute={}), "unknown section(s) ['evalute']"),
-    (lambda d: d["fit_aligners"]["pairs"].update(bad={"enroll_model": "x"}), "fit_aligners.pairs.bad.runtime_model"),
+    (lambda d: d["prepare_data"].update(min_dur_s="3.0s"), "prepare_data.min_dur_s must be a number"),
+    (lambda d: d["fit_aligners"].update(fit_splits="train,align"), "fit_aligners.fit_splits must be a list"),
+    (lambda d: d["evaluate"].update(ab_farr=0.01), "evaluate has unknown key 'ab_farr'"),
+    (lambda d: d.update(evalute={}), "unknown section 'evalute'"),
+    (lambda d: d["fit_aligners"]["pairs"].update(bad={"enroll_model": "x"}), "fit_aligners.pairs.bad must have"),
+    (lambda d: d["evaluate"].update(bootstrap_rounds=-5), "evaluate.bootstrap_rounds must be >= 1, got -5"),
+    (lambda d: d["evaluate"].update(ab_far=-0.5), "evaluate.ab_far must be > 0"),
+    (lambda d: d["fit_aligners"]["methods"].append("nessa-m4"), "fit_aligners.methods must be one of"),
+    (lambda d: d["fit_aligners"]["hparams"]["nessa-m2"].update(val_fraction=1.0), "'val_fraction' must be <= 0.5"),
+    (lambda d: d["fit_aligners"]["hparams"]["linear"].update(ridge=-1.0), "'ridge' must be >= 0"),
+    (lambda d: d["prepare_data"].update(n_eval_speakers=50), "n_eval_speakers (50) is below min_eval_speakers"),
+    (lambda d: d["extract_embeddings"].update(models=[]), "fit_aligners.pairs.xvector-ecapa.enroll_model names"),
+    (lambda d: d["fit_aligners"]["pairs"].update(bad={"enroll_model": "x", "runtime_model": "ecapa"}),
+     "fit_aligners.pairs.bad.enroll_model names 'x', which is not in extract_embeddings.models"),
 ])
 def test_params_errors_name_the_key(tmp_path, edit, message):
     data = copy.deepcopy(PARAMS)
@@ -163,20 +172,32 @@ def test_float_written_without_dot_gets_a_hint(tmp_path):
         params.load_params(root=tmp_path)
 
 
-def test_every_encoder_entry_builds_a_config():
-    from nessa_lib import encoders
-    from nessa_lib.encoders import pretrained
+def test_params_errors_are_all_reported_at_once(tmp_path):
+    data = copy.deepcopy(PARAMS)
+    data["evaluate"].update(bootstrap_rounds=-5, ab_far=2.0)
+    data["prepare_data"].update(k_enroll=0)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ValueError) as err:
+        params.load_params(root=tmp_path)
+    assert {"prepare_data.k_enroll", "evaluate.bootstrap_rounds", "evaluate.ab_far"} <= {
+        line.split(":")[1].split()[0] for line in str(err.value).splitlines()}
 
-    p = params.stage_params("train_encoder", root=ROOT)
+
+def test_every_encoder_entry_builds_a_config():
+    from nessa_lib.encoders import pretrained
+    from nessa_lib.encoders.config import EncoderConfig
+    from nessa_lib.stages import train_encoder
+
+    p = train_encoder.load(root=ROOT)
     for name in p.encoders:
-        spec = params.encoder_spec(p, name)
+        spec = train_encoder.encoder_spec(p, name)
         if "pretrained" in spec:
             assert spec["pretrained"] in pretrained.PRETRAINED
         else:
-            cfg = encoders.EncoderConfig.from_dict(spec)
+            cfg = EncoderConfig.from_dict(spec)
             assert cfg.seed == p.seed + p.encoders[name]["seed_offset"]
     # the recipe covers every training field, so no value of a trained model comes from code defaults
-    fields = {f.name for f in dataclasses.fields(encoders.EncoderConfig)} - {"name", "seed", "speakers"}
+    fields = {f.name for f in dataclasses.fields(EncoderConfig)} - {"name", "seed", "speakers"}
     per_model = {"architecture", "objective", "emb_dim"}
     # ResNet-only layout fields (unset: the small default ResNet): set in a ResNet entry, never in the recipe
     per_architecture = {"resnet_blocks", "resnet_widths"}
@@ -184,15 +205,20 @@ def test_every_encoder_entry_builds_a_config():
 
 
 def test_aligner_hparams_cover_every_setting():
-    """params.yaml holds every aligner hyper-parameter value (the code only checks names and types)."""
+    """params.yaml holds every aligner hyper-parameter value, and the library's defaults (used when the library is
+    called without params.yaml) are pinned to the same values: one value, one home, no drift."""
     from nessa_lib import align
+    from nessa_lib.stages import fit_aligners
 
-    p = params.stage_params("fit_aligners", root=ROOT)
+    p = fit_aligners.load(root=ROOT)
     assert set(p.hparams) == set(align.METHODS)
     for method, hp in p.hparams.items():
         assert set(hp) == set(align.DEFAULT_HPARAMS[method]), method
         for key, value in hp.items():
             assert type(value) is type(align.DEFAULT_HPARAMS[method][key]), (method, key)
+            assert value == align.DEFAULT_HPARAMS[method][key], (
+                f"params.yaml fit_aligners.hparams.{method}.{key} = {value!r} but nessa_lib.align's default is "
+                f"{align.DEFAULT_HPARAMS[method][key]!r}: change both")
 
 
 def test_dvc_config_is_quiet():

@@ -10,7 +10,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
-from nessa_lib import metrics, plots  # noqa: E402
+from nessa_lib import plots  # noqa: E402
+from nessa_lib.evaluation import metrics  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

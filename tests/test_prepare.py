@@ -1,11 +1,12 @@
-"""nessa_lib.data.prepare and .splits: the data stage's steps on tiny hand-made inputs."""
+"""nessa_lib.data.sources, .splits and the prepare_data stage's steps on tiny hand-made inputs."""
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 
-from nessa_lib.data import prepare, splits
+from nessa_lib.data import sources, splits
+from nessa_lib.stages import prepare_data as stage
 
 
 def corpus(n_speakers=6, n_utts=3):
@@ -37,18 +38,18 @@ def test_assign_splits_with_official_eval_speakers():
 
 def test_split_summary_hours():
     df = corpus().assign(split=["train"] * 9 + ["eval"] * 9)
-    s = prepare.split_summary(df)
+    s = sources.split_summary(df)
     assert s.loc["eval", "speakers"] == 3 and s.loc["train", "utterances"] == 9
     assert s.loc["eval", "hours"] == pytest.approx(9 / 3600)
 
 
 def test_read_source_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown data source 'vox'"):
-        prepare.read_source("vox", str(tmp_path), min_clip_s=0.5)
+        sources.read_source("vox", str(tmp_path), min_clip_s=0.5)
     with pytest.raises(ValueError, match="needs prepare_data.dataset_root"):
-        prepare.read_source("voxceleb", "", min_clip_s=0.5)
+        sources.read_source("voxceleb", "", min_clip_s=0.5)
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        prepare.read_source("folder", str(tmp_path / "nowhere"), min_clip_s=0.5)
+        sources.read_source("folder", str(tmp_path / "nowhere"), min_clip_s=0.5)
 
 
 def test_read_source_folder_skips_bad_files(tmp_path):
@@ -56,7 +57,7 @@ def test_read_source_folder_skips_bad_files(tmp_path):
         (tmp_path / spk).mkdir()
         sf.write(tmp_path / spk / "a.wav", np.sin(np.arange(16000) / 5.0) * 0.1, 16000)
     (tmp_path / "bob" / "broken.wav").write_bytes(b"not audio")
-    df, skipped = prepare.read_source("folder", str(tmp_path), min_clip_s=0.5, progress=False)
+    df, skipped = sources.read_source("folder", str(tmp_path), min_clip_s=0.5, progress=False)
     assert sorted(df.speaker_id) == ["alice", "bob"]
     assert [s[0].endswith("broken.wav") for s in skipped] == [True]
 
@@ -68,15 +69,15 @@ def test_synthetic_manifest_keeps_segments_and_load_waves_honours_them(tmp_path)
     recs = [{"utt_id": f"spk0_{i}", "speaker_id": "spk0", "path": "wav/spk0.flac", "start": a, "stop": b,
              "duration_s": (b - a) / 16000, "enroll": i == 0, "condition": "clean"}
             for i, (a, b) in enumerate([(0, 16000), (16000, 24000)])]
-    df = prepare.synthetic_manifest(recs, tmp_path)
+    df = sources.synthetic_manifest(recs, tmp_path)
     assert list(df.columns) == ["utt_id", "speaker_id", "path", "duration_s", "split", "start", "stop", "enroll",
                                 "condition"]
     whole = sf.read(tmp_path / "wav" / "spk0.flac", dtype="float32")[0]
-    waves = prepare.load_waves(df, progress=False)
+    waves = sources.load_waves(df, progress=False)
     assert [w.size for w in waves] == [16000, 8000]
     np.testing.assert_array_equal(np.concatenate(waves), whole)
     # a plain list of paths still means whole files
-    assert prepare.load_waves([str(tmp_path / "wav" / "spk0.flac")], progress=False)[0].size == 24000
+    assert sources.load_waves([str(tmp_path / "wav" / "spk0.flac")], progress=False)[0].size == 24000
 
 
 def _bad_input_folder(root):
@@ -102,17 +103,17 @@ def test_stage01_decodes_and_skips_silent_nan_and_truncated_files(tmp_path, monk
 
     bad = _bad_input_folder(tmp_path)
     # Reading headers only (the old behaviour) lets all three through.
-    df_headers, skipped_headers = prepare.read_source("folder", str(tmp_path), min_clip_s=0.5, progress=False,
+    df_headers, skipped_headers = sources.read_source("folder", str(tmp_path), min_clip_s=0.5, progress=False,
                                                       decode=False)
     assert len(df_headers) == 9 and skipped_headers == []
-    df, skipped = prepare.read_source("folder", str(tmp_path), min_clip_s=0.5, progress=False)
+    df, skipped = sources.read_source("folder", str(tmp_path), min_clip_s=0.5, progress=False)
     assert {p.rsplit("/", 1)[-1]: r for p, r, _ in skipped} == bad
     for p, _, message in skipped:
         assert p in message  # each message names its file
     assert sorted(df.utt_id) == sorted(f"{s}/good{k}" for s in ("alice", "bob") for k in range(3))
     # Worker processes (chunks of 2 files) give exactly the same manifest and skip list.
     monkeypatch.setattr(audio, "SCAN_CHUNK", 2)
-    df2, skipped2 = prepare.read_source("folder", str(tmp_path), min_clip_s=0.5, progress=False, workers=2)
+    df2, skipped2 = sources.read_source("folder", str(tmp_path), min_clip_s=0.5, progress=False, workers=2)
     pd.testing.assert_frame_equal(df, df2)
     assert skipped2 == skipped
 
@@ -121,7 +122,7 @@ def test_stage01_skip_report_names_each_file(tmp_path):
     from nessa_lib.data import audio
 
     bad = _bad_input_folder(tmp_path / "data")
-    _, skipped = prepare.build_corpus(tmp_path / "corpus", source="folder", dataset_root=str(tmp_path / "data"),
+    _, skipped = stage.build_corpus(tmp_path / "corpus", source="folder", dataset_root=str(tmp_path / "data"),
                                       seed=0, n_speakers=0, utts_per_speaker=0, workers=1, condition="clean",
                                       enroll_condition="clean", k_enroll=1, min_dur_s=1.0, max_dur_s=2.0,
                                       min_clip_s=0.5, progress=False)

@@ -302,7 +302,7 @@ def test_preset_is_the_canonical_pair_on_vox1_o(tmp_path):
     assert pd_["n_train_speakers"] + pd_["n_align_speakers"] == 1211 and pd_["min_eval_speakers"] == 40
     assert p["extract_embeddings"]["train_utts_per_speaker"] > 0
     # The placeholder root fails before any work, naming the key.
-    from nessa_lib.data.prepare import read_source
+    from nessa_lib.data.sources import read_source
 
     with pytest.raises(FileNotFoundError, match=r"prepare_data\.dataset_root /path/to/VoxCeleb1/wav does not exist"):
         read_source("voxceleb", pd_["dataset_root"], min_clip_s=0.5, progress=False)

@@ -249,10 +249,3 @@ def test_one_pool_disjoint_sides_use_plain_product(rng, monkeypatch):
     np.testing.assert_allclose(got, loop_scores(emb, emb, a, b), atol=1e-12)
     monkeypatch.setattr(scoring, "_SYM_COST", 0.0)
     np.testing.assert_allclose(score_trials(emb, None, emb, None, a, b), got, atol=1e-14)
-
-
-def test_old_module_name_is_an_alias():
-    import nessa_lib.scoring as old
-
-    for name in ("l2_normalize", "make_profiles", "score_trials"):
-        assert getattr(old, name) is getattr(scoring, name)

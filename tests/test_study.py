@@ -440,33 +440,3 @@ def test_paper_findings_untestable_and_errors():
         paper_findings({"p": t}, {"p": ("A", "B")}, {"A": "triplet", "B": "aam"})
     with pytest.raises(ValueError, match="no training objective"):
         paper_findings({"p": t}, {"p": ("A", "B")}, {"A": "aam"})
-
-
-# --- old module names ----------------------------------------------------------------------------
-
-
-def test_study_module_is_an_alias():
-    from nessa_lib import losses, study
-    from nessa_lib.evaluation import ab, ablation, findings, tables
-
-    homes = {tables: ["SYMMETRIC_X", "SYMMETRIC_Y", "NESSA_METHODS", "gain_recovered", "fit_aligners",
-                      "aligned_scores", "evaluate_pair", "compare_methods"],
-             ab: ["AB_CONTROL", "AB_REENROLL", "AB_M2", "AB_M1", "AB_M3", "AB_DEPLOYMENTS", "alignment_trials",
-                  "threshold_at_far", "rates_at_threshold", "ab_case_study"],
-             ablation: ["alignment_ablation"],
-             findings: ["FINDING_A", "FINDING_B", "FINDING_C", "paper_findings"],
-             losses: ["CLASSIFICATION_OBJECTIVES", "CONTRASTIVE_OBJECTIVES"]}
-    for module, names in homes.items():
-        for name in names:
-            assert getattr(study, name) is getattr(module, name), name
-    assert sorted(study.__all__) == sorted(n for names in homes.values() for n in names)
-
-
-def test_evaluation_package_and_baselines_aliases():
-    import nessa_lib.baselines as old_baselines
-    from nessa_lib import evaluation
-    from nessa_lib.evaluation import baselines, lists
-
-    assert evaluation.score_lists is lists.score_lists and evaluation.evaluate_lists is lists.evaluate_lists
-    for name in ("log_mel_frames", "mfcc_frames", "frame_stats_embeddings"):
-        assert getattr(old_baselines, name) is getattr(baselines, name)

@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 import yaml
 
-from nessa_lib.data import prepare
+from nessa_lib.stages import prepare_data
 from nessa_lib.encoders import EncoderConfig, load_encoder, train_encoder
 from nessa_lib.encoders.modules import _arch_kwargs
 from nessa_lib.pipeline import params
@@ -157,13 +157,13 @@ def prepared(tmp_path: Path, preset: Path, root: Path, trials: Path, n_train: in
     file = applied(tmp_path, preset, tmp_path / "fixture.yaml")
     p = params.stage_params("prepare_data", path=file)
     assert p.source == "voxceleb"
-    corpus, skipped = prepare.build_corpus(
+    corpus, skipped = prepare_data.build_corpus(
         tmp_path / "corpus", source=p.source, dataset_root=p.dataset_root, seed=p.seed, n_speakers=p.n_speakers,
         utts_per_speaker=p.utts_per_speaker, workers=p.workers, condition=p.condition,
         enroll_condition=p.enroll_condition, k_enroll=p.k_enroll, min_dur_s=p.min_dur_s, max_dur_s=p.max_dur_s,
         min_clip_s=p.min_clip_s, probe_workers=p.probe_workers, progress=False)
     assert skipped == []
-    df, enroll, trials_df = prepare.splits_and_lists(
+    df, enroll, trials_df = prepare_data.splits_and_lists(
         corpus, rng=np.random.default_rng(p.seed), trial_list=p.trial_list, n_train=p.n_train_speakers,
         n_align=p.n_align_speakers, n_eval=p.n_eval_speakers, min_eval_speakers=p.min_eval_speakers,
         k_enroll=p.k_enroll, n_nontarget_per_profile=p.n_nontarget_per_profile)

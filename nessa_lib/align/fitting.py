@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from nessa_lib.align.agreement import agreement_summary, pair_agreement
 from nessa_lib.align.aligner import Aligner
 from nessa_lib.align.closed_form import CLOSED_FORM, _unit
-from nessa_lib.align.hparams import _resolve_hparams
+from nessa_lib.align.hparams import resolve_hparams
 from nessa_lib.align.nessa import _train
 from nessa_lib.checks import as_embeddings
 
@@ -64,7 +65,7 @@ def fit(
     >>> bool(np.allclose(a.map_enrollment(x), a.map_runtime(x @ q), atol=1e-5))
     True
     """
-    hp = _resolve_hparams(method, hparams)
+    hp = resolve_hparams(method, hparams)
     x = as_embeddings(enroll_emb, name="enrollment embeddings").astype(np.float64)
     y = as_embeddings(runtime_emb, name="runtime embeddings").astype(np.float64)
     speakers = np.asarray(speakers)
@@ -103,7 +104,5 @@ def fit(
         history=history,
     )
     # The agreement of the two sides on the fit data: what a deployment check compares new traffic with.
-    from nessa_lib.deployment import agreement_summary, pair_agreement
-
     aligner.fit_agreement = agreement_summary(pair_agreement(aligner, x, y))
     return aligner

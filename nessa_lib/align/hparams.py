@@ -45,6 +45,15 @@ M3_DEFAULTS = dict(
     speakers_per_batch=64,
     utts_per_speaker=4,
 )
+# Ranges and choices: a value outside them cannot train (a validation share of 1 leaves no training data, a
+# negative width has no layer), so it is refused before anything is fitted.
+RANGES = {
+    "ridge": dict(ge=0.0), "hidden_dim": dict(ge=1), "n_hidden": dict(ge=1), "dropout": dict(ge=0.0, lt=1.0),
+    "lr": dict(gt=0.0), "weight_decay": dict(ge=0.0), "batch_size": dict(ge=2), "max_epochs": dict(ge=1),
+    "patience": dict(ge=1), "val_fraction": dict(ge=0.0, le=0.5), "reference": dict(choices=("enroll", "runtime")),
+    "temperature": dict(gt=0.0), "w_contrastive": dict(ge=0.0), "w_mse_enroll": dict(ge=0.0),
+    "w_mse_runtime": dict(ge=0.0), "speakers_per_batch": dict(ge=2), "utts_per_speaker": dict(ge=2),
+}
 DEFAULT_HPARAMS = {
     "identity": {},
     "linear": dict(ridge=1e-3),
@@ -112,7 +121,7 @@ def check_hparams(hparams: Mapping) -> dict[str, dict]:
         if not isinstance(values, Mapping):
             raise ValueError(f"hparams[{method!r}] must be a mapping of hyper-parameter names to values, "
                              f"got {type(values).__name__}")
-        out[method] = _resolve_hparams(method, dict(values))
+        out[method] = resolve_hparams(method, dict(values))
     return out
 
 
@@ -136,12 +145,31 @@ def _as_type(method: str, name: str, value, kind: type):
     return value if type(value) is kind else kind(value)
 
 
-def _resolve_hparams(method: str, hparams: dict) -> dict:
+def _check_range(method: str, name: str, value) -> None:
+    rule = RANGES.get(name, {})
+    if "choices" in rule and value not in rule["choices"]:
+        raise ValueError(f"{method} hyper-parameter {name!r} must be one of {list(rule['choices'])}, got {value!r}")
+    for op, bad, word in (("ge", value < rule.get("ge", value), ">="), ("gt", "gt" in rule and value <= rule["gt"], ">"),
+                          ("le", value > rule.get("le", value), "<="), ("lt", "lt" in rule and value >= rule["lt"], "<")):
+        if op in rule and bad:
+            raise ValueError(f"{method} hyper-parameter {name!r} must be {word} {rule[op]}, got {value!r}")
+
+
+def resolve_hparams(method: str, hparams: dict) -> dict:
     """The complete hyper-parameters of ``method``: the defaults, overridden by ``hparams`` (checked).
 
     Unknown names are refused; values must have the default's type (an integer is accepted for a float and
-    converted). The result keeps the defaults' key order, so a full dict equal to the defaults gives the same
-    dict (and the same aligner file) as no overrides at all.
+    converted) and lie in the range of :data:`RANGES`. The result keeps the defaults' key order, so a full dict
+    equal to the defaults gives the same dict (and the same aligner file) as no overrides at all.
+
+    Examples
+    --------
+    >>> resolve_hparams("linear", {})
+    {'ridge': 0.001}
+    >>> resolve_hparams("nessa-m2", {"val_fraction": 1.0})
+    Traceback (most recent call last):
+    ...
+    ValueError: nessa-m2 hyper-parameter 'val_fraction' must be <= 0.5, got 1.0
     """
     _check_method(method)
     defaults = DEFAULT_HPARAMS[method]
@@ -150,5 +178,8 @@ def _resolve_hparams(method: str, hparams: dict) -> dict:
         raise ValueError(
             f"unknown hyper-parameter(s) {unknown} for method {method!r}; valid: {sorted(defaults) or 'none'}"
         )
-    return {name: _as_type(method, name, hparams[name], type(default)) if name in hparams else default
-            for name, default in defaults.items()}
+    out = {name: _as_type(method, name, hparams[name], type(default)) if name in hparams else default
+           for name, default in defaults.items()}
+    for name in hparams:
+        _check_range(method, name, out[name])
+    return out

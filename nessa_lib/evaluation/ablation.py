@@ -84,7 +84,7 @@ def alignment_ablation(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids
     >>> df["n_pairs"].tolist()
     [10, 20]
     """
-    from nessa_lib.align.hparams import _resolve_hparams
+    from nessa_lib.align.hparams import resolve_hparams
     from nessa_lib.evaluation.bootstrap import interval
     from nessa_lib.evaluation.tables import _fit_one, check_hparams
     from nessa_lib.parallel import run_jobs
@@ -100,7 +100,7 @@ def alignment_ablation(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids
     if boot is not None:
         r_xx, r_yy = boot.metrics(s_xx)["eer"], boot.metrics(s_yy)["eer"]
     if prefitted is not None:
-        want = dict(method=method, seed=int(seed), hparams=_resolve_hparams(method, dict(hparams.get(method, {}))),
+        want = dict(method=method, seed=int(seed), hparams=resolve_hparams(method, dict(hparams.get(method, {}))),
                     n_pairs=len(x))
         got = dict(method=prefitted.method, seed=int(prefitted.seed), hparams=prefitted.hparams,
                    n_pairs=(prefitted.fit_agreement or {}).get("n"))

@@ -393,3 +393,28 @@ def compare_methods(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids_ev
                             progress=progress, timings=timings)
     table = evaluate_pair(aligners, x_eval, y_eval, utt_ids_eval, enroll, trials, fit_s=timings)
     return table, aligners
+
+
+def flat_metrics(tables: dict, ab: pd.DataFrame | None = None) -> dict[str, float]:
+    """Stage 05's flat ``metrics.json``: ``<pair>:<system>:<metric>`` (``XX``/``YY`` for the symmetric rows) and
+    ``ab:<system>:<metric>`` for the A/B case study, each with its interval (``<metric>_lo``, ``<metric>_hi``) and
+    seed spread (``<metric>_seed_sd``) where the tables have them (those are left out where NaN).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"eer": [0.1, 0.05], "eer_lo": [0.08, 0.04]}, index=["symmetric X/X", "nessa-m2"])
+    >>> flat_metrics({"x-y": t})
+    {'x-y:XX:eer': 0.1, 'x-y:XX:eer_lo': 0.08, 'x-y:nessa-m2:eer': 0.05, 'x-y:nessa-m2:eer_lo': 0.04}
+    """
+    def keep(col, names, v):  # a metric always (NaN included, as before); its interval and spread where known
+        return col in names or (pd.notna(v) and any(col in (f"{n}_lo", f"{n}_hi", f"{n}_seed_sd") for n in names))
+
+    key = {"symmetric X/X": "XX", "symmetric Y/Y": "YY"}
+    main = ("eer", "min_dcf_p0.01", "frr_at_far0.01", "gain_recovered")
+    flat = {f"{name}:{key.get(system, system)}:{col}": float(v)
+            for name, t in tables.items() for system, row in t.iterrows()
+            for col, v in row.items() if keep(col, main, v)}
+    if ab is not None:
+        flat.update({f"ab:{r}:{c}": float(v) for r, row in ab.iterrows() for c, v in row.items()
+                     if keep(c, ("eer", "far_deployed", "frr_deployed", "frr_at_aa_threshold"), v)})
+    return flat

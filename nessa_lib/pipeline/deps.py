@@ -71,6 +71,52 @@ def imported_modules(source: str, current: str = "", is_package: bool = False) -
     return {m for m in found if m == PACKAGE or m.startswith(PACKAGE + ".")}
 
 
+def library_modules(root=None) -> dict[str, Path]:
+    """``{module name: file}`` of every module of the package under ``root`` (packages by their ``__init__``).
+
+    Examples
+    --------
+    >>> "nessa_lib.pipeline.deps" in library_modules()
+    True
+    """
+    root = Path(root) if root is not None else paths.repo_root()
+    out = {}
+    for file in sorted((root / PACKAGE).rglob("*.py")):
+        parts = list(file.relative_to(root).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = file
+    return out
+
+
+def import_graph(root=None) -> dict[str, set[str]]:
+    """``{module: the library modules it imports}``, anywhere in it (inside functions too).
+
+    ``from a import b`` is an edge to ``a.b`` when that is a module, else to ``a`` (``b`` is a name defined in
+    ``a``). The parent packages Python runs first are not edges: what counts is what a module asks for.
+
+    Examples
+    --------
+    >>> sorted(import_graph()["nessa_lib.pipeline.deps"])
+    ['nessa_lib.paths', 'nessa_lib.pipeline.layout']
+    """
+    root = Path(root) if root is not None else paths.repo_root()
+    modules = library_modules(root)
+    graph = {}
+    for module, file in modules.items():
+        current, is_package = module, file.name == "__init__.py"
+        found = set()
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = _resolve_relative(node.module, node.level, current, is_package)
+                for a in node.names:
+                    found.add(f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base)
+        graph[module] = {m for m in found if m in modules and m != module}
+    return graph
+
+
 def closure(modules, root=None) -> list[str]:
     """Repo-relative source files of ``modules``, everything they import from ``nessa_lib``, and their packages.
 

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+import yaml
+
 from nessa_lib import paths
-from nessa_lib.pipeline.params import PARAMS_FILE, load_params
+from nessa_lib.io import atomic_write_text
+from nessa_lib.pipeline.params import PARAMS_FILE, load_params, problems
 
 # Mappings whose keys are entries chosen by the user (one per encoder, one per pair): replaced whole.
 ENTRY_MAPS = (("train_encoder", "encoders"), ("fit_aligners", "pairs"))
@@ -118,16 +119,12 @@ def apply_preset(preset, *, base=PARAMS_FILE, out=PARAMS_FILE, root=None) -> Pat
     buf = io.StringIO()
     y.dump(data, buf)
     target = paths.resolve(out, root)
-    # Checked from a temporary file in the same folder, then moved over `out`: a bad preset writes nothing.
-    fd, tmp = tempfile.mkstemp(suffix=".yaml", dir=target.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(buf.getvalue())
-    try:
-        load_params(tmp)
-    except ValueError as err:
-        os.unlink(tmp)
-        raise ValueError(f"{preset_file} gives an invalid parameters file: {err}") from None
-    os.replace(tmp, target)
+    # The merged text is checked as the stages will read it (PyYAML) before anything is written, and written in
+    # one atomic step: a bad preset writes nothing and leaves no file behind.
+    found = problems(yaml.safe_load(buf.getvalue()), f"{target.name} (with {preset_file.name})")
+    if found:
+        raise ValueError(f"{preset_file} gives an invalid parameters file:\n" + "\n".join(found))
+    atomic_write_text(target, buf.getvalue())
     return target
 
 

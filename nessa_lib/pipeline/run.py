@@ -18,7 +18,7 @@ from pathlib import Path
 
 from nessa_lib import paths
 from nessa_lib.pipeline import layout
-from nessa_lib.pipeline.params import PARAMS_FILE
+from nessa_lib.stages.schema import PARAMS_FILE
 
 KERNEL = "python3"
 KERNEL_LOG_LEVEL = "ERROR"  # the kernel process's own log (not cell output)

@@ -5,6 +5,8 @@ section (their values live only in ``params.yaml``: the fields have no defaults)
 against it: unknown and missing keys, types, and the ranges and choices a field's metadata states; it reports every
 problem at once, each naming its key path, in one ``ValueError``. A field may also come from another section
 (``metadata={"from": "base.seed"}``): the evaluation reads the pairs the aligners were fitted for, for instance.
+Problems between keys are a stage's ``cross_checks()`` method (a list of messages), run once every key is
+well-formed.
 
 Supported annotations: ``int``, ``float``, ``bool``, ``str``, ``X | None``, ``tuple[T, ...]`` (a YAML list) and
 ``dict`` (a mapping checked by the code that uses it).
@@ -99,6 +101,23 @@ def _check_range(value, meta: dict, key: str) -> list[str]:
     return errors
 
 
+def keys(cls, section: str) -> dict[str, str]:
+    """``{field: dotted key in params.yaml}`` of a stage's parameters: its own section's keys and the keys it
+    reads from other sections (what ``dvc.yaml`` must declare under the stage's ``params``).
+
+    Examples
+    --------
+    >>> import dataclasses
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class P:
+    ...     seed: int = field(source="base.seed")
+    ...     rounds: int = field(ge=1)
+    >>> keys(P, "evaluate")
+    {'seed': 'base.seed', 'rounds': 'evaluate.rounds'}
+    """
+    return {f.name: f.metadata.get("from", f"{section}.{f.name}") for f in dataclasses.fields(cls)}
+
+
 def _lookup(data: dict, dotted: str):
     node = data
     for part in dotted.split("."):
@@ -163,7 +182,12 @@ def build(cls, data: dict, section: str, where: str = PARAMS_FILE):
     values, errors = check(cls, data, section, where)
     if errors:
         raise ValueError("\n".join(errors))
-    return cls(**values)
+    params = cls(**values)
+    # Problems between keys (a stage's ``cross_checks``), once every key is known to be well-formed.
+    errors = [f"{where}: {e}" for e in getattr(params, "cross_checks", lambda: [])()]
+    if errors:
+        raise ValueError("\n".join(errors))
+    return params
 
 
 def read_params_file(path=PARAMS_FILE, root=None) -> dict:

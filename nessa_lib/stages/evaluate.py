@@ -1,89 +1,77 @@
-"""The study's (enrollment X, runtime Y) pairs across stages: saving a pair's aligners (stage 04), loading every
-pair's evaluation embeddings and aligners, scoring them, and the flat metrics and curve tables (stage 05).
+"""Stage 05, ``evaluate``: every pair and method scored on the evaluation trials with speaker-bootstrap
+intervals, the paper's claims, the A/B case study, the alignment-data ablation and the deployment check.
 
-The pairs always come from ``params.yaml`` (``fit_aligners.pairs``), never from the folders on disk, so a pair
-removed from the parameters cannot linger in the tables.
+``notebooks/05_evaluate.py`` calls these; :class:`Params` is the ``evaluate`` section of ``params.yaml`` plus
+what it reads of stage 04's and stage 03's sections. The pairs always come from ``params.yaml``
+(``fit_aligners.pairs``), never from the folders on disk, so a pair removed from the parameters cannot linger in
+the tables.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from nessa_lib import align, embeddings
-from nessa_lib.io import atomic_write_text
+from nessa_lib import embeddings
+from nessa_lib.align.folder import PAIR_FILE, load_aligners
+from nessa_lib.align.hparams import METHODS
+from nessa_lib.stages import schema
+from nessa_lib.stages.schema import field
 
-PAIR_FILE = "pair.json"
-
-
-def aligner_file(method: str, k: int = 0) -> str:
-    """File name of a method's ``k``-th seed in a pair folder: ``<method>.safetensors`` for the first (the one the
-    migration CLI and the A/B study use), ``<method>.seed<k>.safetensors`` for the others.
-
-    Examples
-    --------
-    >>> aligner_file("nessa-m3"), aligner_file("nessa-m3", 2)
-    ('nessa-m3.safetensors', 'nessa-m3.seed2.safetensors')
-    """
-    return f"{method}.safetensors" if k == 0 else f"{method}.seed{k}.safetensors"
+SECTION = "evaluate"
 
 
-def save_aligners(aligners: dict, out_dir, *, pair: str, enroll_model: str, runtime_model: str) -> None:
-    """Write each aligner (:func:`aligner_file`; a method may hold a list, one aligner per seed) and ``pair.json``
-    (which models, which methods, each method's seeds) to ``out_dir``."""
-    out = Path(out_dir)
-    seeds = {}
-    for method, fitted in aligners.items():
-        fitted = list(fitted) if isinstance(fitted, (list, tuple)) else [fitted]
-        for k, aligner in enumerate(fitted):
-            aligner.save(out / aligner_file(method, k))
-        seeds[method] = [a.seed for a in fitted]
-    atomic_write_text(out / PAIR_FILE, json.dumps({"pair": pair, "enroll_model": enroll_model,
-                                                   "runtime_model": runtime_model,
-                                                   "methods": list(aligners), "seeds": seeds}, indent=1) + "\n")
+@dataclasses.dataclass(frozen=True)
+class Params:
+    """The ``evaluate`` section of ``params.yaml`` (its comments say what each key does), + ``base.seed``, the
+    pairs, fit splits and hyper-parameters of ``fit_aligners`` and stage 03's held-out ``check_condition``."""
+
+    seed: int = field(source="base.seed")
+    ab_model_a: str = field()
+    ab_model_b: str = field()
+    ab_far: float = field(gt=0, lt=1)
+    ab_methods: tuple[str, ...] = field(choices=METHODS, each=True)
+    ablation_pair: str = field()
+    ablation_method: str = field(choices=METHODS)
+    ablation_speakers: tuple[int, ...] = field(ge=0, each=True)
+    ablation_utts: tuple[int, ...] = field(ge=0, each=True)
+    calibration_split: str = field()
+    bootstrap_rounds: int = field(ge=1)
+    check_rounds: int = field(ge=1)
+    workers: int = field(ge=1)
+    threads: int = field(ge=1)
+    pairs: dict = field(source="fit_aligners.pairs")
+    fit_splits: tuple[str, ...] = field(source="fit_aligners.fit_splits")
+    hparams: dict = field(source="fit_aligners.hparams")
+    check_condition: str = field(source="extract_embeddings.check_condition")
+
+    def cross_checks(self) -> list[str]:
+        """The ablation's pair is one of the pairs, and the A/B case study names two different models."""
+        out = []
+        if self.ablation_pair not in self.pairs:
+            out.append(f"evaluate.ablation_pair {self.ablation_pair!r} is not a pair of fit_aligners.pairs "
+                       f"{list(self.pairs)}")
+        if self.ab_model_a == self.ab_model_b:
+            out.append(f"evaluate.ab_model_a and ab_model_b must differ, both are {self.ab_model_a!r}")
+        return out
 
 
-def development_table(aligners: dict, embeddings_root, enroll_model: str, runtime_model: str, *, dev_split: str,
-                      fit_splits, manifest_path, k_enroll: int, n_nontarget_per_profile: int,
-                      seed: int) -> pd.DataFrame | None:
-    """Stage 04's development check: the table of :func:`nessa_lib.evaluation.tables.evaluate_pair` on trials of
-    ``dev_split``, or ``None`` when that split is empty or was fitted on (its trials would be in-sample).
-
-    The trials are built from the split's paired embeddings like the evaluation lists (profiles of ``k_enroll``
-    enrollment-condition utterances when the manifest records the condition, ``n_nontarget_per_profile``
-    non-targets; drawn from ``seed``), so hyper-parameters can be chosen without evaluation speakers.
-    """
-    if not dev_split or dev_split in fit_splits:
-        return None
-    from nessa_lib.data.manifest import enroll_flags, read_manifest
-    from nessa_lib.evaluation import ab, tables
-
-    dev = embeddings.load_paired_splits(embeddings_root, enroll_model, runtime_model, [dev_split])
-    enroll, trials = ab.alignment_trials(dev.speaker_ids, dev.utt_ids, k_enroll=k_enroll,
-                                         n_nontarget_per_profile=n_nontarget_per_profile, rng=seed,
-                                         enroll_flag=enroll_flags(read_manifest(manifest_path), dev.utt_ids))
-    return tables.evaluate_pair(aligners, dev.x, dev.y, dev.utt_ids, enroll, trials)
-
-
-def fit_metrics(timings: dict, development: pd.DataFrame | None = None) -> dict[str, float]:
-    """Stage 04's flat ``metrics.json``: ``fit_s_<method>`` and, with a development table, its
-    ``dev:<system>:<metric>`` entries (as :func:`flat_metrics` names them).
+def load(params_file: str = schema.PARAMS_FILE, root=None) -> Params:
+    """The ``evaluate`` parameters of ``params_file`` (repo-relative), checked.
 
     Examples
     --------
-    >>> fit_metrics({"linear": 0.5}, pd.DataFrame({"eer": [0.2]}, index=["linear"]))
-    {'fit_s_linear': 0.5, 'dev:linear:eer': 0.2}
+    >>> p = load()
+    >>> 0 < p.ab_far < 1, p.ablation_pair in p.pairs
+    (True, True)
     """
-    out = {f"fit_s_{m}": float(t) for m, t in timings.items()}
-    if development is not None:
-        out.update(flat_metrics({"dev": development}))
-    return out
+    return schema.load(Params, SECTION, params_file, root)
 
-@dataclass
+
+@dataclasses.dataclass
 class Study:
     """Everything stage 05 reads, keyed by pair and model.
 
@@ -107,7 +95,7 @@ class Study:
     sets: dict
     aligners: dict
     embeddings_root: Path
-    _pools: dict = field(default_factory=dict, repr=False)
+    _pools: dict = dataclasses.field(default_factory=dict, repr=False)
 
     def orientation(self, pair: str) -> tuple[str, str]:
         """``(X, Y)`` of ``pair``."""
@@ -172,17 +160,14 @@ def load_study(pairs: dict, *, embeddings_root, encoders_root, aligners_root, ex
     sets = {m: embeddings.load_embeddings(Path(embeddings_root) / m / "eval.npz") for m in models}
     aligners = {}
     for name in pairs:
-        info = Path(aligners_root) / name / PAIR_FILE
-        if not info.is_file():
-            raise FileNotFoundError(f"no aligners for pair {name!r}: {info} is missing (run stage fit_aligners@{name})")
-        meta = json.loads(info.read_text())
-        n_seeds = {m: len(meta.get("seeds", {}).get(m, [0])) for m in meta["methods"]}
-        aligners[name] = {m: [align.load(info.parent / aligner_file(m, k)) for k in range(n_seeds[m])]
-                          for m in meta["methods"]}
+        if not (Path(aligners_root) / name / PAIR_FILE).is_file():
+            raise FileNotFoundError(f"no aligners for pair {name!r}: {Path(aligners_root) / name / PAIR_FILE} is "
+                                    f"missing (run stage fit_aligners@{name})")
+        aligners[name] = load_aligners(Path(aligners_root) / name)
     return Study(pairs, objectives, sets, aligners, Path(embeddings_root))
 
 
-@dataclass
+@dataclasses.dataclass
 class Evaluated:
     """Per pair: the metrics table (rows = systems), every system's trial scores (the first seed's) and DET curve,
     and, with a bootstrap, every system's per-round metrics (``{pair: {system: {metric: rounds}}}``)."""
@@ -190,7 +175,7 @@ class Evaluated:
     tables: dict
     scores: dict
     det: dict
-    rounds: dict = field(default_factory=dict)
+    rounds: dict = dataclasses.field(default_factory=dict)
 
 
 def _pair_table(scores: dict, labels, boot):
@@ -279,31 +264,6 @@ def det_grid(curves: dict, n: int = 60) -> pd.DataFrame:
         idx = np.searchsorted(far, grid, side="right") - 1
         out[system] = np.where(idx >= 0, frr[np.clip(idx, 0, None)], 1.0)
     return pd.DataFrame(out)
-
-
-def flat_metrics(tables: dict, ab: pd.DataFrame | None = None) -> dict[str, float]:
-    """Stage 05's flat ``metrics.json``: ``<pair>:<system>:<metric>`` (``XX``/``YY`` for the symmetric rows) and
-    ``ab:<system>:<metric>`` for the A/B case study, each with its interval (``<metric>_lo``, ``<metric>_hi``) and
-    seed spread (``<metric>_seed_sd``) where the tables have them (those are left out where NaN).
-
-    Examples
-    --------
-    >>> t = pd.DataFrame({"eer": [0.1, 0.05], "eer_lo": [0.08, 0.04]}, index=["symmetric X/X", "nessa-m2"])
-    >>> flat_metrics({"x-y": t})
-    {'x-y:XX:eer': 0.1, 'x-y:XX:eer_lo': 0.08, 'x-y:nessa-m2:eer': 0.05, 'x-y:nessa-m2:eer_lo': 0.04}
-    """
-    def keep(col, names, v):  # a metric always (NaN included, as before); its interval and spread where known
-        return col in names or (pd.notna(v) and any(col in (f"{n}_lo", f"{n}_hi", f"{n}_seed_sd") for n in names))
-
-    key = {"symmetric X/X": "XX", "symmetric Y/Y": "YY"}
-    main = ("eer", "min_dcf_p0.01", "frr_at_far0.01", "gain_recovered")
-    flat = {f"{name}:{key.get(system, system)}:{col}": float(v)
-            for name, t in tables.items() for system, row in t.iterrows()
-            for col, v in row.items() if keep(col, main, v)}
-    if ab is not None:
-        flat.update({f"ab:{r}:{c}": float(v) for r, row in ab.iterrows() for c, v in row.items()
-                     if keep(c, ("eer", "far_deployed", "frr_deployed", "frr_at_aa_threshold"), v)})
-    return flat
 
 
 def percent_table(main: pd.DataFrame) -> pd.DataFrame:

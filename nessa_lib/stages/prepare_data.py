@@ -1,12 +1,13 @@
-"""The data-preparation stage's glue: a manifest from the synthetic corpus or a real dataset, its split summary, waves.
+"""Stage 01, ``prepare_data``: the corpus (synthetic, or a real dataset read in place), speaker-disjoint splits,
+the evaluation's enrollment and trial lists, and two reference systems that say how hard the corpus is.
 
-The stage notebook (``notebooks/01_prepare_data.py``) calls these around the speaker-disjoint split
-(:mod:`nessa_lib.data.splits`) and the enrollment and trial lists (:mod:`nessa_lib.data.lists`); they are here so
-they can be tested and reused (for instance to point the study at a new dataset from a script).
+``notebooks/01_prepare_data.py`` calls these in order; :class:`Params` is the ``prepare_data`` section of
+``params.yaml``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -14,107 +15,69 @@ import pandas as pd
 
 from nessa_lib import paths
 from nessa_lib.data import manifest as mf
+from nessa_lib.data import sources
+from nessa_lib.stages import schema
+from nessa_lib.stages.schema import field
 
-SOURCES = ("synthetic", "voxceleb", "folder")
-
-
-def synthetic_manifest(records: list[dict], corpus_dir) -> pd.DataFrame:
-    """Manifest rows (absolute paths, empty split) for the records of the synthetic corpus.
-
-    ``records`` are what :func:`nessa_lib.data.synth.corpus.generate_corpus` returns.
-
-    Keeps each utterance's segment of its speaker's recording (``start``, ``stop``) and the synthetic-only columns
-    ``enroll`` (recorded in the enrollment condition) and ``condition``.
-
-    Examples
-    --------
-    >>> rec = [{"utt_id": "spk0_0", "speaker_id": "spk0", "path": "wav/spk0.flac", "start": 0, "stop": 51200,
-    ...         "duration_s": 3.2, "enroll": True, "condition": "clean"}]
-    >>> synthetic_manifest(rec, "/c")[["utt_id", "path", "start", "stop", "split"]].values.tolist()
-    [['spk0_0', '/c/wav/spk0.flac', 0, 51200, '']]
-    """
-    if not records:
-        raise ValueError(f"the synthetic corpus in {corpus_dir} has no utterances")
-    df = pd.DataFrame.from_records(records)
-    root = Path(corpus_dir).resolve()
-    df["path"] = [str(root / p) for p in df["path"]]
-    df["split"] = ""
-    cols = [*mf.COLUMNS, *[c for c in (*mf.SEGMENT_COLUMNS, "enroll", "condition") if c in df.columns]]
-    return df[cols]
+SECTION = "prepare_data"
 
 
-def read_source(source: str, dataset_root: str, *, min_clip_s: float, progress: bool = True, decode: bool = True,
-                workers: int = 0):
-    """Read a real dataset into a manifest: ``source`` is ``"voxceleb"`` or ``"folder"``.
+@dataclasses.dataclass(frozen=True)
+class Params:
+    """The ``prepare_data`` section of ``params.yaml`` (the comments there say what each key does), + ``base.seed``."""
 
-    Returns ``(manifest, skipped)`` where ``skipped`` lists ``(path, reason, message)`` of unusable files.
-    A missing ``dataset_root`` raises ``FileNotFoundError`` before any work starts.
+    seed: int = field(source="base.seed")
+    source: str = field(choices=sources.SOURCES)
+    dataset_root: str = field()
+    trial_list: str = field()
+    n_speakers: int = field(ge=1)
+    utts_per_speaker: int = field(ge=2)
+    workers: int = field(ge=1)
+    condition: str = field(choices=("clean", "mild", "aug"))
+    enroll_condition: str = field(choices=("clean", "mild", "aug"))
+    min_dur_s: float = field(gt=0)
+    max_dur_s: float = field(gt=0)
+    n_train_speakers: int = field(ge=1)
+    n_align_speakers: int = field(ge=0)
+    n_eval_speakers: int = field(ge=1)
+    min_eval_speakers: int = field(ge=1)
+    k_enroll: int = field(ge=1)
+    n_nontarget_per_profile: int = field(ge=1)
+    min_clip_s: float = field(ge=0)
+    probe_workers: int = field(ge=0)
+    baseline_resemblyzer: bool = field()
 
-    With ``decode`` (the default, what stage 01 promises) every file is decoded in ``workers`` processes, so a
-    file that is silent, holds NaN/inf samples, stops decoding after a valid header or decodes shorter than
-    ``min_clip_s`` is skipped and listed here instead of aborting extraction later; ``decode=False`` reads
-    headers only (fast, the behaviour before).
-
-    Examples
-    --------
-    >>> import tempfile, os, numpy as np, soundfile as sf
-    >>> with tempfile.TemporaryDirectory() as d:
-    ...     for spk in ("alice", "bob"):
-    ...         os.makedirs(os.path.join(d, spk))
-    ...         sf.write(os.path.join(d, spk, "1.wav"), 0.1 * np.ones(16000, np.float32), 16000)
-    ...     sf.write(os.path.join(d, "bob", "2.wav"), np.zeros(16000, np.float32), 16000)
-    ...     df, skipped = read_source("folder", d, min_clip_s=0.5, progress=False)
-    >>> df.utt_id.tolist(), [(os.path.basename(p), r) for p, r, _ in skipped]
-    (['alice/1', 'bob/1'], [('2.wav', 'silent')])
-    """
-    from nessa_lib.data import readers
-
-    if source not in SOURCES:
-        raise ValueError(f"unknown data source {source!r}; choose one of {', '.join(SOURCES)}")
-    if source == "synthetic":
-        raise ValueError("read_source reads real datasets; the synthetic corpus is generated by "
-                         "nessa_lib.data.synth.corpus")
-    if not dataset_root:
-        raise ValueError(f"source {source!r} needs prepare_data.dataset_root (the dataset's folder) in params.yaml")
-    if not Path(dataset_root).is_dir():
-        raise FileNotFoundError(f"prepare_data.dataset_root {dataset_root} does not exist or is not a folder; set it "
-                                "in params.yaml to the dataset's folder")
-    reader = readers.read_voxceleb if source == "voxceleb" else readers.read_folder_dataset
-    return reader(dataset_root, min_dur_s=min_clip_s, progress=progress, decode=decode, workers=workers)
+    def cross_checks(self) -> list[str]:
+        """Problems between keys, found before any audio is made (each names its keys)."""
+        out = []
+        if self.min_dur_s > self.max_dur_s:
+            out.append(f"prepare_data.min_dur_s ({self.min_dur_s}) must be <= max_dur_s ({self.max_dur_s})")
+        if self.source != "synthetic" and not self.dataset_root:
+            out.append(f"prepare_data.dataset_root must name the dataset's folder for source {self.source!r}")
+        if self.source == "synthetic":
+            need = self.n_train_speakers + self.n_align_speakers + self.n_eval_speakers
+            if need > self.n_speakers:
+                out.append(f"prepare_data.n_speakers ({self.n_speakers}) must cover n_train_speakers + "
+                           f"n_align_speakers + n_eval_speakers = {need}")
+            if self.n_eval_speakers < self.min_eval_speakers:
+                out.append(f"prepare_data.n_eval_speakers ({self.n_eval_speakers}) is below min_eval_speakers "
+                           f"({self.min_eval_speakers})")
+            if self.k_enroll >= self.utts_per_speaker:
+                out.append(f"prepare_data.k_enroll ({self.k_enroll}) must leave test utterances: it must be < "
+                           f"utts_per_speaker ({self.utts_per_speaker})")
+        return out
 
 
-def split_summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Speakers, utterances and hours per split (a table for the notebook and flat counts for metrics).
+def load(params_file: str = schema.PARAMS_FILE, root=None) -> Params:
+    """The ``prepare_data`` parameters of ``params_file`` (repo-relative), checked.
 
     Examples
     --------
-    >>> df = pd.DataFrame({"speaker_id": ["a", "a", "b"], "duration_s": [1800.0, 1800.0, 3600.0],
-    ...                    "split": ["train", "train", "eval"]})
-    >>> split_summary(df).loc["train"].tolist()
-    [1.0, 2.0, 1.0]
+    >>> p = load()
+    >>> p.source, p.k_enroll >= 1
+    ('synthetic', True)
     """
-    g = df.groupby("split")
-    out = pd.DataFrame({
-        "speakers": g["speaker_id"].nunique().astype(float),
-        "utterances": g.size().astype(float),
-        "hours": g["duration_s"].sum() / 3600.0,
-    })
-    return out.rename(index={"": "unused"})
-
-
-def load_waves(rows, *, target_sr: int = 16000, progress: bool = True, desc: str = "load audio"):
-    """Load utterances (validated, mono, resampled) as a list of float32 arrays, with a progress bar.
-
-    ``rows`` is a manifest table (its optional ``start``/``stop`` segment columns are honoured, see
-    :func:`nessa_lib.data.audio.manifest_segments`) or an iterable of whole-file paths.
-    """
-    from tqdm.auto import tqdm
-
-    from nessa_lib.data.audio import load_audio, manifest_segments
-
-    segs = manifest_segments(rows) if isinstance(rows, pd.DataFrame) else [(p, None, None) for p in rows]
-    return [load_audio(p, target_sr=target_sr, min_dur_s=0.0, start=a, stop=b)
-            for p, a, b in tqdm(segs, desc=desc, disable=not progress)]
+    return schema.load(Params, SECTION, params_file, root)
 
 
 def build_corpus(corpus_dir, *, source: str, dataset_root: str, seed: int, n_speakers: int, utts_per_speaker: int,
@@ -124,7 +87,7 @@ def build_corpus(corpus_dir, *, source: str, dataset_root: str, seed: int, n_spe
 
     Returns ``(manifest, skipped)``: manifest rows with an empty ``split``, and the ``(path, reason, message)``
     of every unusable file of a real dataset (the synthetic corpus skips nothing). ``dataset_root`` is
-    repo-relative or absolute. Every file of a real dataset is decoded (:func:`read_source`) in
+    repo-relative or absolute. Every file of a real dataset is decoded (:func:`nessa_lib.data.sources.read_source`) in
     ``probe_workers`` processes; the synthetic corpus writes its own audio and is not re-read.
     """
     if source == "synthetic":
@@ -135,8 +98,8 @@ def build_corpus(corpus_dir, *, source: str, dataset_root: str, seed: int, n_spe
             condition=condition, enroll_condition=enroll_condition, n_enroll=k_enroll,
             min_dur_s=min_dur_s, max_dur_s=max_dur_s, progress=progress,
         )
-        return synthetic_manifest(records, corpus_dir), []
-    return read_source(source, str(paths.resolve(dataset_root)) if dataset_root else "", min_clip_s=min_clip_s,
+        return sources.synthetic_manifest(records, corpus_dir), []
+    return sources.read_source(source, str(paths.resolve(dataset_root)) if dataset_root else "", min_clip_s=min_clip_s,
                        progress=progress, decode=True, workers=probe_workers)
 
 
@@ -224,12 +187,12 @@ def reference_systems(df: pd.DataFrame, enroll: pd.DataFrame, trials: pd.DataFra
     the pretrained GE2E encoder through :class:`nessa_lib.encoders.pretrained.ResemblyzerEncoder` and the same
     extraction as stage 03, so both report the same EER for the same model.
     """
-    from nessa_lib import evaluation
     from nessa_lib.evaluation.baselines import frame_stats_embeddings
+    from nessa_lib.evaluation.lists import evaluate_lists
 
     used = sorted(set(enroll.utt_id) | set(trials.test_utt_id))
     rows = df.set_index("utt_id", drop=False).loc[used]
-    waves = load_waves(rows, desc="load eval audio", progress=progress)
+    waves = sources.load_waves(rows, desc="load eval audio", progress=progress)
     systems = {"mfcc": frame_stats_embeddings(waves)}
     if resemblyzer:
         from nessa_lib.encoders.extract import extract_embeddings
@@ -237,7 +200,7 @@ def reference_systems(df: pd.DataFrame, enroll: pd.DataFrame, trials: pd.DataFra
 
         emb = extract_embeddings(rows.reset_index(drop=True), ResemblyzerEncoder(), desc="resemblyzer")
         systems["resemblyzer"] = emb.embeddings[pd.Index(emb.utt_ids).get_indexer(used)]
-    return {name: evaluation.evaluate_lists(e, e, used, enroll, trials) for name, e in systems.items()}
+    return {name: evaluate_lists(e, e, used, enroll, trials) for name, e in systems.items()}
 
 
 def stage_metrics(summary: pd.DataFrame, enroll: pd.DataFrame, trials: pd.DataFrame, skipped,
