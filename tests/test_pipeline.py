@@ -101,6 +101,17 @@ def test_library_deps_are_the_import_closure():
     assert not diff, "dvc.yaml is out of date; run `python -m nessa_lib.pipeline.deps --write`:\n" + "\n".join(diff)
 
 
+def test_stages_depend_on_their_own_code_only():
+    """A change re-runs the stages it concerns: the training code is a dependency of the train_encoder stages
+    alone, the synthetic corpus of prepare_data alone, and no stage depends on more than half of the library."""
+    stage_deps = {s.name: deps.stage_deps(s.name, ROOT) for s in STAGES}
+    library = [str(f.relative_to(ROOT)) for f in deps.library_modules(ROOT).values()]
+    for name, files in stage_deps.items():
+        assert ("nessa_lib/encoders/brain.py" in files) == (name == "train_encoder"), name
+        assert any(f.startswith("nessa_lib/data/synth/") for f in files) == (name == "prepare_data"), name
+        assert len(files) <= len(library) / 2, f"{name} depends on {len(files)} of {len(library)} library files"
+
+
 def test_closure_follows_imports_inside_functions(tmp_path):
     pkg = tmp_path / "nessa_lib"
     (pkg / "sub").mkdir(parents=True)
