@@ -12,10 +12,9 @@ import torch
 
 from nessa_lib.batches import speaker_batches, utterances_by_speaker
 from nessa_lib.encoders.config import SAMPLE_RATE, EncoderConfig
+from nessa_lib.encoders.crops import _crop_start, _to_int16, log_skipped_read
 
 logger = logging.getLogger(__name__)
-#: Header of the report of training reads that failed and were skipped (``skipped_train.csv`` of the output folder).
-SKIP_LOG_HEADER = "path,reason,message"
 
 
 def select_speakers(speakers, n: int | None, *, seed: int, offset: int = 0) -> list:
@@ -67,18 +66,6 @@ def _load_int16(segments, progress: bool) -> list:
         x = load_audio(p, target_sr=SAMPLE_RATE, min_dur_s=0.1, start=a, stop=b)
         out.append(_to_int16(x))
     return out
-
-
-def _to_int16(x: np.ndarray) -> np.ndarray:
-    """The training samples' int16 form (every data path converts with this one expression)."""
-    return np.round(np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16)
-
-
-def _crop_start(n: int, crop: int, crop_seed) -> int:
-    """Start sample of the crop of an ``n``-sample utterance (0 without a seed or when it is not longer)."""
-    if n <= crop or crop_seed is None:
-        return 0
-    return int(np.random.default_rng(crop_seed).integers(n - crop + 1))
 
 
 class CropDataset(torch.utils.data.Dataset):
@@ -225,38 +212,6 @@ class SpeakerBatchSampler(torch.utils.data.Sampler):
             out.append([(i, _crop_seed(self.seed, self.epoch, pos + k)) for k, i in enumerate(b)])
             pos += len(b)
         return iter(out)
-
-
-def log_skipped_read(skip_log, path: str, reason: str, message: str) -> None:
-    """Log a training read that failed and is skipped, and append it to ``skip_log`` (a CSV, created with its
-    header on the first skip; ``None``: log only). Safe from DataLoader workers and DDP ranks (one short append).
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> with tempfile.TemporaryDirectory() as d:
-    ...     f = pathlib.Path(d) / "skipped.csv"
-    ...     log_skipped_read(f, "a.wav", "unreadable", "a.wav: cannot decode, it says")
-    ...     f.read_text().splitlines()
-    ['path,reason,message', 'a.wav,unreadable,"a.wav: cannot decode, it says"']
-    """
-    import csv
-    import io
-
-    logger.warning("skipping training audio %s (%s): %s", path, reason, message)
-    if skip_log is None:
-        return
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow([path, reason, message])
-    line = buf.getvalue().encode("utf-8")
-    fd = os.open(os.fspath(skip_log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        if os.fstat(fd).st_size == 0:
-            os.write(fd, (SKIP_LOG_HEADER + "\n").encode("utf-8") + line)
-        else:
-            os.write(fd, line)
-    finally:
-        os.close(fd)
 
 
 def read_window(path, start: int, stop: int) -> np.ndarray:
