@@ -27,6 +27,7 @@ import numpy as np
 
 from nessa_lib.embeddings import fingerprint
 from nessa_lib.encoders.config import META_FILE
+from nessa_lib.encoders.meta import objective, read_meta  # noqa: F401 - part of this module's interface
 
 logger = logging.getLogger(__name__)
 
@@ -455,19 +456,6 @@ def _load_source(model_dir, meta: dict):
             f"{meta['model_id']} recorded, {enc.model_id} now; changed: {names}); embeddings would not match the "
             f"study's. Put the described files back, or {rerun}")
     return enc
-
-
-def read_meta(model_dir) -> dict:
-    """The ``encoder.json`` of a trained or pretrained encoder directory (raises naming the file if missing)."""
-    path = Path(model_dir) / META_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"no encoder here: {path} does not exist")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def objective(model_dir) -> str:
-    """Training objective of an encoder (``softmax``, ``aam``, ``supcon`` or ``pretrained-ge2e``)."""
-    return read_meta(model_dir)["config"]["objective"]
 
 
 def load(model_dir):
