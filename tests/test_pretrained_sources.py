@@ -234,7 +234,7 @@ def test_wespeaker_entry_through_the_calls_of_stages_02_and_03(tmp_path, offline
     import soundfile as sf
 
     from nessa_lib import embeddings, encoders
-    from nessa_lib.encoders import extract
+    from nessa_lib.stages import extract_embeddings as stage03
 
     onnx = wespeaker_standin(tmp_path)
     spec = params.encoder_spec(section(ws={"pretrained": "wespeaker", "source": str(onnx), "objective": "aam"}), "ws")
@@ -247,8 +247,8 @@ def test_wespeaker_entry_through_the_calls_of_stages_02_and_03(tmp_path, offline
         sf.write(path, 0.1 * np.random.default_rng(i).standard_normal(16000), 16000)
         rows.append({"utt_id": f"s{i % 2}/{i}", "speaker_id": f"s{i % 2}", "path": str(path), "duration_s": 1.0,
                      "split": "eval"})
-    sets = extract.extract_splits(pd.DataFrame(rows), pretrained.load(tmp_path / "models" / "ws"), ["eval"],
-                                  tmp_path / "emb", batch_size=4, device="cpu")
+    sets = stage03.extract_splits(pd.DataFrame(rows), pretrained.load(tmp_path / "models" / "ws"), ["eval"],
+                                   tmp_path / "emb", batch_size=4, device="cpu")
     saved = embeddings.load_embeddings(tmp_path / "emb" / "eval.npz", model_id=meta["model_id"], dim=16)
     assert np.array_equal(saved.embeddings, sets["eval"].embeddings) and len(saved.utt_ids) == 4
 
@@ -257,13 +257,13 @@ def test_an_empty_split_to_embed_is_named(tmp_path):
     """Nothing trained, no train split (prepare_data.n_train_speakers: 0): listing it anyway says what to change."""
     import pandas as pd
 
-    from nessa_lib.encoders import extract
+    from nessa_lib.stages.extract_embeddings import extract_splits
 
     df = pd.DataFrame({"utt_id": ["a"], "speaker_id": ["s"], "path": [str(tmp_path / "a.wav")], "duration_s": [1.0],
                        "split": ["align"]})
     with pytest.raises(ValueError, match=r"split 'train' of the manifest has no utterances; remove it from "
                                          r"extract_embeddings\.splits"):
-        extract.extract_splits(df, object(), ["train"], tmp_path, device="cpu")
+        extract_splits(df, object(), ["train"], tmp_path, device="cpu")
 
 
 def test_pretrained_sources_are_not_exportable(tmp_path, offline):

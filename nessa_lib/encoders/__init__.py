@@ -26,7 +26,7 @@ Modules, one concern each:
 - :mod:`~nessa_lib.encoders.config`      :class:`EncoderConfig`, the export's constants, the default configs
 - :mod:`~nessa_lib.encoders.modules`     building the SpeechBrain modules and running them on waveforms
 - :mod:`~nessa_lib.encoders.meta`        reading an exported ``encoder.json`` (json only: no torch, no SpeechBrain)
-- :mod:`~nessa_lib.encoders.protocol`    the :class:`~nessa_lib.encoders.protocol.Encoder` protocol every encoder follows
+- :mod:`~nessa_lib.encoders.protocol`    the ``Encoder`` protocol every encoder follows (and ``PreparingEncoder``)
 - :mod:`~nessa_lib.encoders.crops`       the int16 samples and seeded crop starts every training data path shares
 - :mod:`~nessa_lib.encoders.data`        speaker subsets, audio in memory or streamed from the files, random crops,
   batch samplers, the training and validation loaders
