@@ -164,19 +164,20 @@ def test_float_written_without_dot_gets_a_hint(tmp_path):
 
 
 def test_every_encoder_entry_builds_a_config():
-    from nessa_lib import encoders
     from nessa_lib.encoders import pretrained
+    from nessa_lib.encoders.config import EncoderConfig
+    from nessa_lib.stages import train_encoder as stage
 
-    p = params.stage_params("train_encoder", root=ROOT)
+    p = stage.load(root=ROOT)
     for name in p.encoders:
-        spec = params.encoder_spec(p, name)
+        spec = stage.encoder_spec(p, name)
         if "pretrained" in spec:
             assert spec["pretrained"] in pretrained.PRETRAINED
         else:
-            cfg = encoders.EncoderConfig.from_dict(spec)
+            cfg = EncoderConfig.from_dict(spec)
             assert cfg.seed == p.seed + p.encoders[name]["seed_offset"]
     # the recipe covers every training field, so no value of a trained model comes from code defaults
-    fields = {f.name for f in dataclasses.fields(encoders.EncoderConfig)} - {"name", "seed", "speakers"}
+    fields = {f.name for f in dataclasses.fields(EncoderConfig)} - {"name", "seed", "speakers"}
     per_model = {"architecture", "objective", "emb_dim"}
     # ResNet-only layout fields (unset: the small default ResNet): set in a ResNet entry, never in the recipe
     per_architecture = {"resnet_blocks", "resnet_widths"}
