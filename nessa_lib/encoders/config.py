@@ -106,7 +106,7 @@ class EncoderConfig:
         not grow with the corpus; the batches are identical to 'memory' (same crops, same samples). 'auto'
         (default): 'memory' when the estimated preload is below ``preload_max_gb``, else 'stream'. 'shards':
         stream WebDataset tar shards written by :mod:`nessa_lib.encoders.shards` (pass their folder to
-        :func:`~nessa_lib.encoders.train_encoder` as ``shards=``); a seeded shuffle buffer replaces the global
+        :func:`~nessa_lib.encoders.brain.train_encoder` as ``shards=``); a seeded shuffle buffer replaces the global
         shuffle, so the example order differs from the other paths. See docs/scale.md.
     preload_max_gb : float
         'auto' preloads into memory only below this estimated size (int16 samples of the training utterances).
