@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from nessa_lib.encoders.extract import real_time_factor
-from nessa_lib.encoders.pretrained import ResemblyzerEncoder
+from nessa_lib.encoders.resemblyzer import ResemblyzerEncoder
 from machine import cpu_name  # benchmarks/machine.py (scripts run with their folder on sys.path)
 
 SR = 16000

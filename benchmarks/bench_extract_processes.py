@@ -36,11 +36,11 @@ from scipy.signal import lfilter
 from machine import cpu_name  # benchmarks/machine.py (scripts run with their folder on sys.path)
 from nessa_lib.data.audio import load_audio, manifest_segments
 from nessa_lib.data.synth.corpus import pcm16
-from nessa_lib.encoders import EncoderConfig
+from nessa_lib.encoders.config import EncoderConfig
 from nessa_lib.encoders.export import _export, load_encoder
 from nessa_lib.encoders.extract import extract_embeddings
 from nessa_lib.encoders.modules import build_modules
-from nessa_lib.encoders.pretrained import ResemblyzerEncoder
+from nessa_lib.encoders.resemblyzer import ResemblyzerEncoder
 
 SR = 16000
 UTTS_PER_SPEAKER = 12

@@ -32,10 +32,10 @@ import torch
 
 from machine import cpu_name  # benchmarks/machine.py (scripts run with their folder on sys.path)
 from nessa_lib import paths
-from nessa_lib.encoders import EncoderConfig
+from nessa_lib.encoders.config import EncoderConfig
 from nessa_lib.encoders.modules import _embed_batch, _n_params, build_modules
-from nessa_lib.pipeline import params
 from nessa_lib.pipeline.presets import apply_preset
+from nessa_lib.stages import train_encoder as stage02
 
 PRESET = "presets/voxceleb2-train.yaml"
 SR = 16000
@@ -50,8 +50,8 @@ def preset_configs(preset: str = PRESET) -> dict:
         shutil.copy(root / "params.yaml", Path(d) / "params.yaml")
         shutil.copy(root / preset, Path(d) / "preset.yaml")
         file = apply_preset("preset.yaml", out="params.yaml", root=d)
-        section = params.stage_params("train_encoder", path=file)
-        return {name: EncoderConfig.from_dict(params.encoder_spec(section, name)) for name in section.encoders}
+        section = stage02.load(file, root=d)
+        return {name: EncoderConfig.from_dict(stage02.encoder_spec(section, name)) for name in section.encoders}
 
 
 def crops_per_epoch(cfg: EncoderConfig, n_utts: int, n_dev: int, n_train: int) -> int:

@@ -11,6 +11,7 @@ from nessa_lib.encoders.hub import (  # noqa: F401
     NotASpeakerModelError,
 )
 from nessa_lib.encoders.interop import NotExportableError, export_onnx, export_speechbrain  # noqa: F401
+from nessa_lib.encoders.meta import objective, read_meta  # noqa: F401
 from nessa_lib.encoders.pretrained import (  # noqa: F401
     META_FILE,
     PRETRAINED,
@@ -21,8 +22,6 @@ from nessa_lib.encoders.pretrained import (  # noqa: F401
     describe,
     export_pretrained,
     load,
-    objective,
-    read_meta,
 )
 from nessa_lib.encoders.speechbrain_hub import SpeechBrainEncoder, from_speechbrain  # noqa: F401
 from nessa_lib.encoders.wespeaker import WeSpeakerEncoder, from_wespeaker  # noqa: F401

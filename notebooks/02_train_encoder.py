@@ -17,11 +17,12 @@ params_file: str = "params.yaml"  # the study's parameters (repo-relative)
 import pandas as pd
 import torch
 
-from nessa_lib import encoders, io, plots
-from nessa_lib.pipeline import layout, params
+from nessa_lib import io, plots
+from nessa_lib.pipeline import layout
+from nessa_lib.stages import train_encoder as stage
 
-p = params.stage_params("train_encoder", path=params_file)
-spec = params.encoder_spec(p, name)
+p = stage.load(params_file)
+spec = stage.encoder_spec(p, name)
 torch.set_num_threads(p.threads)
 out = layout.out_dir("train_encoder", name)
 reports = layout.report_dir("train_encoder", name)
@@ -29,8 +30,8 @@ reports.mkdir(parents=True, exist_ok=True)
 spec
 
 # %%
-meta, summary = encoders.train_or_describe(spec, p.manifest, out, progress=True, device=p.device,
-                                           precision=p.precision, shards=p.shards or None)
+meta, summary = stage.train_or_describe(spec, p.manifest, out, progress=True, device=p.device,
+                                        precision=p.precision, shards=p.shards or None)
 print(meta["model_id"], {k: v for k, v in summary.items() if k != "model_id"})
 
 # %%
@@ -38,7 +39,7 @@ plots.training_report(meta.get("history", []), name, path=reports / "training.pn
 pd.DataFrame(meta.get("history", [])).round(4)
 
 # %%
-io.write_json(encoders.training_metrics(meta, summary), reports / "metrics.json")
+io.write_json(stage.training_metrics(meta, summary), reports / "metrics.json")
 
 # %% [markdown]
 # Next: `03_extract_embeddings` embeds the utterances the aligners and the evaluation need with this model.

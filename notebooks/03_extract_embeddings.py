@@ -18,12 +18,14 @@ import torch
 from nessa_lib import evaluation, io, plots
 from nessa_lib.data import lists, manifest
 from nessa_lib.encoders import extract, pretrained
-from nessa_lib.pipeline import layout, params
+from nessa_lib.pipeline import layout
+from nessa_lib.stages import extract_embeddings as stage
+from nessa_lib.stages import schema
 
-p = params.stage_params("extract_embeddings", path=params_file)
-params.item(p, "models", name)
+p = stage.load(params_file)
+schema.entry(p.models, name, "extract_embeddings.models")
 torch.set_num_threads(p.threads)
-processes = int(p.processes.get(name, 1))  # > 1: one-thread processes sharing the batches
+processes = p.processes_for(name)  # > 1: one-thread processes sharing the batches
 data = layout.out_dir("prepare_data")
 out = layout.out_dir("extract_embeddings", name)
 reports = layout.report_dir("extract_embeddings", name)
@@ -36,9 +38,9 @@ print(name, encoder.model_id, "dim", encoder.emb_dim)
 
 # %%
 skipped = []  # utterances that fail (a file, or the encoder on it) are skipped and listed in skipped.csv
-sets = extract.extract_splits(df, encoder, p.splits, out, train_utts_per_speaker=p.train_utts_per_speaker,
-                              mode=p.mode, crop_s=p.crop_s, batch_size=p.batch_size, desc=name, skipped=skipped,
-                              workers=p.workers, device=p.device, precision=p.precision, processes=processes)
+sets = stage.extract_splits(df, encoder, p.splits, out, train_utts_per_speaker=p.train_utts_per_speaker,
+                            mode=p.mode, crop_s=p.crop_s, batch_size=p.batch_size, desc=name, skipped=skipped,
+                            workers=p.workers, device=p.device, precision=p.precision, processes=processes)
 {split: s.embeddings.shape for split, s in sets.items()}
 
 # %% [markdown]
@@ -48,11 +50,11 @@ sets = extract.extract_splits(df, encoder, p.splits, out, train_utts_per_speaker
 
 # %%
 if p.check_condition:
-    shifted = extract.extract_condition(df, encoder, out / f"eval+{p.check_condition}.npz",
-                                        condition=p.check_condition, utts_per_speaker=p.check_utts_per_speaker,
-                                        seed=p.seed, batch_size=p.batch_size, desc=name, skipped=skipped,
-                                        workers=p.workers, device=p.device, precision=p.precision,
-                                        processes=processes)
+    shifted = stage.extract_condition(df, encoder, out / f"eval+{p.check_condition}.npz",
+                                      condition=p.check_condition, utts_per_speaker=p.check_utts_per_speaker,
+                                      seed=p.seed, batch_size=p.batch_size, desc=name, skipped=skipped,
+                                      workers=p.workers, device=p.device, precision=p.precision,
+                                      processes=processes)
     print(f"eval+{p.check_condition}: {shifted.embeddings.shape}")
 extract.write_skipped_utterances(skipped, out / "skipped.csv")
 print(f"{len(skipped)} utterance(s) skipped")

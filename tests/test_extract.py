@@ -12,7 +12,7 @@ from scipy.signal import lfilter
 from nessa_lib.data.audio import AudioError
 from nessa_lib.embeddings import load_embeddings, save_embeddings
 from nessa_lib.encoders.extract import extract_embeddings, real_time_factor
-from nessa_lib.encoders.pretrained import ResemblyzerEncoder
+from nessa_lib.encoders.resemblyzer import ResemblyzerEncoder
 
 SR = 16000
 
@@ -219,15 +219,13 @@ def test_real_time_factor_of_fake_encoder():
     assert 0 < rtf < 1
 
 
-def test_old_module_name_still_works():
-    """``nessa_lib.extract`` moved to ``nessa_lib.encoders.extract`` (the resemblyzer wrapper to ``.pretrained``)."""
-    from nessa_lib import extract
-    from nessa_lib.encoders import extract as new
+def test_the_old_alias_module_is_gone():
+    """``nessa_lib.extract`` was an alias of ``nessa_lib.encoders.extract``; callers import the real home."""
+    from pathlib import Path
 
-    assert extract.extract_embeddings is extract_embeddings is new.extract_embeddings
-    assert extract.real_time_factor is real_time_factor and extract.MODES is new.MODES
-    assert extract.ResemblyzerEncoder is ResemblyzerEncoder
-    assert sorted(extract.__all__) == ["MODES", "ResemblyzerEncoder", "extract_embeddings", "real_time_factor"]
+    import nessa_lib
+
+    assert not (Path(nessa_lib.__file__).parent / "extract.py").exists()
 
 
 @pytest.fixture(scope="module")
@@ -262,7 +260,7 @@ def test_resemblyzer_short_and_silent_clips(rz, caplog):
     # 0.3 s of speech-like audio and 1 s of very quiet noise: embedded (the quiet clip from the untrimmed
     # waveform, with a warning, because the VAD keeps nothing of it) - finite and unit norm.
     quiet = (1e-4 * np.random.default_rng(0).standard_normal(SR)).astype(np.float32)
-    with caplog.at_level(logging.WARNING, logger="nessa_lib.encoders.pretrained"):
+    with caplog.at_level(logging.WARNING, logger="nessa_lib.encoders.resemblyzer"):
         for w in (vowel(0.3), quiet):
             e = rz.embed(torch.from_numpy(w)[None], torch.ones(1)).numpy()
             assert np.isfinite(e).all() and abs(np.linalg.norm(e) - 1) < 1e-5
@@ -350,7 +348,8 @@ def test_nan_embeddings_and_encoder_failures_are_skipped_one_by_one(manifest):
 
 
 def test_stage_report_of_skipped_utterances(manifest, tmp_path):
-    from nessa_lib.encoders.extract import extract_splits, write_skipped_utterances
+    from nessa_lib.encoders.extract import write_skipped_utterances
+    from nessa_lib.stages.extract_embeddings import extract_splits
 
     df, bad = _with_bad_files(manifest, tmp_path)
     skipped = []
@@ -466,7 +465,7 @@ def test_processes_share_the_batches_and_give_the_one_process_result(manifest, t
 
 def test_stage_splits_and_condition_in_processes(manifest, tmp_path):
     """What stage 03 runs with extract_embeddings.processes: the same files as one process."""
-    from nessa_lib.encoders.extract import extract_condition, extract_splits
+    from nessa_lib.stages.extract_embeddings import extract_condition, extract_splits
 
     df = pd.concat([manifest.assign(split="eval"), manifest.assign(split="align", utt_id=manifest.utt_id + "a")],
                    ignore_index=True)

@@ -30,17 +30,19 @@ def test_merge_refuses_unknown_key_with_its_dotted_name():
 
 
 def test_apply_keeps_comments_and_changes_only_the_preset_keys(root):
-    (root / "p.yaml").write_text("prepare_data: {n_eval_speakers: 400}\nfit_aligners: {seeds: 5, methods: [linear]}\n")
+    (root / "p.yaml").write_text("prepare_data: {n_speakers: 1200, n_eval_speakers: 400}\n"
+                                 "fit_aligners: {seeds: 5, methods: [linear]}\n")
     apply_preset("p.yaml", root=root)
     text = (root / "params.yaml").read_text()
     old_lines = (paths.repo_root() / "params.yaml").read_text().splitlines()
     changed = [(a, b) for a, b in zip(old_lines, text.splitlines()) if a != b]
-    assert len(text.splitlines()) == len(old_lines) and len(changed) == 3, changed  # only those lines
+    assert len(text.splitlines()) == len(old_lines) and len(changed) == 4, changed  # only those lines
     assert "  methods: [linear]" in text  # lists stay in params.yaml's flow style
     assert "# one seed for the whole study" in text
     new, old = load_params(root / "params.yaml"), load_params(paths.repo_root() / "params.yaml")
     assert new["prepare_data"]["n_eval_speakers"] == 400 and new["fit_aligners"]["seeds"] == 5
     new["prepare_data"]["n_eval_speakers"] = old["prepare_data"]["n_eval_speakers"]
+    new["prepare_data"]["n_speakers"] = old["prepare_data"]["n_speakers"]
     new["fit_aligners"]["seeds"] = old["fit_aligners"]["seeds"]
     new["fit_aligners"]["methods"] = old["fit_aligners"]["methods"]
     assert new == old
@@ -48,7 +50,10 @@ def test_apply_keeps_comments_and_changes_only_the_preset_keys(root):
 
 @pytest.mark.parametrize("preset, message", [
     ("prepare_data: {n_eval_speaker: 400}\n", r"prepare_data\.n_eval_speaker is not in"),
-    ("prepare_data: {n_eval_speakers: many}\n", r"n_eval_speakers must be int"),
+    ("prepare_data: {n_eval_speakers: many}\n", r"n_eval_speakers must be an integer"),
+    # A value the study would refuse later is refused now, naming the file it would have written and the key.
+    ("evaluate: {ab_far: -0.5}\n", r"params.yaml \(with p.yaml\): evaluate.ab_far must be > 0"),
+    ("prepare_data: {n_eval_speakers: 50}\n", r"n_eval_speakers \(50\) is below min_eval_speakers"),
     ("- a list\n", "non-empty mapping"),
 ])
 def test_bad_preset_names_the_problem_and_writes_nothing(root, preset, message):
@@ -88,6 +93,8 @@ def test_apply_keeps_the_written_form_of_values_and_untouched_nulls(root):
     assert len(after) == len(before)
     changed = [a for a, b in zip(after, before) if a != b]
     assert [c.split("#")[0].strip() for c in changed] == ["weight_decay: 2.0e-6"]
-    (root / "q.yaml").write_text("train_encoder:\n  encoders:\n    r: {architecture: resnet, resnet_blocks: [3, 4, 6, 3]}\n")
+    (root / "q.yaml").write_text("train_encoder:\n  encoders:\n    xvector: {architecture: resnet, resnet_blocks: [3, 4, 6, 3]}\n"
+                                 "    ecapa: {architecture: ecapa}\n    ecapa-supcon: {architecture: ecapa, objective: supcon}\n"
+                                 "    resemblyzer: {pretrained: resemblyzer}\n")
     apply_preset("q.yaml", out="out.yaml", root=root)
-    assert "    r: {architecture: resnet, resnet_blocks: [3, 4, 6, 3]}" in (root / "out.yaml").read_text()
+    assert "    xvector: {architecture: resnet, resnet_blocks: [3, 4, 6, 3]}" in (root / "out.yaml").read_text()

@@ -8,7 +8,6 @@ import json
 import shutil
 import socket
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,6 +20,7 @@ from nessa_lib.encoders.config import EncoderConfig
 from nessa_lib.encoders.export import _export
 from nessa_lib.encoders.modules import build_modules
 from nessa_lib.pipeline import params
+from nessa_lib.stages import train_encoder as stage02
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = ROOT / "presets" / "voxceleb1-pretrained.yaml"
@@ -49,7 +49,8 @@ def wespeaker_standin(root: Path, seed: int = 0) -> Path:
 
 
 def section(**encoders):
-    return SimpleNamespace(encoders=encoders, recipe={}, seed=0, params_file="/x/params.yaml")
+    return stage02.Params(seed=0, manifest="m.csv", threads=1, device="cpu", precision="fp32", shards="", recipe={},
+                          encoders=encoders)
 
 
 def sha256(path: Path) -> str:
@@ -72,13 +73,13 @@ def sha256(path: Path) -> str:
 ])
 def test_bad_entries_name_the_params_key(entry, message):
     with pytest.raises(ValueError, match=r"^params\.yaml: train_encoder\." + message):
-        params.encoder_spec(section(m=entry), "m")
+        stage02.encoder_spec(section(m=entry), "m")
 
 
 def test_good_entries_are_returned_as_they_are():
     sb = {"pretrained": "speechbrain", "source": "speechbrain/spkrec-ecapa-voxceleb", "objective": "aam"}
-    assert params.encoder_spec(section(m=sb), "m") == sb
-    assert params.encoder_spec(section(m={"pretrained": "resemblyzer"}), "m") == {"pretrained": "resemblyzer"}
+    assert stage02.encoder_spec(section(m=sb), "m") == sb
+    assert stage02.encoder_spec(section(m={"pretrained": "resemblyzer"}), "m") == {"pretrained": "resemblyzer"}
 
 
 # ---------------------------------------------------------------------------------------------- describe / load
@@ -233,13 +234,13 @@ def test_wespeaker_entry_through_the_calls_of_stages_02_and_03(tmp_path, offline
     import pandas as pd
     import soundfile as sf
 
-    from nessa_lib import embeddings, encoders
-    from nessa_lib.encoders import extract
+    from nessa_lib import embeddings
+    from nessa_lib.stages import extract_embeddings as stage03
 
     onnx = wespeaker_standin(tmp_path)
-    spec = params.encoder_spec(section(ws={"pretrained": "wespeaker", "source": str(onnx), "objective": "aam"}), "ws")
-    meta, summary = encoders.train_or_describe(spec, "unused.csv", tmp_path / "models" / "ws")
-    assert summary == {"train_time_s": 0.0} and encoders.training_metrics(meta, summary)["emb_dim"] == 16.0
+    spec = stage02.encoder_spec(section(ws={"pretrained": "wespeaker", "source": str(onnx), "objective": "aam"}), "ws")
+    meta, summary = stage02.train_or_describe(spec, "unused.csv", tmp_path / "models" / "ws")
+    assert summary == {"train_time_s": 0.0} and stage02.training_metrics(meta, summary)["emb_dim"] == 16.0
     rows = []
     for i in range(4):
         path = tmp_path / "wav" / f"{i}.wav"
@@ -247,8 +248,8 @@ def test_wespeaker_entry_through_the_calls_of_stages_02_and_03(tmp_path, offline
         sf.write(path, 0.1 * np.random.default_rng(i).standard_normal(16000), 16000)
         rows.append({"utt_id": f"s{i % 2}/{i}", "speaker_id": f"s{i % 2}", "path": str(path), "duration_s": 1.0,
                      "split": "eval"})
-    sets = extract.extract_splits(pd.DataFrame(rows), pretrained.load(tmp_path / "models" / "ws"), ["eval"],
-                                  tmp_path / "emb", batch_size=4, device="cpu")
+    sets = stage03.extract_splits(pd.DataFrame(rows), pretrained.load(tmp_path / "models" / "ws"), ["eval"],
+                                   tmp_path / "emb", batch_size=4, device="cpu")
     saved = embeddings.load_embeddings(tmp_path / "emb" / "eval.npz", model_id=meta["model_id"], dim=16)
     assert np.array_equal(saved.embeddings, sets["eval"].embeddings) and len(saved.utt_ids) == 4
 
@@ -257,13 +258,13 @@ def test_an_empty_split_to_embed_is_named(tmp_path):
     """Nothing trained, no train split (prepare_data.n_train_speakers: 0): listing it anyway says what to change."""
     import pandas as pd
 
-    from nessa_lib.encoders import extract
+    from nessa_lib.stages.extract_embeddings import extract_splits
 
     df = pd.DataFrame({"utt_id": ["a"], "speaker_id": ["s"], "path": [str(tmp_path / "a.wav")], "duration_s": [1.0],
                        "split": ["align"]})
     with pytest.raises(ValueError, match=r"split 'train' of the manifest has no utterances; remove it from "
                                          r"extract_embeddings\.splits"):
-        extract.extract_splits(df, object(), ["train"], tmp_path, device="cpu")
+        extract_splits(df, object(), ["train"], tmp_path, device="cpu")
 
 
 def test_pretrained_sources_are_not_exportable(tmp_path, offline):
@@ -287,9 +288,9 @@ def test_preset_is_the_canonical_pair_on_vox1_o(tmp_path):
                                "objective": "softmax"},
                    "ecapa": {"pretrained": "speechbrain", "source": "speechbrain/spkrec-ecapa-voxceleb",
                              "objective": "aam"}}
-    ns = SimpleNamespace(**p["train_encoder"], seed=0, params_file="params.yaml")
+    ns = stage02.Params(**p["train_encoder"], seed=0)
     for name in enc:
-        params.encoder_spec(ns, name)
+        stage02.encoder_spec(ns, name)
     # Every model the later stages name is an entry; the evaluation is the official list's speakers.
     models = set(p["extract_embeddings"]["models"])
     assert models == set(enc)

@@ -7,7 +7,8 @@ import pytest
 import soundfile as sf
 
 from nessa_lib.data.audio import load_segment
-from nessa_lib.data.synth import augment, espeak
+from nessa_lib.data import augment
+from nessa_lib.data.synth import espeak
 from nessa_lib.data.synth.corpus import CORPUS_VERSION, generate_corpus
 from nessa_lib.data.synth.sentences import VOCABULARY, sentence, sentences
 from nessa_lib.data.synth.voices import Voice, sample_voice, utterance_voice, variant_text

@@ -11,11 +11,14 @@ import soundfile as sf
 import torch
 import yaml
 
-from nessa_lib.stages import prepare_data
-from nessa_lib.encoders import EncoderConfig, load_encoder, train_encoder
+from nessa_lib.encoders.brain import train_encoder
+from nessa_lib.encoders.config import EncoderConfig
+from nessa_lib.encoders.export import load_encoder
 from nessa_lib.encoders.modules import _arch_kwargs
 from nessa_lib.pipeline import params
 from nessa_lib.pipeline.presets import apply_preset
+from nessa_lib.stages import prepare_data
+from nessa_lib.stages import train_encoder as stage02
 
 ROOT = Path(__file__).resolve().parents[1]
 VOX2 = ROOT / "presets" / "voxceleb2-train.yaml"
@@ -91,9 +94,9 @@ def test_preset_names_are_consistent_and_every_dev_speaker_is_used(tmp_path, pre
     assert pd_["n_train_speakers"] + pd_["n_align_speakers"] == (5994 if preset == VOX2 else 1211)
     assert pd_["source"] == "voxceleb" and pd_["trial_list"].endswith("veri_test2.txt")
     assert 0 < p["extract_embeddings"]["train_utts_per_speaker"] <= 20
-    section = params.stage_params("train_encoder", path=file)
+    section = stage02.load(file)
     for name in encoders:
-        cfg = EncoderConfig.from_dict(params.encoder_spec(section, name))
+        cfg = EncoderConfig.from_dict(stage02.encoder_spec(section, name))
         assert cfg.n_mels == 80 and 2.0 <= cfg.crop_s <= 3.0
 
 
@@ -155,7 +158,7 @@ def prepared(tmp_path: Path, preset: Path, root: Path, trials: Path, n_train: in
         "dataset_root": str(root), "trial_list": str(trials), "n_train_speakers": n_train,
         "n_align_speakers": n_align, "min_eval_speakers": 4, "probe_workers": 0}}))
     file = applied(tmp_path, preset, tmp_path / "fixture.yaml")
-    p = params.stage_params("prepare_data", path=file)
+    p = prepare_data.load(file)
     assert p.source == "voxceleb"
     corpus, skipped = prepare_data.build_corpus(
         tmp_path / "corpus", source=p.source, dataset_root=p.dataset_root, seed=p.seed, n_speakers=p.n_speakers,
@@ -214,7 +217,7 @@ def vox2_train(trees, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("vox2_train")
     root = linked_root(tmp / "wav", trees["vox2_dev"], trees["vox1_test"])
     file, df, _ = prepared(tmp, VOX2, root, trial_list(tmp / "veri_test2.txt", VOX1_TEST), n_train=6, n_align=2)
-    return params.stage_params("train_encoder", path=file), df
+    return stage02.load(file), df
 
 
 @pytest.mark.slow
@@ -222,7 +225,7 @@ def vox2_train(trees, tmp_path_factory):
 def test_every_preset_encoder_trains_a_few_steps_and_embeds(vox2_train, tmp_path, name):
     section, df = vox2_train
     assert list(section.encoders) == list(N_PARAMS)
-    spec = params.encoder_spec(section, name)
+    spec = stage02.encoder_spec(section, name)
     # The preset's architecture, width, mels, crop and objective; only the batch and the step budget are cut.
     cfg = EncoderConfig.from_dict({**spec, "batch_size": 4, "epochs": 1, "max_steps": 2})
     torch.set_num_threads(1)

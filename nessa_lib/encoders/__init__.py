@@ -25,56 +25,23 @@ Modules, one concern each:
 
 - :mod:`~nessa_lib.encoders.config`      :class:`EncoderConfig`, the export's constants, the default configs
 - :mod:`~nessa_lib.encoders.modules`     building the SpeechBrain modules and running them on waveforms
+- :mod:`~nessa_lib.encoders.meta`        reading an exported ``encoder.json`` (json only: no torch, no SpeechBrain)
+- :mod:`~nessa_lib.encoders.protocol`    the ``Encoder`` protocol every encoder follows (and ``PreparingEncoder``)
+- :mod:`~nessa_lib.encoders.crops`       the int16 samples and seeded crop starts every training data path shares
 - :mod:`~nessa_lib.encoders.data`        speaker subsets, audio in memory or streamed from the files, random crops,
-  batch samplers
+  batch samplers, the training and validation loaders
 - :mod:`~nessa_lib.encoders.shards`      packing a manifest into WebDataset tar shards and streaming them
   (``python -m nessa_lib.encoders.shards``)
-- :mod:`~nessa_lib.encoders.brain`       the training ``Brain``, checkpoints, :func:`train_encoder`
+- :mod:`~nessa_lib.encoders.brain`       the training ``Brain``, distributed setup, checkpoints, :func:`train_encoder`
 - :mod:`~nessa_lib.encoders.export`      the export (``encoder.safetensors`` + ``encoder.json``),
   :class:`Encoder` and :func:`load_encoder`
 - :mod:`~nessa_lib.encoders.pretrained`  the pretrained resemblyzer encoder and one loader for every encoder
-- :mod:`~nessa_lib.encoders.extract`     embedding every utterance of a manifest, real-time factor
+- :mod:`~nessa_lib.encoders.extract`     embedding every utterance of a manifest (in this process, with DataLoader
+  workers, in processes, or one ``torchrun`` shard), real-time factor
 - :mod:`~nessa_lib.encoders.extract_cli` ``python -m nessa_lib.encoders.extract_cli`` (also under ``torchrun``)
 - :mod:`~nessa_lib.encoders.cli`         ``python -m nessa_lib.encoders`` (also under ``torchrun``)
 
-The names of the former single module ``nessa_lib.encoders`` (``EncoderConfig``, ``train_encoder``,
-``load_encoder``, ...) stay importable from here. They are resolved on first use, so importing a submodule (say
-:mod:`~nessa_lib.encoders.extract`) does not load SpeechBrain and the training code.
+Importing this package loads nothing: import the submodule that holds a name (``from nessa_lib.encoders.config
+import EncoderConfig``, ``from nessa_lib.encoders.brain import train_encoder``), so a caller's import closure (and
+the pipeline's dependencies, :mod:`nessa_lib.pipeline.deps`) holds only the code it can run.
 """
-
-# Where each re-exported name lives. Each branch of __getattr__ below is a plain import statement, so the import
-# graph (nessa_lib.pipeline.deps) still sees every module a user of these names may run.
-_CONFIG = ("ARCHITECTURES", "OBJECTIVES", "FORMAT", "FORMAT_VERSION", "SAMPLE_RATE", "WEIGHTS_FILE", "META_FILE",
-           "CKPT_DIR", "DEFAULT_CONFIGS", "EncoderConfig", "default_config")
-_MODULES = ("build_modules",)
-_DATA = ("select_speakers", "CropDataset", "collate_crops", "CropSampler", "SpeakerBatchSampler")
-_LOSSES = ("CLASSIFICATION_OBJECTIVES", "supcon_loss")
-_BRAIN = ("EncoderBrain", "train_encoder", "train_or_describe", "training_metrics")
-_EXPORT = ("Encoder", "load_encoder")
-_CLI = ("main",)
-
-__all__ = [*_CONFIG, *_MODULES, *_DATA, *_LOSSES, *_BRAIN, *_EXPORT, *_CLI]
-
-
-def __getattr__(name):
-    if name in _CONFIG:
-        from nessa_lib.encoders import config as module
-    elif name in _MODULES:
-        from nessa_lib.encoders import modules as module
-    elif name in _DATA:
-        from nessa_lib.encoders import data as module
-    elif name in _LOSSES:
-        from nessa_lib import losses as module
-    elif name in _BRAIN:
-        from nessa_lib.encoders import brain as module
-    elif name in _EXPORT:
-        from nessa_lib.encoders import export as module
-    elif name in _CLI:
-        from nessa_lib.encoders import cli as module
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(module, name)
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))

@@ -1,6 +1,7 @@
-"""Training one encoder: the SpeechBrain ``Brain`` (objectives, learning-rate schedule, per-epoch validation and
-history), its checkpoints (resume after the last finished epoch, refuse another config), and
-:func:`train_encoder`, which runs it (also under ``torchrun``) and exports the result."""
+"""Training one encoder, laid out like a SpeechBrain recipe: the data preparation is
+:mod:`nessa_lib.encoders.data` (datasets, samplers, loaders), the ``Brain`` subclass (objectives, learning-rate
+schedule, per-epoch validation and history) and the distributed setup and checkpoints are here, the export is
+:mod:`nessa_lib.encoders.export`; :func:`train_encoder` runs them in order (also under ``torchrun``)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import torch
 from speechbrain.nnet.losses import AdditiveAngularMargin, LogSoftmaxWrapper
 
 from nessa_lib.encoders.config import CKPT_DIR, DATA_FIELDS, META_FILE, EncoderConfig, _as_config
-from nessa_lib.encoders.data import CropSampler, SpeakerBatchSampler, _prepare_data, collate_crops
+from nessa_lib.encoders.data import _prepare_data, training_loaders
 from nessa_lib.encoders.export import _export
 from nessa_lib.encoders.modules import _embed_batch, _n_params, build_modules
 from nessa_lib.losses import supcon_loss
@@ -195,6 +196,78 @@ def _check_same_config(out_dir: Path, cfg: EncoderConfig, write: bool) -> None:
     ddp_barrier()
 
 
+def _run_options(device: str, precision: str, progress: bool, run_opts: dict | None) -> dict:
+    """SpeechBrain's run options for ``device`` and ``precision`` (gloo backend), ``run_opts`` over them."""
+    from nessa_lib.devices import check_precision, resolve_device
+
+    dev = resolve_device(device)
+    if check_precision(precision) != "fp32" and not dev.startswith("cuda"):
+        raise ValueError(f"precision={precision!r} is a GPU option; on device {dev!r} use 'fp32'")
+    opts = {"device": "cuda:0" if dev == "cuda" else dev, "distributed_backend": "gloo",
+            "noprogressbar": not progress, "precision": precision}
+    opts.update(run_opts or {})
+    return opts
+
+
+def _setup_distributed(opts: dict, out_dir: Path) -> int:
+    """Join the DDP process group under ``torchrun`` (``RANK``/``LOCAL_RANK`` set), make ``out_dir`` on the main
+    process; the number of ranks (1 without DDP)."""
+    from speechbrain.utils.distributed import ddp_barrier, ddp_init_group, if_main_process, is_distributed_initialized
+
+    if os.environ.get("RANK") is not None and os.environ.get("LOCAL_RANK") is not None \
+            and not is_distributed_initialized():
+        ddp_init_group(opts)
+    world = torch.distributed.get_world_size() if is_distributed_initialized() else 1
+    if if_main_process():
+        out_dir.mkdir(parents=True, exist_ok=True)
+    ddp_barrier()
+    return world
+
+
+def _epochs(cfg: EncoderConfig, steps_per_epoch: int, opts: dict) -> tuple[int, int]:
+    """``(epochs to run, total optimizer steps)``; with ``cfg.max_steps``, SpeechBrain's step limit goes in ``opts``.
+
+    max_steps: stop after that many optimizer steps (SpeechBrain's optimizer_step_limit ends the epoch it falls in)
+    and count only the epochs needed to reach it, so a finished capped run is not repeated on a re-run.
+    """
+    n_epochs, total_steps = cfg.epochs, steps_per_epoch * cfg.epochs
+    if cfg.max_steps is not None:
+        n_epochs = min(cfg.epochs, math.ceil(cfg.max_steps / max(1, steps_per_epoch)))
+        total_steps = min(total_steps, cfg.max_steps)
+        opts["optimizer_step_limit"] = cfg.max_steps
+    return n_epochs, total_steps
+
+
+def _checkpointer(out_dir: Path, mods: dict, counter, history: _History):
+    """SpeechBrain's ``Checkpointer`` of a run: the modules, the epoch counter, the history and the torch RNG."""
+    from speechbrain.utils.checkpoints import Checkpointer
+
+    recoverables = {"embedding_model": mods["embedding_model"], "counter": counter}
+    if "classifier" in mods:
+        recoverables["classifier"] = mods["classifier"]
+    checkpointer = Checkpointer(out_dir / CKPT_DIR, recoverables=recoverables)
+    checkpointer.add_recoverable("history", history, custom_load_hook=_History.load,
+                                 custom_save_hook=_History.save)
+    rng = _TorchRng()
+    checkpointer.add_recoverable("torch_rng", rng, custom_load_hook=_TorchRng.load, custom_save_hook=_TorchRng.save)
+    return checkpointer
+
+
+def _export_on_main(out_dir: Path, cfg: EncoderConfig, mods: dict, history: _History, summary: dict,
+                    speakers: list) -> str:
+    """Export on the main process (:func:`~nessa_lib.encoders.export._export`); every rank gets the model id."""
+    from speechbrain.utils.distributed import ddp_barrier, if_main_process
+
+    model_id = None
+    if if_main_process():
+        meta = _export(out_dir, cfg, mods, history.records, summary, speakers)
+        model_id = meta["model_id"]
+    ddp_barrier()
+    if model_id is None:
+        model_id = json.loads((out_dir / META_FILE).read_text())["model_id"]
+    return model_id
+
+
 def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: dict | None = None,
                   device: str = "auto", precision: str = "fp32", shards=None) -> dict:
     """Train one speaker encoder with a SpeechBrain ``Brain`` and export it to ``out_dir``.
@@ -249,28 +322,15 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
     ValueError
         Invalid configuration or manifest.
     """
-    cfg = _as_config(cfg)
-    from speechbrain.utils.checkpoints import Checkpointer
-    from speechbrain.utils.distributed import ddp_barrier, ddp_init_group, if_main_process, is_distributed_initialized
+    from speechbrain.utils.distributed import ddp_barrier, if_main_process
     from speechbrain.utils.epoch_loop import EpochCounter
 
+    cfg = _as_config(cfg)
     out_dir = Path(out_dir)
-    from nessa_lib.devices import check_precision, resolve_device
+    opts = _run_options(device, precision, progress, run_opts)
+    world = _setup_distributed(opts, out_dir)
 
-    dev = resolve_device(device)
-    if check_precision(precision) != "fp32" and not dev.startswith("cuda"):
-        raise ValueError(f"precision={precision!r} is a GPU option; on device {dev!r} use 'fp32'")
-    opts = {"device": "cuda:0" if dev == "cuda" else dev, "distributed_backend": "gloo",
-            "noprogressbar": not progress, "precision": precision}
-    opts.update(run_opts or {})
-    if os.environ.get("RANK") is not None and os.environ.get("LOCAL_RANK") is not None \
-            and not is_distributed_initialized():
-        ddp_init_group(opts)
-    world = torch.distributed.get_world_size() if is_distributed_initialized() else 1
-    if if_main_process():
-        out_dir.mkdir(parents=True, exist_ok=True)
-    ddp_barrier()
-
+    # Data preparation (nessa_lib.encoders.data).
     _check_same_config(out_dir, cfg, write=False)  # fail fast, before loading audio
     t0 = time.time()
     skip_log = out_dir / "skipped_train.csv"
@@ -280,84 +340,37 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
     load_time = time.time() - t0
     _check_same_config(out_dir, cfg, write=True)
 
+    # Modules, loaders, checkpoints, the Brain.
     torch.manual_seed(cfg.seed)  # same seed -> same initial weights on every rank
     mods = build_modules(cfg, n_speakers=len(speakers))
-    n_train_utts = len(train_ds)
-    train_set = train_ds
-    if data_path == "shards":
-        n_train_utts = train_ds.n_utts
-        steps_per_epoch = (n_train_utts // world) // cfg.batch_size
-        if steps_per_epoch < 1:
-            raise ValueError(f"only {n_train_utts} training utterances in the shards, fewer than "
-                             f"batch_size={cfg.batch_size} per rank")
-        readers = world * max(1, cfg.data_workers)
-        if len(train_ds.names) < readers:
-            raise ValueError(f"{shards}: {len(train_ds.names)} shard(s) cannot feed {world} rank(s) x "
-                             f"{max(1, cfg.data_workers)} worker(s); pack smaller shards or use fewer data_workers")
-        train_ds.set_batches(steps_per_epoch, cfg.batch_size)
-        sampler = train_ds  # set_epoch
-        # A ready DataLoader: SpeechBrain leaves it as it is (the dataset splits itself across ranks and workers).
-        train_set = torch.utils.data.DataLoader(train_ds, batch_size=cfg.batch_size, drop_last=True,
-                                                collate_fn=collate_crops, num_workers=cfg.data_workers)
-        loader_kwargs = {}
-        valid_bs = cfg.batch_size
-    elif cfg.objective == "supcon":
-        sampler = SpeakerBatchSampler(train_ds.labels, cfg.speakers_per_batch, cfg.utts_per_speaker, cfg.seed)
-        loader_kwargs = {"batch_sampler": sampler}
-        steps_per_epoch = math.ceil(len(sampler) / world)
-        valid_bs = cfg.speakers_per_batch * cfg.utts_per_speaker
-    else:
-        if len(train_ds) < cfg.batch_size:
-            raise ValueError(f"only {len(train_ds)} training utterances, fewer than batch_size={cfg.batch_size}")
-        sampler = CropSampler(len(train_ds), cfg.seed)
-        # drop_last: a final batch of 1 would break BatchNorm.
-        loader_kwargs = {"sampler": sampler, "batch_size": cfg.batch_size, "drop_last": True}
-        steps_per_epoch = (len(train_ds) // world) // cfg.batch_size
-        valid_bs = cfg.batch_size
-    loader_kwargs["collate_fn"] = collate_crops
-    valid_kwargs = {"batch_size": valid_bs, "collate_fn": collate_crops, "shuffle": False}
-    if data_path == "stream":
-        loader_kwargs["num_workers"] = cfg.data_workers
-    if data_path != "memory":
-        valid_kwargs["num_workers"] = cfg.data_workers
-    if data_path == "shards":
-        loader_kwargs = {}
-    # max_steps: stop after that many optimizer steps (SpeechBrain's optimizer_step_limit ends the epoch it falls
-    # in) and count only the epochs needed to reach it, so a finished capped run is not repeated on a re-run.
-    n_epochs, total_steps = cfg.epochs, steps_per_epoch * cfg.epochs
-    if cfg.max_steps is not None:
-        n_epochs = min(cfg.epochs, math.ceil(cfg.max_steps / max(1, steps_per_epoch)))
-        total_steps = min(total_steps, cfg.max_steps)
-        opts["optimizer_step_limit"] = cfg.max_steps
+    loaders = training_loaders(train_ds, cfg, world, shards=shards)
+    n_epochs, total_steps = _epochs(cfg, loaders.steps_per_epoch, opts)
     history = _History()
     counter = EpochCounter(limit=n_epochs)
-    recoverables = {"embedding_model": mods["embedding_model"], "counter": counter}
-    if "classifier" in mods:
-        recoverables["classifier"] = mods["classifier"]
-    checkpointer = Checkpointer(out_dir / CKPT_DIR, recoverables=recoverables)
-    checkpointer.add_recoverable("history", history, custom_load_hook=_History.load,
-                                 custom_save_hook=_History.save)
-    rng = _TorchRng()
-    checkpointer.add_recoverable("torch_rng", rng, custom_load_hook=_TorchRng.load, custom_save_hook=_TorchRng.save)
-    hparams = {"cfg": cfg, "history": history, "sampler": sampler, "has_valid": valid_ds is not None,
+    checkpointer = _checkpointer(out_dir, mods, counter, history)
+    hparams = {"cfg": cfg, "history": history, "sampler": loaders.sampler, "has_valid": valid_ds is not None,
                "total_steps": max(1, total_steps)}
     opt_class = lambda params: torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)  # noqa: E731
     brain = EncoderBrain(modules=mods, opt_class=opt_class, hparams=hparams, run_opts=opts, checkpointer=checkpointer)
+
+    # Training.
     t1 = time.time()
-    brain.fit(counter, train_set, valid_ds, progressbar=progress, train_loader_kwargs=loader_kwargs,
-              valid_loader_kwargs=valid_kwargs)
+    brain.fit(counter, loaders.train_set, valid_ds, progressbar=progress, train_loader_kwargs=loaders.train_kwargs,
+              valid_loader_kwargs=loaders.valid_kwargs)
     train_time = time.time() - t1
     # After fit() (or a recovery of a finished run) the modules hold the last epoch's weights.
     if counter.current < n_epochs:
         raise RuntimeError(f"training of {out_dir} stopped at epoch {counter.current} of {n_epochs}")
     if not history.records:  # a finished run loaded from its checkpoint on a fresh Brain
         checkpointer.recover_if_possible()
+
+    # Summary and export (nessa_lib.encoders.export).
     last = history.records[-1] if history.records else {}
     summary = {"train_time_s": round(train_time, 2), "load_time_s": round(load_time, 2),
                "epochs": int(counter.current), "final_train_loss": float(last.get("train_loss", float("nan"))),
                "final_valid_error": float(last.get("valid_error", float("nan"))),
                "n_params": _n_params(mods["embedding_model"]), "n_train_speakers": len(speakers),
-               "n_train_utts": n_train_utts, "world_size": world}
+               "n_train_utts": loaders.n_train_utts, "world_size": world}
     if cfg.max_steps is not None:  # only then: an uncapped run's summary (and encoder.json) stays as it was
         summary["optimizer_steps"] = int(brain.optimizer_step)
     if data_path != "memory":  # likewise: the default path's summary is unchanged
@@ -366,45 +379,5 @@ def train_encoder(manifest, out_dir, cfg, *, progress: bool = True, run_opts: di
     if skip_log.is_file():
         with open(skip_log, encoding="utf-8") as f:
             summary["skipped_reads"] = sum(1 for _ in f) - 1
-    model_id = None
-    if if_main_process():
-        meta = _export(out_dir, cfg, mods, history.records, summary, speakers)
-        model_id = meta["model_id"]
-    ddp_barrier()
-    if model_id is None:
-        model_id = json.loads((out_dir / META_FILE).read_text())["model_id"]
+    model_id = _export_on_main(out_dir, cfg, mods, history, summary, speakers)
     return dict(summary, model_id=model_id)
-
-
-def train_or_describe(spec: dict, manifest, out_dir, *, progress: bool = True, device: str = "auto",
-                      precision: str = "fp32", shards=None) -> tuple[dict, dict]:
-    """Stage 02 for one entry of ``params.yaml``: train the encoder ``spec`` describes, or export the descriptor of
-    a pretrained one (``{"pretrained": ...}``, see :func:`nessa_lib.encoders.pretrained.describe`).
-
-    ``spec`` is what :func:`nessa_lib.pipeline.params.encoder_spec` returns; ``manifest`` is repo-relative or
-    absolute. Returns ``(meta, summary)``: the exported ``encoder.json`` and the training summary (timings,
-    final losses; ``train_time_s`` 0 for a pretrained model). ``device``, ``precision`` and ``shards`` (repo-relative
-    or absolute) go to :func:`train_encoder`.
-    """
-    from nessa_lib import paths
-    from nessa_lib.encoders import pretrained
-
-    if "pretrained" in spec:
-        return pretrained.describe(spec, out_dir), {"train_time_s": 0.0}
-    summary = train_encoder(paths.resolve(manifest), out_dir, EncoderConfig.from_dict(spec), progress=progress,
-                            device=device, precision=precision,
-                            shards=None if shards is None else paths.resolve(shards))
-    return pretrained.read_meta(out_dir), summary
-
-
-def training_metrics(meta: dict, summary: dict) -> dict[str, float]:
-    """The stage's flat ``metrics.json``: the summary's numbers and the embedding dimension.
-
-    Examples
-    --------
-    >>> training_metrics({"emb_dim": 192}, {"train_time_s": 12, "model_id": "x", "resumed": False})
-    {'train_time_s': 12.0, 'emb_dim': 192.0}
-    """
-    metrics = {k: float(v) for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    metrics["emb_dim"] = float(meta["emb_dim"])
-    return metrics

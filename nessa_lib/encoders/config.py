@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nessa_lib.encoders.meta import META_FILE  # noqa: F401 - the export's constants live together here
+
 ARCHITECTURES = ("xvector", "ecapa", "resnet")
 # Fields added after the first exports, left out of EncoderConfig.to_dict() while None.
 _UNSET_OMITTED = ("max_steps", "resnet_blocks", "resnet_widths")
@@ -26,7 +28,6 @@ FORMAT = "nessa-encoder"
 FORMAT_VERSION = 1
 SAMPLE_RATE = 16000
 WEIGHTS_FILE = "encoder.safetensors"
-META_FILE = "encoder.json"
 CKPT_DIR = "checkpoints"
 
 
@@ -106,7 +107,7 @@ class EncoderConfig:
         not grow with the corpus; the batches are identical to 'memory' (same crops, same samples). 'auto'
         (default): 'memory' when the estimated preload is below ``preload_max_gb``, else 'stream'. 'shards':
         stream WebDataset tar shards written by :mod:`nessa_lib.encoders.shards` (pass their folder to
-        :func:`~nessa_lib.encoders.train_encoder` as ``shards=``); a seeded shuffle buffer replaces the global
+        :func:`~nessa_lib.encoders.brain.train_encoder` as ``shards=``); a seeded shuffle buffer replaces the global
         shuffle, so the example order differs from the other paths. See docs/scale.md.
     preload_max_gb : float
         'auto' preloads into memory only below this estimated size (int16 samples of the training utterances).

@@ -1,10 +1,14 @@
 """Training data of an encoder: the speaker subset, seeded random crops of its utterances (decoded into memory, or
-read window by window from the files by DataLoader workers), and the batch samplers (shuffled crops for
-classification, P speakers x K utterances for contrastive training). Sharded archives: :mod:`.shards`."""
+read window by window from the files by DataLoader workers), the batch samplers (shuffled crops for
+classification, P speakers x K utterances for contrastive training), and the loaders' settings
+(:func:`training_loaders`): a recipe's data preparation. Sharded archives: :mod:`.shards`; what every path shares:
+:mod:`.crops`."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import os
 
 import numpy as np
@@ -12,10 +16,9 @@ import torch
 
 from nessa_lib.batches import speaker_batches, utterances_by_speaker
 from nessa_lib.encoders.config import SAMPLE_RATE, EncoderConfig
+from nessa_lib.encoders.crops import _crop_start, _to_int16, log_skipped_read
 
 logger = logging.getLogger(__name__)
-#: Header of the report of training reads that failed and were skipped (``skipped_train.csv`` of the output folder).
-SKIP_LOG_HEADER = "path,reason,message"
 
 
 def select_speakers(speakers, n: int | None, *, seed: int, offset: int = 0) -> list:
@@ -67,18 +70,6 @@ def _load_int16(segments, progress: bool) -> list:
         x = load_audio(p, target_sr=SAMPLE_RATE, min_dur_s=0.1, start=a, stop=b)
         out.append(_to_int16(x))
     return out
-
-
-def _to_int16(x: np.ndarray) -> np.ndarray:
-    """The training samples' int16 form (every data path converts with this one expression)."""
-    return np.round(np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16)
-
-
-def _crop_start(n: int, crop: int, crop_seed) -> int:
-    """Start sample of the crop of an ``n``-sample utterance (0 without a seed or when it is not longer)."""
-    if n <= crop or crop_seed is None:
-        return 0
-    return int(np.random.default_rng(crop_seed).integers(n - crop + 1))
 
 
 class CropDataset(torch.utils.data.Dataset):
@@ -225,38 +216,6 @@ class SpeakerBatchSampler(torch.utils.data.Sampler):
             out.append([(i, _crop_seed(self.seed, self.epoch, pos + k)) for k, i in enumerate(b)])
             pos += len(b)
         return iter(out)
-
-
-def log_skipped_read(skip_log, path: str, reason: str, message: str) -> None:
-    """Log a training read that failed and is skipped, and append it to ``skip_log`` (a CSV, created with its
-    header on the first skip; ``None``: log only). Safe from DataLoader workers and DDP ranks (one short append).
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> with tempfile.TemporaryDirectory() as d:
-    ...     f = pathlib.Path(d) / "skipped.csv"
-    ...     log_skipped_read(f, "a.wav", "unreadable", "a.wav: cannot decode, it says")
-    ...     f.read_text().splitlines()
-    ['path,reason,message', 'a.wav,unreadable,"a.wav: cannot decode, it says"']
-    """
-    import csv
-    import io
-
-    logger.warning("skipping training audio %s (%s): %s", path, reason, message)
-    if skip_log is None:
-        return
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow([path, reason, message])
-    line = buf.getvalue().encode("utf-8")
-    fd = os.open(os.fspath(skip_log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        if os.fstat(fd).st_size == 0:
-            os.write(fd, (SKIP_LOG_HEADER + "\n").encode("utf-8") + line)
-        else:
-            os.write(fd, line)
-    finally:
-        os.close(fd)
 
 
 def read_window(path, start: int, stop: int) -> np.ndarray:
@@ -547,3 +506,80 @@ def _prepare_data(manifest, cfg: EncoderConfig, progress: bool, *, shards=None, 
         train = ShardCropStream(shards, dict(zip(utt_ids[train_idx], labels[train_idx].tolist())), crop,
                                 seed=cfg.seed, shuffle_buffer=cfg.shuffle_buffer, skip_log=skip_log)
     return train, valid_ds, speakers
+
+
+@dataclasses.dataclass
+class Loaders:
+    """How :class:`speechbrain.core.Brain` reads one training run's data (:func:`training_loaders`).
+
+    ``train_set`` is the training dataset (or a ready ``DataLoader`` for shards, which SpeechBrain leaves as it
+    is), ``sampler`` what gets ``set_epoch`` each epoch, ``train_kwargs``/``valid_kwargs`` SpeechBrain's
+    ``train_loader_kwargs``/``valid_loader_kwargs``, ``steps_per_epoch`` the optimizer steps of one epoch on
+    each rank, ``n_train_utts`` the training utterances.
+    """
+
+    train_set: object
+    sampler: object
+    train_kwargs: dict
+    valid_kwargs: dict
+    steps_per_epoch: int
+    n_train_utts: int
+
+
+def training_loaders(train_ds, cfg: EncoderConfig, world: int, *, shards=None) -> Loaders:
+    """The samplers and loader settings of a training run on ``world`` ranks, for ``train_ds`` of
+    :func:`_prepare_data` (its ``data_path`` decides): shuffled crops for the classification objectives, P speakers
+    x K utterances for ``supcon``, the shards' own order for ``data='shards'``.
+
+    Raises ``ValueError`` when there is not one full batch per rank (or, for shards, not one shard per reader;
+    ``shards`` names the folder in that message).
+
+    Examples
+    --------
+    >>> ds = CropDataset([np.zeros(10, np.int16)] * 8, [0, 0, 1, 1, 2, 2, 3, 3], crop_samples=4)
+    >>> lo = training_loaders(ds, EncoderConfig(batch_size=4), world=1)
+    >>> lo.steps_per_epoch, lo.train_kwargs["batch_size"], lo.valid_kwargs["shuffle"]
+    (2, 4, False)
+    """
+    data_path = train_ds.data_path
+    n_train_utts = len(train_ds)
+    train_set = train_ds
+    if data_path == "shards":
+        n_train_utts = train_ds.n_utts
+        steps_per_epoch = (n_train_utts // world) // cfg.batch_size
+        if steps_per_epoch < 1:
+            raise ValueError(f"only {n_train_utts} training utterances in the shards, fewer than "
+                             f"batch_size={cfg.batch_size} per rank")
+        readers = world * max(1, cfg.data_workers)
+        if len(train_ds.names) < readers:
+            raise ValueError(f"{shards}: {len(train_ds.names)} shard(s) cannot feed {world} rank(s) x "
+                             f"{max(1, cfg.data_workers)} worker(s); pack smaller shards or use fewer data_workers")
+        train_ds.set_batches(steps_per_epoch, cfg.batch_size)
+        sampler = train_ds  # set_epoch
+        # A ready DataLoader: SpeechBrain leaves it as it is (the dataset splits itself across ranks and workers).
+        train_set = torch.utils.data.DataLoader(train_ds, batch_size=cfg.batch_size, drop_last=True,
+                                                collate_fn=collate_crops, num_workers=cfg.data_workers)
+        loader_kwargs = {}
+        valid_bs = cfg.batch_size
+    elif cfg.objective == "supcon":
+        sampler = SpeakerBatchSampler(train_ds.labels, cfg.speakers_per_batch, cfg.utts_per_speaker, cfg.seed)
+        loader_kwargs = {"batch_sampler": sampler}
+        steps_per_epoch = math.ceil(len(sampler) / world)
+        valid_bs = cfg.speakers_per_batch * cfg.utts_per_speaker
+    else:
+        if len(train_ds) < cfg.batch_size:
+            raise ValueError(f"only {len(train_ds)} training utterances, fewer than batch_size={cfg.batch_size}")
+        sampler = CropSampler(len(train_ds), cfg.seed)
+        # drop_last: a final batch of 1 would break BatchNorm.
+        loader_kwargs = {"sampler": sampler, "batch_size": cfg.batch_size, "drop_last": True}
+        steps_per_epoch = (len(train_ds) // world) // cfg.batch_size
+        valid_bs = cfg.batch_size
+    loader_kwargs["collate_fn"] = collate_crops
+    valid_kwargs = {"batch_size": valid_bs, "collate_fn": collate_crops, "shuffle": False}
+    if data_path == "stream":
+        loader_kwargs["num_workers"] = cfg.data_workers
+    if data_path != "memory":
+        valid_kwargs["num_workers"] = cfg.data_workers
+    if data_path == "shards":
+        loader_kwargs = {}
+    return Loaders(train_set, sampler, loader_kwargs, valid_kwargs, steps_per_epoch, n_train_utts)

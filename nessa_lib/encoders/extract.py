@@ -1,23 +1,18 @@
 """Embedding extraction: every utterance of a manifest through one speaker encoder, with a progress bar.
 
-Any object with this duck-typed interface is an encoder here (:func:`nessa_lib.encoders.export.load_encoder`
-returns one for SpeechBrain-trained models, :class:`~nessa_lib.encoders.pretrained.ResemblyzerEncoder` wraps
-resemblyzer's pretrained GE2E LSTM)::
+Any :class:`~nessa_lib.encoders.protocol.Encoder` is an encoder here (``model_id``, ``sample_rate``,
+``min_samples``, ``emb_dim``, ``embed(wavs, lengths)``): :func:`nessa_lib.encoders.pretrained.load` returns one for
+every model of the study. When the encoder also follows :class:`~nessa_lib.encoders.protocol.PreparingEncoder`
+(``prepare`` / ``embed_prepared``, resemblyzer's wrapper does), ``prepare`` runs where the audio is decoded (in the
+``DataLoader`` workers when ``workers > 0``, in each of the processes when ``processes > 1``) and
+``embed_prepared`` on each batch; the batches and the embeddings are the same as with ``embed``.
 
-    encoder.model_id: str        # fingerprint of weights + config, e.g. "ecapa@1a2b3c4d5e6f"
-    encoder.sample_rate: int     # 16000
-    encoder.min_samples: int     # shortest input the model accepts
-    encoder.emb_dim: int
-    encoder.embed(wavs, lengths) # (B, T) float32 tensor, (B,) relative lengths in (0, 1] -> (B, emb_dim)
-
-An encoder may also split its work in two (resemblyzer's wrapper does)::
-
-    encoder.prepare(wave)            # one unpadded float32 waveform -> whatever embed_prepared takes (features)
-    encoder.embed_prepared(prepared) # a list of prepare() results -> (B, emb_dim), the same as embed() gives
-
-Then ``prepare`` runs where the audio is decoded (in the ``DataLoader`` workers when ``workers > 0``, in each of
-the processes when ``processes > 1``) and ``embed_prepared`` on each batch; the batches and the embeddings are
-the same as with ``embed``.
+One core (:func:`_plan`: the batches and their decoding; :func:`_embed_batches`: the loop with the bad-input
+handling) serves four ways of running, which :func:`extract_embeddings` picks from its arguments: in this process
+(:func:`_extract_in_process`), decoding in ``DataLoader`` workers (:func:`_extract_with_workers`), sharing the
+batches among spawned processes (:func:`_extract_in_processes`), and one ``torchrun`` rank's share
+(:func:`extract_shard`). :func:`extract_tasks` embeds several manifests with one encoder, starting the processes
+once.
 
 Bad input follows field notes F and :func:`nessa_lib.data.audio.load_audio`: stereo is averaged, other sample
 rates are resampled (both with a logged warning); unreadable, empty, NaN/inf and all-zero files raise an
@@ -32,7 +27,7 @@ the encoder runs on ``device`` (default ``"auto"``: CUDA when visible, else CPU)
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import logging
 import math
 import numbers
@@ -42,6 +37,7 @@ import numpy as np
 
 from nessa_lib.data.audio import AudioError, load_audio, manifest_segments, segment_label
 from nessa_lib.embeddings import EmbeddingSet
+from nessa_lib.encoders.protocol import MEMBERS, is_preparing
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +72,10 @@ def _check_args(manifest_df, encoder, mode, crop_s, batch_size) -> None:
             raise ValueError(f"crop_s must be a finite number of seconds > 0, got {crop_s!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    for attr in ("model_id", "sample_rate", "min_samples", "emb_dim", "embed"):
+    for attr in MEMBERS:
         if not hasattr(encoder, attr):
             raise TypeError(f"encoder {type(encoder).__name__} lacks {attr!r}; "
-                            "see the protocol in nessa_lib.encoders.extract")
+                            "see the protocol in nessa_lib.encoders.protocol")
     missing = [c for c in ("utt_id", "speaker_id", "path") if c not in manifest_df.columns]
     if missing:
         raise ValueError(f"manifest is missing column(s) {missing}")
@@ -180,173 +176,33 @@ def _check_processes(processes) -> int:
     return int(processes)
 
 
-def _extract_shard(encoder, tasks, rank: int, world: int, collect: bool) -> list:
-    """One process's share of :func:`_in_processes`: shard ``(rank, world)`` of every ``(rows, kwargs)`` task."""
-    out = []
-    for rows, kwargs in tasks:
-        bad = [] if collect else None
-        kwargs = dict(kwargs, progress=kwargs.get("progress", True) and rank == 0,
-                      desc=(kwargs.get("desc") or f"embed {kwargs.get('mode', 'full')} [{encoder.model_id}]")
-                      + f" (process 1 of {world})")
-        out.append((extract_embeddings(rows, encoder, skipped=bad, shard=(rank, world), **kwargs), bad or []))
-    return out
-
-
-def merge_shards(parts, manifest_df, skipped_parts=()) -> tuple:
-    """The shards of one extraction (every rank's :class:`EmbeddingSet`, in any order) as one set in manifest
-    order, and their skipped records in manifest order.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> df = pd.DataFrame({"utt_id": ["a", "b", "c"]})
-    >>> p0 = EmbeddingSet(np.zeros((2, 1), np.float32), ["a", "c"], ["s", "s"], "m@0")
-    >>> p1 = EmbeddingSet(np.ones((1, 1), np.float32), ["b"], ["s"], "m@0")
-    >>> merged, bad = merge_shards([p0, p1], df)
-    >>> merged.utt_ids.tolist(), merged.embeddings[:, 0].tolist()
-    (['a', 'b', 'c'], [0.0, 1.0, 0.0])
-    """
-    position = {u: i for i, u in enumerate(manifest_df["utt_id"].astype(str))}
-    dim = parts[0].embeddings.shape[1]
-    emb = np.concatenate([p.embeddings.reshape(-1, dim) for p in parts]).astype(np.float32)
-    utt = np.concatenate([np.asarray(p.utt_ids, dtype=str) for p in parts])
-    spk = np.concatenate([np.asarray(p.speaker_ids, dtype=str) for p in parts])
-    order = np.argsort([position[u] for u in utt], kind="stable")  # back to manifest order
-    bad = sorted((b for part in skipped_parts for b in part), key=lambda b: position[b["utt_id"]])
-    return EmbeddingSet(emb[order], utt[order], spk[order], parts[0].model_id), bad
-
-
-def _in_processes(encoder, tasks, processes: int, collect: bool) -> list:
-    """``[(EmbeddingSet, skipped records)]`` of each ``(rows, kwargs)`` task, its batches shared by ``processes``
-    one-thread processes (started once for all the tasks)."""
-    from nessa_lib.parallel import run_jobs
-
-    world = int(processes)
-    shards = run_jobs(_extract_shard, [(encoder, tasks, r, world, collect) for r in range(world)], workers=world)
-    return [merge_shards([sh[t][0] for sh in shards], rows, [sh[t][1] for sh in shards])
-            for t, (rows, _) in enumerate(tasks)]
-
-
-def extract_embeddings(manifest_df, encoder, *, mode: str = "full", crop_s: float = 3.0, batch_size: int = 16,
-                       progress: bool = True, desc: str | None = None, transform=None, skipped: list | None = None,
-                       workers: int = 0, device: str = "auto", precision: str = "fp32",
-                       shard: tuple[int, int] | None = None, processes: int = 1) -> EmbeddingSet:
-    """Embed every utterance of ``manifest_df`` with ``encoder``.
-
-    Parameters
-    ----------
-    manifest_df : pandas.DataFrame
-        Manifest rows (columns ``utt_id``, ``speaker_id``, ``path``; ``duration_s`` is used, when present, to
-        batch utterances of similar length; optional ``start``/``stop`` make a row a segment of its file, empty
-        = the whole file), e.g. from :func:`nessa_lib.data.manifest.read_manifest`.
-    encoder : object
-        Speaker encoder following the protocol in this module's docstring.
-    mode : {'full', 'crop'}
-        'full': the whole utterance; utterances are sorted by duration, batched, zero-padded, and the encoder
-        gets their relative lengths. 'crop': the centre ``crop_s`` seconds (deterministic); utterances shorter
-        than that are repeat-padded to it (one summary warning), so every input has the same length.
-    crop_s : float
-        Crop length in seconds (``mode='crop'`` only).
-    batch_size : int
-        Utterances per ``encoder.embed`` call.
-    progress : bool
-        Show a tqdm progress bar.
-    desc : str, optional
-        Progress bar label; default names the mode and the model.
-    transform : callable, optional
-        ``transform(wave, row) -> wave`` applied to each decoded waveform (``row``: its position in
-        ``manifest_df``), e.g. a degradation that simulates another recording condition
-        (:func:`extract_condition`). With ``workers > 0`` it runs in the worker processes (forked: a closure is
-        fine) and must depend on nothing but its arguments; with ``processes > 1`` it is pickled to spawned
-        processes, so it must be a module-level function or a ``functools.partial`` of one, not a closure.
-    skipped : list, optional
-        ``None`` (default): the first bad utterance raises, as documented below. A list: bad utterances are
-        skipped instead, each appended as a dict ``utt_id``, ``speaker_id``, ``path`` (``path[start:stop]`` for a
-        segment), ``reason`` (an ``AudioError.reason``, ``'encoder_error'`` or ``'non_finite_embedding'``) and
-        ``message`` (naming the file), and left out of the result; every other utterance is embedded as usual. A
-        batch the encoder fails on is re-embedded one utterance at a time so only the culprit is lost.
-    workers : int
-        ``DataLoader`` worker processes that decode (and transform, pad, crop, and ``encoder.prepare`` when the
-        encoder has it) the audio while the encoder runs; 0 (default) does it in this process. The batches,
-        their order and the embeddings are the same for any value.
-    device : str
-        Where the encoder runs: ``"auto"`` (CUDA when visible, else CPU), ``"cpu"``, ``"cuda[:N]"``, see
-        :func:`nessa_lib.devices.resolve_device`. An encoder with a ``to`` method (trained encoders) is moved
-        there in place; others (e.g. resemblyzer's) keep the device they were built for.
-    precision : {'fp32', 'fp16', 'bf16'}
-        fp16/bf16 run the encoder under ``torch.autocast`` (CUDA only); embeddings are returned as float32.
-    shard : (int, int), optional
-        ``(rank, world)``: embed only the batches ``k`` with ``k % world == rank`` of the batches a single
-        process would form (same sorting, same batch boundaries), and return just those rows, in manifest order.
-        The shards of ranks ``0 .. world-1`` together are exactly the unsharded result; this is how
-        :mod:`nessa_lib.encoders.extract_cli` splits a manifest across ``torchrun`` processes.
-    processes : int
-        Processes sharing the batches on this machine (as ``shard`` does, merged back into manifest order), each
-        with one torch thread (:func:`nessa_lib.parallel.run_jobs`; capped at the number of cores). 1 (default):
-        this process, with its torch threads. On a CPU, two one-thread processes keep two cores busier than one
-        two-thread process when much of an utterance's work is not torch's (resemblyzer: +22 % utterances/s);
-        for the convolutional encoders the gain is small or negative (docs/scale.md, section 10). Every batch is
-        then computed with one thread, so the embeddings are the same for any ``processes > 1`` (and any number
-        of cores); they can differ from a multi-threaded single process by float rounding (convolutional
-        encoders: ~1e-6; resemblyzer: identical).
-
-    Returns
-    -------
-    EmbeddingSet
-        float32 ``(n, encoder.emb_dim)`` embeddings, rows in the manifest's order (less the skipped ones), the
-        ``model_id`` of the encoder.
-
-    Raises
-    ------
-    nessa_lib.data.audio.AudioError
-        A file is missing, unreadable, empty, contains NaN/inf or is all zeros (the message names it); only
-        when ``skipped`` is ``None``.
-    ValueError
-        Bad arguments, an embedding of the wrong shape, or (``skipped`` is ``None``) a NaN/inf embedding (the
-        message names the utterance and its file).
-
-    Examples
-    --------
-    >>> import os, tempfile, numpy as np, pandas as pd, soundfile as sf, torch
-    >>> class Stats:  # toy encoder: mean and std of the valid samples
-    ...     model_id, sample_rate, min_samples, emb_dim = "stats@0", 16000, 160, 2
-    ...     def embed(self, wavs, lengths):
-    ...         n = (lengths * wavs.shape[1]).round().long()
-    ...         return torch.stack([torch.stack([w[:k].mean(), w[:k].std()]) for w, k in zip(wavs, n)])
-    >>> d = tempfile.mkdtemp()
-    >>> rows = []
-    >>> for i, sec in enumerate([1.0, 0.5]):
-    ...     p = os.path.join(d, f"u{i}.wav")
-    ...     sf.write(p, 0.1 * np.random.default_rng(i).standard_normal(int(sec * 16000)), 16000)
-    ...     rows.append({"utt_id": f"u{i}", "speaker_id": "s", "path": p, "duration_s": sec})
-    >>> es = extract_embeddings(pd.DataFrame(rows), Stats(), progress=False)
-    >>> es.embeddings.shape, list(es.utt_ids), es.model_id
-    ((2, 2), ['u0', 'u1'], 'stats@0')
-    >>> sf.write(rows[1]["path"], np.zeros(8000), 16000)  # now digital silence
-    >>> bad = []
-    >>> list(extract_embeddings(pd.DataFrame(rows), Stats(), progress=False, skipped=bad).utt_ids)
-    ['u0']
-    >>> [(b["utt_id"], b["reason"]) for b in bad]
-    [('u1', 'silent')]
-    """
-    import torch
-    from tqdm import tqdm
-
-    from nessa_lib.devices import check_precision, resolve_device
-
-    _check_args(manifest_df, encoder, mode, crop_s, batch_size)
+def _check_workers(workers) -> None:
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 0:
         raise ValueError(f"workers must be an integer >= 0, got {workers!r}")
-    processes = _check_processes(processes)
-    if processes > 1:
-        if shard is not None:
-            raise ValueError("extract_embeddings: give shard (torchrun ranks) or processes > 1, not both")
-        kwargs = dict(mode=mode, crop_s=crop_s, batch_size=batch_size, progress=progress, desc=desc,
-                      transform=transform, workers=workers, device=device, precision=precision)
-        out, bad = _in_processes(encoder, [(manifest_df, kwargs)], processes, skipped is not None)[0]
-        if skipped is not None:
-            skipped.extend(bad)
-        return out
+
+
+@dataclasses.dataclass
+class _Plan:
+    """One extraction's rows, batches and decoding (:class:`_Batches`), as every way of running shares them."""
+
+    encoder: object
+    utt_ids: np.ndarray
+    spk_ids: np.ndarray
+    paths: np.ndarray  # segment labels, for messages
+    n_mine: int  # rows in this process's batches (all of them unless sharded)
+    data: _Batches
+    device: str
+    precision: str
+    emb_dim: int
+    mode: str
+    crop_s: float
+
+
+def _plan(manifest_df, encoder, *, mode, crop_s, batch_size, transform, device, precision, shard) -> _Plan:
+    """The batches of ``manifest_df`` (only shard ``(rank, world)``'s when ``shard`` is given) and their decoding,
+    with the encoder moved to its device: the same for every way of running, so are the batches."""
+    from nessa_lib.devices import check_precision, resolve_device
+
     device = resolve_device(device)
     precision = check_precision(precision)
     if hasattr(encoder, "to"):
@@ -381,16 +237,21 @@ def extract_embeddings(manifest_df, encoder, *, mode: str = "full", crop_s: floa
         n_mine = sum(len(b) for b in batches)
     else:
         n_mine = n
-    # The two-step protocol when the encoder offers it (module docstring): per-utterance work runs with the decoding.
-    prepare = encoder.prepare if callable(getattr(encoder, "prepare", None)) and hasattr(encoder, "embed_prepared") \
-        else None
+    # The two-step protocol when the encoder offers it (nessa_lib.encoders.protocol.PreparingEncoder): per-utterance
+    # work runs with the decoding.
+    prepare = encoder.prepare if is_preparing(encoder) else None
     data = _Batches(batches, segments, paths, sr, min_samples, crop_len, transform, encoder.model_id, prepare)
-    if workers:
-        # batch_size=None: each dataset item is already one batch; _as_is keeps numpy arrays as they are.
-        loaded = torch.utils.data.DataLoader(data, batch_size=None, shuffle=False, num_workers=int(workers),
-                                             collate_fn=_as_is)
-    else:
-        loaded = (data[k] for k in range(len(data)))
+    return _Plan(encoder, utt_ids, spk_ids, paths, n_mine, data, device, precision, emb_dim, mode, crop_s)
+
+
+def _embed_batches(plan: _Plan, loaded, *, progress: bool, desc: str | None, skipped: list | None) -> EmbeddingSet:
+    """Embed the decoded batches ``loaded`` yields (items of ``plan.data``, in order): the loop every way of
+    running shares, with the bad-utterance handling of :func:`extract_embeddings`."""
+    from tqdm import tqdm
+
+    encoder, utt_ids, spk_ids, paths = plan.encoder, plan.utt_ids, plan.spk_ids, plan.paths
+    device, precision, emb_dim = plan.device, plan.precision, plan.emb_dim
+    n = len(utt_ids)
 
     def skip(i, reason, message):
         logger.warning("skipping utterance %r: %s", str(utt_ids[i]), message)
@@ -400,7 +261,8 @@ def extract_embeddings(manifest_df, encoder, *, mode: str = "full", crop_s: floa
     out = np.empty((n, emb_dim), dtype=np.float32)
     done = np.zeros(n, dtype=bool)
     n_crop_padded = 0
-    bar = tqdm(total=n_mine, desc=desc or f"embed {mode} [{encoder.model_id}]", unit="utt", disable=not progress)
+    bar = tqdm(total=plan.n_mine, desc=desc or f"embed {plan.mode} [{encoder.model_id}]", unit="utt",
+               disable=not progress)
     try:
         for items in loaded:
             idx, wavs = [], []
@@ -464,10 +326,271 @@ def extract_embeddings(manifest_df, encoder, *, mode: str = "full", crop_s: floa
         bar.close()
     if n_crop_padded:
         logger.warning("%d of %d utterances were shorter than crop_s=%g s and were repeat-padded to it",
-                       n_crop_padded, n_mine, crop_s)
+                       n_crop_padded, plan.n_mine, plan.crop_s)
     if done.all():  # the default path: every row, the arrays as they are
         return EmbeddingSet(out, utt_ids, spk_ids, str(encoder.model_id))
     return EmbeddingSet(out[done], utt_ids[done], spk_ids[done], str(encoder.model_id))
+
+
+def _extract_in_process(manifest_df, encoder, *, progress, desc, skipped, shard=None, **planning) -> EmbeddingSet:
+    """Decode and embed in this process (``workers=0``); ``shard`` keeps one rank's batches."""
+    plan = _plan(manifest_df, encoder, shard=shard, **planning)
+    loaded = (plan.data[k] for k in range(len(plan.data)))
+    return _embed_batches(plan, loaded, progress=progress, desc=desc, skipped=skipped)
+
+
+def _extract_with_workers(manifest_df, encoder, workers: int, *, progress, desc, skipped, shard=None,
+                          **planning) -> EmbeddingSet:
+    """Decode in ``workers`` ``DataLoader`` processes (forked) while this one embeds: the same batches, in order."""
+    import torch
+
+    plan = _plan(manifest_df, encoder, shard=shard, **planning)
+    # batch_size=None: each dataset item is already one batch; _as_is keeps numpy arrays as they are.
+    loaded = torch.utils.data.DataLoader(plan.data, batch_size=None, shuffle=False, num_workers=int(workers),
+                                         collate_fn=_as_is)
+    return _embed_batches(plan, loaded, progress=progress, desc=desc, skipped=skipped)
+
+
+def extract_shard(manifest_df, encoder, shard: tuple[int, int], **kwargs) -> EmbeddingSet:
+    """One process's share of an extraction split across ``world`` processes (``torchrun`` ranks, or the processes
+    of :func:`extract_embeddings`' ``processes``): ``extract_embeddings(manifest_df, encoder, shard=shard, **kwargs)``.
+
+    Rank ``rank`` of ``shard = (rank, world)`` embeds the batches ``k`` with ``k % world == rank`` of those a single
+    process would form; :func:`merge_shards` puts every rank's part back into manifest order.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, pandas as pd, soundfile as sf, torch
+    >>> class Mean:
+    ...     model_id, sample_rate, min_samples, emb_dim = "mean@0", 16000, 1, 1
+    ...     def embed(self, wavs, lengths):
+    ...         return wavs.mean(1, keepdim=True)
+    >>> d = tempfile.mkdtemp()
+    >>> rows = []
+    >>> for i in range(3):
+    ...     p = os.path.join(d, f"u{i}.wav")
+    ...     sf.write(p, 0.1 * np.random.default_rng(i).standard_normal(1600), 16000)
+    ...     rows.append({"utt_id": f"u{i}", "speaker_id": "s", "path": p})
+    >>> df = pd.DataFrame(rows)
+    >>> parts = [extract_shard(df, Mean(), (r, 2), batch_size=1, progress=False) for r in range(2)]
+    >>> [p.utt_ids.tolist() for p in parts]
+    [['u0', 'u2'], ['u1']]
+    >>> merge_shards(parts, df)[0].utt_ids.tolist()
+    ['u0', 'u1', 'u2']
+    """
+    return extract_embeddings(manifest_df, encoder, shard=shard, **kwargs)
+
+
+def _process_share(encoder, tasks, rank: int, world: int, collect: bool) -> list:
+    """One process's share of :func:`_run_in_processes`: shard ``(rank, world)`` of every ``(rows, kwargs)`` task."""
+    out = []
+    for rows, kwargs in tasks:
+        bad = [] if collect else None
+        kwargs = dict(kwargs, progress=kwargs.get("progress", True) and rank == 0,
+                      desc=(kwargs.get("desc") or f"embed {kwargs.get('mode', 'full')} [{encoder.model_id}]")
+                      + f" (process 1 of {world})")
+        out.append((extract_shard(rows, encoder, (rank, world), skipped=bad, **kwargs), bad or []))
+    return out
+
+
+def merge_shards(parts, manifest_df, skipped_parts=()) -> tuple:
+    """The shards of one extraction (every rank's :class:`EmbeddingSet`, in any order) as one set in manifest
+    order, and their skipped records in manifest order.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"utt_id": ["a", "b", "c"]})
+    >>> p0 = EmbeddingSet(np.zeros((2, 1), np.float32), ["a", "c"], ["s", "s"], "m@0")
+    >>> p1 = EmbeddingSet(np.ones((1, 1), np.float32), ["b"], ["s"], "m@0")
+    >>> merged, bad = merge_shards([p0, p1], df)
+    >>> merged.utt_ids.tolist(), merged.embeddings[:, 0].tolist()
+    (['a', 'b', 'c'], [0.0, 1.0, 0.0])
+    """
+    position = {u: i for i, u in enumerate(manifest_df["utt_id"].astype(str))}
+    dim = parts[0].embeddings.shape[1]
+    emb = np.concatenate([p.embeddings.reshape(-1, dim) for p in parts]).astype(np.float32)
+    utt = np.concatenate([np.asarray(p.utt_ids, dtype=str) for p in parts])
+    spk = np.concatenate([np.asarray(p.speaker_ids, dtype=str) for p in parts])
+    order = np.argsort([position[u] for u in utt], kind="stable")  # back to manifest order
+    bad = sorted((b for part in skipped_parts for b in part), key=lambda b: position[b["utt_id"]])
+    return EmbeddingSet(emb[order], utt[order], spk[order], parts[0].model_id), bad
+
+
+def _run_in_processes(encoder, tasks, processes: int, collect: bool) -> list:
+    """``[(EmbeddingSet, skipped records)]`` of each ``(rows, kwargs)`` task, its batches shared by ``processes``
+    one-thread processes (started once for all the tasks)."""
+    from nessa_lib.parallel import run_jobs
+
+    world = int(processes)
+    shards = run_jobs(_process_share, [(encoder, tasks, r, world, collect) for r in range(world)], workers=world)
+    return [merge_shards([sh[t][0] for sh in shards], rows, [sh[t][1] for sh in shards])
+            for t, (rows, _) in enumerate(tasks)]
+
+
+def _extract_in_processes(manifest_df, encoder, processes: int, *, skipped, **kwargs) -> EmbeddingSet:
+    """Share the batches among ``processes`` spawned one-thread processes, merged back into manifest order."""
+    out, bad = _run_in_processes(encoder, [(manifest_df, kwargs)], processes, skipped is not None)[0]
+    if skipped is not None:
+        skipped.extend(bad)
+    return out
+
+
+def extract_tasks(encoder, tasks, *, processes: int = 1, collect_skipped: bool = False) -> list:
+    """Embed several manifests with one encoder: ``[(EmbeddingSet, skipped records)]``, one per ``(rows, kwargs)``
+    of ``tasks`` (``kwargs``: keyword arguments of :func:`extract_embeddings` but ``skipped`` and ``processes``).
+
+    With ``processes > 1`` the processes are started once for all the tasks (every task's rows are checked before
+    any starts). ``collect_skipped``: bad utterances are skipped and returned (``skipped`` of
+    :func:`extract_embeddings`) instead of raising; otherwise each task's list is empty.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, pandas as pd, soundfile as sf, torch
+    >>> class Mean:
+    ...     model_id, sample_rate, min_samples, emb_dim = "mean@0", 16000, 1, 1
+    ...     def embed(self, wavs, lengths):
+    ...         return wavs.mean(1, keepdim=True)
+    >>> d = tempfile.mkdtemp()
+    >>> p = os.path.join(d, "u.wav")
+    >>> sf.write(p, 0.1 * np.random.default_rng(0).standard_normal(1600), 16000)
+    >>> df = pd.DataFrame([{"utt_id": "u", "speaker_id": "s", "path": p}])
+    >>> [(es.utt_ids.tolist(), bad) for es, bad in extract_tasks(Mean(), [(df, {"progress": False})] * 2)]
+    [(['u'], []), (['u'], [])]
+    """
+    processes = _check_processes(processes)
+    if processes > 1:
+        for rows, kwargs in tasks:
+            _check_args(rows, encoder, kwargs.get("mode", "full"), kwargs.get("crop_s", 3.0),
+                        kwargs.get("batch_size", 16))
+        return _run_in_processes(encoder, tasks, processes, collect_skipped)
+    done = []
+    for rows, kwargs in tasks:
+        bad = [] if collect_skipped else None
+        done.append((extract_embeddings(rows, encoder, skipped=bad, **kwargs), bad or []))
+    return done
+
+
+def extract_embeddings(manifest_df, encoder, *, mode: str = "full", crop_s: float = 3.0, batch_size: int = 16,
+                       progress: bool = True, desc: str | None = None, transform=None, skipped: list | None = None,
+                       workers: int = 0, device: str = "auto", precision: str = "fp32",
+                       shard: tuple[int, int] | None = None, processes: int = 1) -> EmbeddingSet:
+    """Embed every utterance of ``manifest_df`` with ``encoder``.
+
+    Parameters
+    ----------
+    manifest_df : pandas.DataFrame
+        Manifest rows (columns ``utt_id``, ``speaker_id``, ``path``; ``duration_s`` is used, when present, to
+        batch utterances of similar length; optional ``start``/``stop`` make a row a segment of its file, empty
+        = the whole file), e.g. from :func:`nessa_lib.data.manifest.read_manifest`.
+    encoder : nessa_lib.encoders.protocol.Encoder
+        Speaker encoder (:class:`~nessa_lib.encoders.protocol.Encoder`; with
+        :class:`~nessa_lib.encoders.protocol.PreparingEncoder`'s two steps when it has them).
+    mode : {'full', 'crop'}
+        'full': the whole utterance; utterances are sorted by duration, batched, zero-padded, and the encoder
+        gets their relative lengths. 'crop': the centre ``crop_s`` seconds (deterministic); utterances shorter
+        than that are repeat-padded to it (one summary warning), so every input has the same length.
+    crop_s : float
+        Crop length in seconds (``mode='crop'`` only).
+    batch_size : int
+        Utterances per ``encoder.embed`` call.
+    progress : bool
+        Show a tqdm progress bar.
+    desc : str, optional
+        Progress bar label; default names the mode and the model.
+    transform : callable, optional
+        ``transform(wave, row) -> wave`` applied to each decoded waveform (``row``: its position in
+        ``manifest_df``), e.g. a degradation that simulates another recording condition
+        (:func:`nessa_lib.stages.extract_embeddings.extract_condition`). With ``workers > 0`` it runs in the worker
+        processes (forked: a closure is fine) and must depend on nothing but its arguments; with
+        ``processes > 1`` it is pickled to spawned processes, so it must be a module-level function or a
+        ``functools.partial`` of one, not a closure.
+    skipped : list, optional
+        ``None`` (default): the first bad utterance raises, as documented below. A list: bad utterances are
+        skipped instead, each appended as a dict ``utt_id``, ``speaker_id``, ``path`` (``path[start:stop]`` for a
+        segment), ``reason`` (an ``AudioError.reason``, ``'encoder_error'`` or ``'non_finite_embedding'``) and
+        ``message`` (naming the file), and left out of the result; every other utterance is embedded as usual. A
+        batch the encoder fails on is re-embedded one utterance at a time so only the culprit is lost.
+    workers : int
+        ``DataLoader`` worker processes that decode (and transform, pad, crop, and ``encoder.prepare`` when the
+        encoder has it) the audio while the encoder runs; 0 (default) does it in this process. The batches,
+        their order and the embeddings are the same for any value.
+    device : str
+        Where the encoder runs: ``"auto"`` (CUDA when visible, else CPU), ``"cpu"``, ``"cuda[:N]"``, see
+        :func:`nessa_lib.devices.resolve_device`. An encoder with a ``to`` method (trained encoders) is moved
+        there in place; others (e.g. resemblyzer's) keep the device they were built for.
+    precision : {'fp32', 'fp16', 'bf16'}
+        fp16/bf16 run the encoder under ``torch.autocast`` (CUDA only); embeddings are returned as float32.
+    shard : (int, int), optional
+        ``(rank, world)``: embed only the batches ``k`` with ``k % world == rank`` of the batches a single
+        process would form (same sorting, same batch boundaries), and return just those rows, in manifest order.
+        The shards of ranks ``0 .. world-1`` together are exactly the unsharded result; this is how
+        :mod:`nessa_lib.encoders.extract_cli` splits a manifest across ``torchrun`` processes
+        (:func:`extract_shard`).
+    processes : int
+        Processes sharing the batches on this machine (as ``shard`` does, merged back into manifest order), each
+        with one torch thread (:func:`nessa_lib.parallel.run_jobs`; capped at the number of cores). 1 (default):
+        this process, with its torch threads. On a CPU, two one-thread processes keep two cores busier than one
+        two-thread process when much of an utterance's work is not torch's (resemblyzer: +22 % utterances/s);
+        for the convolutional encoders the gain is small or negative (docs/scale.md, section 10). Every batch is
+        then computed with one thread, so the embeddings are the same for any ``processes > 1`` (and any number
+        of cores); they can differ from a multi-threaded single process by float rounding (convolutional
+        encoders: ~1e-6; resemblyzer: identical).
+
+    Returns
+    -------
+    EmbeddingSet
+        float32 ``(n, encoder.emb_dim)`` embeddings, rows in the manifest's order (less the skipped ones), the
+        ``model_id`` of the encoder.
+
+    Raises
+    ------
+    nessa_lib.data.audio.AudioError
+        A file is missing, unreadable, empty, contains NaN/inf or is all zeros (the message names it); only
+        when ``skipped`` is ``None``.
+    ValueError
+        Bad arguments, an embedding of the wrong shape, or (``skipped`` is ``None``) a NaN/inf embedding (the
+        message names the utterance and its file).
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, pandas as pd, soundfile as sf, torch
+    >>> class Stats:  # toy encoder: mean and std of the valid samples
+    ...     model_id, sample_rate, min_samples, emb_dim = "stats@0", 16000, 160, 2
+    ...     def embed(self, wavs, lengths):
+    ...         n = (lengths * wavs.shape[1]).round().long()
+    ...         return torch.stack([torch.stack([w[:k].mean(), w[:k].std()]) for w, k in zip(wavs, n)])
+    >>> d = tempfile.mkdtemp()
+    >>> rows = []
+    >>> for i, sec in enumerate([1.0, 0.5]):
+    ...     p = os.path.join(d, f"u{i}.wav")
+    ...     sf.write(p, 0.1 * np.random.default_rng(i).standard_normal(int(sec * 16000)), 16000)
+    ...     rows.append({"utt_id": f"u{i}", "speaker_id": "s", "path": p, "duration_s": sec})
+    >>> es = extract_embeddings(pd.DataFrame(rows), Stats(), progress=False)
+    >>> es.embeddings.shape, list(es.utt_ids), es.model_id
+    ((2, 2), ['u0', 'u1'], 'stats@0')
+    >>> sf.write(rows[1]["path"], np.zeros(8000), 16000)  # now digital silence
+    >>> bad = []
+    >>> list(extract_embeddings(pd.DataFrame(rows), Stats(), progress=False, skipped=bad).utt_ids)
+    ['u0']
+    >>> [(b["utt_id"], b["reason"]) for b in bad]
+    [('u1', 'silent')]
+    """
+    _check_args(manifest_df, encoder, mode, crop_s, batch_size)
+    _check_workers(workers)
+    processes = _check_processes(processes)
+    planning = dict(mode=mode, crop_s=crop_s, batch_size=batch_size, transform=transform, device=device,
+                    precision=precision)
+    if processes > 1:
+        if shard is not None:
+            raise ValueError("extract_embeddings: give shard (torchrun ranks) or processes > 1, not both")
+        return _extract_in_processes(manifest_df, encoder, processes, skipped=skipped, progress=progress, desc=desc,
+                                     workers=workers, **planning)
+    if workers:
+        return _extract_with_workers(manifest_df, encoder, workers, progress=progress, desc=desc, skipped=skipped,
+                                     shard=shard, **planning)
+    return _extract_in_process(manifest_df, encoder, progress=progress, desc=desc, skipped=skipped, shard=shard,
+                               **planning)
 
 
 def real_time_factor(encoder, *, seconds: float = 3.0, repeats: int = 5, batch: int = 1) -> float:
@@ -478,8 +601,8 @@ def real_time_factor(encoder, *, seconds: float = 3.0, repeats: int = 5, batch: 
 
     Parameters
     ----------
-    encoder : object
-        Speaker encoder following the protocol in this module's docstring.
+    encoder : nessa_lib.encoders.protocol.Encoder
+        Speaker encoder.
     seconds : float
         Duration of each random clip.
     repeats : int
@@ -517,56 +640,6 @@ def real_time_factor(encoder, *, seconds: float = 3.0, repeats: int = 5, batch: 
     return best / (n / encoder.sample_rate * batch)
 
 
-def extract_splits(manifest_df, encoder, splits, out_dir, *, train_utts_per_speaker: int = 0, mode: str = "full",
-                   crop_s: float = 3.0, batch_size: int = 16, desc: str = "", skipped: list | None = None,
-                   workers: int = 0, device: str = "auto", precision: str = "fp32", processes: int = 1) -> dict:
-    """Stage 03 for one model: embed each manifest split of ``splits`` into ``out_dir/<split>.npz``.
-
-    For the ``train`` split only the first ``train_utts_per_speaker`` utterances of each speaker are embedded
-    (0: all; they are extra alignment pairs, and VoxCeleb's training set is large). Returns
-    ``{split: EmbeddingSet}``. ``skipped``, ``workers``, ``device``, ``precision`` and ``processes`` are passed
-    to :func:`extract_embeddings` (a skipped utterance's record also gets its ``split``); with ``processes > 1``
-    the processes are started once for all the splits. A split of ``splits``
-    with no utterances in the manifest (e.g. ``train`` when ``prepare_data.n_train_speakers`` is 0) raises
-    ``ValueError`` naming it.
-    """
-    from pathlib import Path
-
-    from nessa_lib.data.splits import first_utterances
-    from nessa_lib.embeddings import save_embeddings
-
-    processes = _check_processes(processes)
-    tasks = []
-    for split in splits:
-        rows = manifest_df[manifest_df.split == split]
-        if rows.empty:
-            # e.g. prepare_data.n_train_speakers: 0 (nothing trained) with "train" still listed
-            raise ValueError(f"split {split!r} of the manifest has no utterances; remove it from "
-                             "extract_embeddings.splits (and fit_aligners.fit_splits) in params.yaml, or give it "
-                             "speakers in prepare_data")
-        if split == "train":
-            rows = first_utterances(rows, train_utts_per_speaker)
-        tasks.append((rows, dict(mode=mode, crop_s=crop_s, batch_size=batch_size, desc=f"{desc} {split}".strip(),
-                                 workers=workers, device=device, precision=precision)))
-    if processes > 1:
-        # Every split's rows are checked (above and in each worker) before any process starts.
-        for rows, kwargs in tasks:
-            _check_args(rows, encoder, kwargs["mode"], kwargs["crop_s"], kwargs["batch_size"])
-        done = _in_processes(encoder, tasks, processes, skipped is not None)
-    else:
-        done = []
-        for rows, kwargs in tasks:
-            bad = None if skipped is None else []
-            done.append((extract_embeddings(rows, encoder, skipped=bad, **kwargs), bad or []))
-    sets = {}
-    for split, (es, bad) in zip(splits, done):
-        if skipped is not None:
-            skipped.extend({"split": split, **b} for b in bad)
-        save_embeddings(Path(out_dir) / f"{split}.npz", es)
-        sets[split] = es
-    return sets
-
-
 #: Columns of the skipped-utterance report of :func:`write_skipped_utterances`.
 SKIPPED_COLUMNS = ("split", "utt_id", "speaker_id", "path", "reason", "message")
 
@@ -590,41 +663,3 @@ def write_skipped_utterances(skipped, path) -> None:
 
     table = pd.DataFrame([{c: r.get(c, "") for c in SKIPPED_COLUMNS} for r in skipped], columns=list(SKIPPED_COLUMNS))
     atomic_write_text(path, table.to_csv(index=False))
-
-
-def _degrade(x, i, *, seed, condition):
-    """Row ``i``'s degradation in :func:`extract_condition` (the same audio for every model and process)."""
-    from nessa_lib.data.synth.augment import augment
-
-    return augment(x, np.random.default_rng([seed, i]), condition)
-
-
-def extract_condition(manifest_df, encoder, out_path, *, split: str = "eval", condition: str = "aug",
-                      utts_per_speaker: int = 4, seed: int = 0, batch_size: int = 16, desc: str = "",
-                      skipped: list | None = None, workers: int = 0, device: str = "auto",
-                      precision: str = "fp32", processes: int = 1):
-    """Embed the first ``utts_per_speaker`` utterances of each speaker of ``split`` after degrading them with the
-    :mod:`nessa_lib.data.synth.augment` preset ``condition``: a held-out recording condition for deployment
-    checks (:mod:`nessa_lib.deployment`). Row ``i`` is degraded with ``default_rng([seed, i])``, so every model
-    embeds the same degraded audio (also in ``workers`` processes). Saved to ``out_path``; returns the
-    :class:`~nessa_lib.embeddings.EmbeddingSet`. ``skipped``, ``workers``, ``device``, ``precision`` and
-    ``processes`` are passed to :func:`extract_embeddings` (a skipped record's ``split`` is
-    ``<split>+<condition>``).
-    """
-    from nessa_lib.data.splits import first_utterances
-    from nessa_lib.embeddings import save_embeddings
-
-    rows = first_utterances(manifest_df[manifest_df.split == split], utts_per_speaker).reset_index(drop=True)
-    if rows.empty:
-        raise ValueError(f"extract_condition: the manifest has no utterance in split {split!r}")
-
-    bad = None if skipped is None else []
-    # A partial of a module-level function, not a closure: it is pickled to the processes of ``processes > 1``.
-    degrade = functools.partial(_degrade, seed=seed, condition=condition)
-    out = extract_embeddings(rows, encoder, mode="full", batch_size=batch_size, transform=degrade,
-                             desc=f"{desc} {split}+{condition}".strip(), skipped=bad, workers=workers,
-                             device=device, precision=precision, processes=processes)
-    if skipped is not None:
-        skipped.extend({"split": f"{split}+{condition}", **b} for b in bad)
-    save_embeddings(out_path, out)
-    return out

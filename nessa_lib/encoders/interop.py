@@ -38,7 +38,8 @@ class NotExportableError(ValueError):
 def _load_study_encoder(model_dir):
     """The study encoder of ``model_dir`` and its ``embedding_config``; refuses what is not a trained export."""
     from nessa_lib.encoders.export import load_encoder
-    from nessa_lib.encoders.pretrained import PRETRAINED_FORMAT, SOURCE_KINDS, read_meta
+    from nessa_lib.encoders.meta import read_meta
+    from nessa_lib.encoders.pretrained import PRETRAINED_FORMAT, SOURCE_KINDS
 
     meta = read_meta(model_dir)
     if meta.get("format") == PRETRAINED_FORMAT and meta.get("name") in SOURCE_KINDS:

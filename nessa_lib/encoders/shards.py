@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from nessa_lib.encoders.config import SAMPLE_RATE
-from nessa_lib.encoders.data import _crop_start, _to_int16, log_skipped_read
+from nessa_lib.encoders.crops import _crop_start, _to_int16, log_skipped_read
 
 logger = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ class ShardCropStream(torch.utils.data.IterableDataset):
     shuffle_buffer : int
         Examples (already cropped) held in each reader's buffer.
     skip_log : path, optional
-        CSV bad members and shards are reported to (:func:`~nessa_lib.encoders.data.log_skipped_read`).
+        CSV bad members and shards are reported to (:func:`~nessa_lib.encoders.crops.log_skipped_read`).
 
     Call :meth:`set_epoch` each epoch and :meth:`set_batches` with the rank's batches per epoch and the batch
     size; without it one pass over the reader's shards is streamed (``len`` is then the whole set).

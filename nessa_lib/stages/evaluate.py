@@ -152,11 +152,12 @@ def load_study(pairs: dict, *, embeddings_root, encoders_root, aligners_root, ex
     ``extra_models`` (the A/B case study's) are loaded too. A pair whose aligner folder is missing raises
     ``FileNotFoundError`` naming it (stage 04 has not run for it).
     """
-    from nessa_lib.encoders import pretrained
+    # json only: the encoder code (torch, SpeechBrain) is not a dependency of the evaluation
+    from nessa_lib.encoders.meta import objective
 
     pairs = dict(sorted(pairs.items()))
     models = sorted({m for p in pairs.values() for m in (p["enroll_model"], p["runtime_model"])} | set(extra_models))
-    objectives = {m: pretrained.objective(Path(encoders_root) / m) for m in models}
+    objectives = {m: objective(Path(encoders_root) / m) for m in models}
     sets = {m: embeddings.load_embeddings(Path(embeddings_root) / m / "eval.npz") for m in models}
     aligners = {}
     for name in pairs:

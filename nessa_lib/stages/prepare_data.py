@@ -184,7 +184,7 @@ def reference_systems(df: pd.DataFrame, enroll: pd.DataFrame, trials: pd.DataFra
     """Verification metrics of the reference systems on the evaluation lists: how hard the corpus is.
 
     ``mfcc``: the mean MFCC vector of the voiced frames, scored by cosine (a floor). ``resemblyzer`` (optional):
-    the pretrained GE2E encoder through :class:`nessa_lib.encoders.pretrained.ResemblyzerEncoder` and the same
+    the pretrained GE2E encoder through :class:`nessa_lib.encoders.resemblyzer.ResemblyzerEncoder` and the same
     extraction as stage 03, so both report the same EER for the same model.
     """
     from nessa_lib.evaluation.baselines import frame_stats_embeddings
@@ -196,7 +196,7 @@ def reference_systems(df: pd.DataFrame, enroll: pd.DataFrame, trials: pd.DataFra
     systems = {"mfcc": frame_stats_embeddings(waves)}
     if resemblyzer:
         from nessa_lib.encoders.extract import extract_embeddings
-        from nessa_lib.encoders.pretrained import ResemblyzerEncoder
+        from nessa_lib.encoders.resemblyzer import ResemblyzerEncoder
 
         emb = extract_embeddings(rows.reset_index(drop=True), ResemblyzerEncoder(), desc="resemblyzer")
         systems["resemblyzer"] = emb.embeddings[pd.Index(emb.utt_ids).get_indexer(used)]

@@ -4,7 +4,8 @@
 - :mod:`nessa_lib.data.synth.espeak`     in-process eSpeak NG through ``ctypes``
 - :mod:`nessa_lib.data.synth.voices`     random speakers as eSpeak voice variants
 - :mod:`nessa_lib.data.synth.sentences`  a small English grammar for the texts
-- :mod:`nessa_lib.data.synth.augment`    session variability (noise, reverberation, EQ, telephone, speed)
+
+Session variability (noise, reverberation, EQ, telephone, speed) is data-level: :mod:`nessa_lib.data.augment`.
 
 Importing this package loads nothing: import the module you need.
 """

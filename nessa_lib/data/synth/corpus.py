@@ -2,7 +2,7 @@
 
 Every speaker is a random eSpeak NG voice variant (:mod:`nessa_lib.data.synth.voices`) reading random sentences
 (:mod:`nessa_lib.data.synth.sentences`) with per-utterance prosody jitter; a session-variability chain
-(:mod:`nessa_lib.data.synth.augment`) can then be applied per utterance. Output layout::
+(:mod:`nessa_lib.data.augment`) can then be applied per utterance. Output layout::
 
     out_dir/wav/<speaker_id>.wav      16 kHz mono, 16-bit PCM WAV: the speaker's utterances back to back
     out_dir/speakers.jsonl            one line per speaker (by speaker index): voice parameters, variant file text
@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nessa_lib.data.synth import augment as _aug
+from nessa_lib.data import augment as _aug
 from nessa_lib.data.synth import espeak as _es
 from nessa_lib.data.synth.sentences import sentence
 from nessa_lib.data.synth.voices import VOICE_VERSION, sample_voice, utterance_prosody, utterance_voice, variant_text
@@ -294,7 +294,7 @@ def generate_corpus(
     workers : int
         Number of worker processes (>= 1). Part of the recipe: see the module notes on reproducibility.
     condition : str
-        Augmentation preset (:data:`nessa_lib.data.synth.augment.PRESETS`) for every utterance (but see ``n_enroll``).
+        Augmentation preset (:data:`nessa_lib.data.augment.PRESETS`) for every utterance (but see ``n_enroll``).
     enroll_condition : str, optional
         Preset for the first ``n_enroll`` utterances of each speaker (e.g. ``"clean"`` enrollment with
         ``"aug"`` test). Default: ``condition``.

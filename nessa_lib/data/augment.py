@@ -1,4 +1,5 @@
-"""Session variability for synthetic utterances (numpy/scipy only, every draw from the ``rng`` passed in).
+"""Session variability for any waveform (numpy/scipy only, every draw from the ``rng`` passed in): the synthetic
+corpus's recording conditions (:mod:`nessa_lib.data.synth.corpus`) and stage 03's degraded held-out condition.
 
 The chain, in order: speed change (resampling, +-5 %), random equaliser (peaking and shelving biquads),
 reverberation (exponentially decaying noise room impulse response with a random RT60), telephone band
