@@ -15,9 +15,10 @@ params_file: str = "params.yaml"  # the study's parameters (repo-relative)
 # %%
 import torch
 
-from nessa_lib import evaluation, io, plots
+from nessa_lib import io, plots
 from nessa_lib.data import lists, manifest
 from nessa_lib.encoders import extract, pretrained
+from nessa_lib.evaluation.lists import evaluate_lists, score_lists
 from nessa_lib.pipeline import layout
 from nessa_lib.stages import extract_embeddings as stage
 from nessa_lib.stages import schema
@@ -64,8 +65,8 @@ print(f"{len(skipped)} utterance(s) skipped")
 
 # %%
 ev = sets["eval"]
-scores = evaluation.score_lists(ev.embeddings, ev.embeddings, ev.utt_ids, enroll, trials)
-result = evaluation.evaluate_lists(ev.embeddings, ev.embeddings, ev.utt_ids, enroll, trials)
+scores = score_lists(ev.embeddings, ev.embeddings, ev.utt_ids, enroll, trials)
+result = evaluate_lists(ev.embeddings, ev.embeddings, ev.utt_ids, enroll, trials)
 rtf = extract.real_time_factor(encoder, seconds=3.0, repeats=3)
 plots.score_distributions(scores, trials.label, title=f"{name}: symmetric scores", path=reports / "scores.png")
 io.write_json({**result, "rtf": rtf}, reports / "metrics.json")
