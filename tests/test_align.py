@@ -298,3 +298,36 @@ def test_device_is_checked_and_reaches_fit_seeds(rotation):
     out = fit_seeds(fit_set.x, fit_set.y, fit_set.speakers, methods=["nessa-m1", "linear"],
                     hparams={"nessa-m1": FAST}, device="cpu")
     assert len(out["nessa-m1"]) == 1 and len(out["linear"]) == 1
+
+
+# --- issue 24: refuse what cannot train ---------------------------------------------------------------------------
+
+
+def test_nessa_refuses_fits_that_cannot_train(caplog):
+    p = toy.make_paired_spaces(1, 8, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"nessa-m3 needs utterances of at least 2 speakers.*got 1"):
+        align.fit("nessa-m3", p.x, p.y, p.speakers, max_epochs=2, hidden_dim=8)
+    with pytest.raises(ValueError, match=r"'val_fraction' must be <= 0.5, got 1.0"):
+        align.fit("nessa-m2", p.x, p.y, p.speakers, val_fraction=1.0)
+    # M1/M2 train on one speaker; with too few speakers to hold out, early stopping says it uses the training data.
+    with caplog.at_level("WARNING", logger="nessa_lib.align.nessa"):
+        align.fit("nessa-m2", p.x, p.y, p.speakers, max_epochs=2, hidden_dim=8)
+    assert "1 speaker(s) are too few to hold some out (need 4): early stopping validates on the training data" \
+        in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="nessa_lib.align.nessa"):  # val_fraction=0 asks for that: no warning
+        align.fit("nessa-m2", p.x, p.y, p.speakers, max_epochs=2, hidden_dim=8, val_fraction=0.0)
+    assert caplog.text == ""
+
+
+def test_nessa_split_leaves_training_data_and_gives_m3_a_validation_loss():
+    from nessa_lib.align.nessa import _speaker_split
+
+    spk = np.repeat(np.arange(5), 3)
+    train, val = _speaker_split(spk, 0.5, np.random.default_rng(0))
+    assert len(np.unique(spk[train])) == 3 and len(np.unique(spk[val])) == 2
+    # M3's validation needs two speakers: it holds out two where round(0.1 * 12) = 1 would hold out one.
+    p = toy.make_paired_spaces(12, 4, rng=np.random.default_rng(1))
+    a = align.fit("nessa-m3", p.x, p.y, p.speakers, max_epochs=3, hidden_dim=8, speakers_per_batch=4,
+                  utts_per_speaker=2)
+    assert all(np.isfinite(h["val_loss"]) for h in a.history)
