@@ -331,3 +331,49 @@ def test_nessa_split_leaves_training_data_and_gives_m3_a_validation_loss():
     a = align.fit("nessa-m3", p.x, p.y, p.speakers, max_epochs=3, hidden_dim=8, speakers_per_batch=4,
                   utts_per_speaker=2)
     assert all(np.isfinite(h["val_loss"]) for h in a.history)
+
+
+def _weight(module):
+    return next(v for k, v in module.state_dict().items() if k.endswith("weight")).double().numpy()
+
+
+@pytest.mark.parametrize("dx,dy,n", [(40, 40, 12), (60, 44, 12)])
+def test_rank_limited_procrustes_is_orthogonal_and_fits_as_the_dense_svd(dx, dy, n):
+    """More dims than rows: the rank-limited path gives an orthogonal map with the dense SVD's fit (unequal dims
+    included, where the dense path had only n PCA components for k > n)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(n, dx)), rng.normal(size=(n, dy))
+    a = align.fit("procrustes", x, y, np.repeat(np.arange(n // 3), 3))
+    k = min(dx, dy)
+    pe, wr = _weight(a.enroll_map), _weight(a.runtime_map)
+    assert pe.shape == (k, dx) and wr.shape == (k, dy)
+    np.testing.assert_allclose(pe @ pe.T, np.eye(k), atol=1e-6)
+    np.testing.assert_allclose(wr @ wr.T, np.eye(k), atol=1e-6)
+    xu, yu = x / np.linalg.norm(x, axis=1, keepdims=True), y / np.linalg.norm(y, axis=1, keepdims=True)
+    xk, yk = xu @ pe.T, yu @ (np.linalg.svd(yu, full_matrices=False)[2].T if dy > k else np.eye(dy))
+    u, _, vt = np.linalg.svd(yk.T @ xk)  # the dense solution on the same reduced data
+    if dy == k:
+        assert np.linalg.norm(yu @ wr.T - xk) == pytest.approx(np.linalg.norm(yk @ (u @ vt) - xk), abs=1e-5)
+    assert np.linalg.norm(yu @ wr.T - xk) < np.linalg.norm(yu @ np.eye(dy, k) - xk)  # it fits at all
+
+
+def test_high_dimensional_procrustes_takes_seconds(monkeypatch):
+    """Dimension 3072 with 48 rows: the dense 3072 x 3072 SVD (about 30 s here, over 270 s at 4096 on the study
+    machine) is never run."""
+    import time
+
+    svd = np.linalg.svd
+
+    def small_svd(a, *args, **kwargs):
+        assert min(np.shape(a)) <= 48, f"dense SVD of a {np.shape(a)} matrix"
+        return svd(a, *args, **kwargs)
+
+    monkeypatch.setattr(np.linalg, "svd", small_svd)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(48, 3072))
+    q, _ = np.linalg.qr(rng.normal(size=(3072, 48)))
+    y = x @ (np.eye(3072) - 2 * q[:, :1] @ q[:, :1].T)  # a reflection: an orthogonal map Procrustes recovers
+    t = time.perf_counter()
+    a = align.fit("procrustes", x, y, np.repeat(np.arange(12), 4))
+    assert time.perf_counter() - t < 60
+    np.testing.assert_allclose((a.map_enrollment(x) * a.map_runtime(y)).sum(1), 1, atol=1e-4)
