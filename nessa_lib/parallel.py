@@ -26,10 +26,16 @@ logger = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Ask Linux to SIGTERM this process when the process that started it dies (no-op elsewhere).
 
-    A worker of a killed parent would otherwise run on, orphaned, still writing its results."""
+    Call it first thing in a worker process: a worker of a killed parent would otherwise run on, orphaned, still
+    writing its results.
+
+    Examples
+    --------
+    >>> die_with_parent()  # in a worker's entry point
+    """
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -44,7 +50,7 @@ def _die_with_parent() -> None:
 
 
 def _init_worker() -> None:
-    _die_with_parent()
+    die_with_parent()
     import torch
 
     torch.set_num_threads(1)
