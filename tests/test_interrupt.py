@@ -89,9 +89,9 @@ def test_a_signal_to_the_runner_stops_the_kernel_and_its_workers(tmp_path, sig):
     finally:
         if runner.poll() is None:
             runner.kill()
+    assert _survivors(procs) == [], err[-2000:]
     assert runner.returncode == 128 + sig, err[-2000:]
     assert f"interrupted by {signal.Signals(sig).name}" in err
-    assert _survivors(procs) == []
     assert (tmp_path / "reports/prepare_data/01_prepare_data.ipynb").is_file()  # what ran is kept
 
 
