@@ -9,6 +9,9 @@ def _where(name: str, source: str | None) -> str:
     return f"{name} (from {source})" if source else name
 
 
+_FINITE_BLOCK = 1 << 22  # values checked at a time by as_embeddings
+
+
 def as_embeddings(x, name: str = "embeddings", dim: int | None = None, source: str | None = None) -> np.ndarray:
     """Return ``x`` as a finite 2-D float array, or raise ``ValueError`` naming the problem.
 
@@ -41,7 +44,9 @@ def as_embeddings(x, name: str = "embeddings", dim: int | None = None, source: s
             "(embeddings from a different model?)"
         )
     arr = arr.astype(np.float32 if arr.dtype == np.float32 else np.float64, copy=False)
-    bad = ~np.isfinite(arr).all(axis=1)
+    # In blocks of rows: a (n, d) boolean temporary would cost a quarter of a million-profile file's memory.
+    step = max(1, _FINITE_BLOCK // max(arr.shape[1], 1))
+    bad = np.concatenate([~np.isfinite(arr[i:i + step]).all(axis=1) for i in range(0, arr.shape[0], step)])
     if bad.any():
         rows = np.flatnonzero(bad)
         raise ValueError(

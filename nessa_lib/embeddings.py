@@ -78,23 +78,39 @@ def save_embeddings(path, emb: EmbeddingSet) -> None:
     'toy@1'
     """
     path = Path(path)
-    e = as_embeddings(emb.embeddings, name="embeddings", source=str(path)).astype(np.float32)
-    utt = np.asarray(emb.utt_ids).astype(str)
-    spk = np.asarray(emb.speaker_ids).astype(str)
+    # copy=False: a float32 array is written as it is (a million 128-d profiles are 512 MB; no second copy).
+    e = as_embeddings(emb.embeddings, name="embeddings", source=str(path)).astype(np.float32, copy=False)
+    utt = np.asarray(emb.utt_ids).astype(str, copy=False)
+    spk = np.asarray(emb.speaker_ids).astype(str, copy=False)
     if not (len(e) == len(utt) == len(spk)):
         raise ValueError(f"{path}: {len(e)} embeddings, {len(utt)} utterance ids, {len(spk)} speaker ids")
-    if len(np.unique(utt)) != len(utt):
-        raise ValueError(f"{path}: duplicated utterance ids")
+    _check_unique(utt, f"{path}: refusing to write")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory; name the embedding file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, embeddings=e, utt_ids=utt, speaker_ids=spk, model_id=np.array(str(emb.model_id)))
-    tmp.replace(path)
+    try:
+        np.savez(tmp, embeddings=e, utt_ids=utt, speaker_ids=spk, model_id=np.array(str(emb.model_id)))
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never leave a half-written temporary behind
+        raise
+
+
+def _check_unique(utt: np.ndarray, where: str) -> None:
+    """Raise ``ValueError`` (``where`` first, a few of the repeated ids after) if ``utt`` repeats an id."""
+    uniq, counts = np.unique(utt, return_counts=True)
+    if len(uniq) != len(utt):
+        dup = uniq[counts > 1]
+        raise ValueError(f"{where}: duplicated utterance ids ({len(dup)} occur more than once, e.g. "
+                         f"{dup[:5].tolist()})")
 
 
 def load_embeddings(path, *, dim: int | None = None, model_id: str | None = None) -> EmbeddingSet:
     """Read an embedding file, checking it is well formed (and, if given, its dimension and model id).
 
-    Errors name the file: missing keys, NaN/inf rows, wrong dimension, embeddings from another model.
+    Errors name the file: missing keys, NaN/inf rows, wrong dimension, embeddings from another model, repeated
+    utterance ids, ids and rows that differ in number.
 
     Examples
     --------
@@ -121,7 +137,12 @@ def load_embeddings(path, *, dim: int | None = None, model_id: str | None = None
     if model_id is not None and found != model_id:
         raise ValueError(f"{path} holds embeddings of model {found!r}, expected {model_id!r}")
     e = as_embeddings(data["embeddings"], name="embeddings", dim=dim, source=str(path))
-    return EmbeddingSet(e, data["utt_ids"].astype(str), data["speaker_ids"].astype(str), found)
+    utt = data["utt_ids"].astype(str, copy=False)
+    if not (len(e) == len(utt) == len(data["speaker_ids"])):
+        raise ValueError(f"{path}: {len(e)} embeddings, {len(utt)} utterance ids, {len(data['speaker_ids'])} "
+                         "speaker ids")
+    _check_unique(utt, str(path))  # rows are matched by id: a repeated id would pair the wrong rows
+    return EmbeddingSet(e, utt, data["speaker_ids"].astype(str, copy=False), found)
 
 
 def paired(a: EmbeddingSet, b: EmbeddingSet, *, names=("X", "Y")):

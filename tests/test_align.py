@@ -298,3 +298,82 @@ def test_device_is_checked_and_reaches_fit_seeds(rotation):
     out = fit_seeds(fit_set.x, fit_set.y, fit_set.speakers, methods=["nessa-m1", "linear"],
                     hparams={"nessa-m1": FAST}, device="cpu")
     assert len(out["nessa-m1"]) == 1 and len(out["linear"]) == 1
+
+
+# --- issue 24: refuse what cannot train ---------------------------------------------------------------------------
+
+
+def test_nessa_refuses_fits_that_cannot_train(caplog):
+    p = toy.make_paired_spaces(1, 8, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"nessa-m3 needs utterances of at least 2 speakers.*got 1"):
+        align.fit("nessa-m3", p.x, p.y, p.speakers, max_epochs=2, hidden_dim=8)
+    with pytest.raises(ValueError, match=r"'val_fraction' must be <= 0.5, got 1.0"):
+        align.fit("nessa-m2", p.x, p.y, p.speakers, val_fraction=1.0)
+    # M1/M2 train on one speaker; with too few speakers to hold out, early stopping says it uses the training data.
+    with caplog.at_level("WARNING", logger="nessa_lib.align.nessa"):
+        align.fit("nessa-m2", p.x, p.y, p.speakers, max_epochs=2, hidden_dim=8)
+    assert "1 speaker(s) are too few to hold some out (need 4): early stopping validates on the training data" \
+        in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="nessa_lib.align.nessa"):  # val_fraction=0 asks for that: no warning
+        align.fit("nessa-m2", p.x, p.y, p.speakers, max_epochs=2, hidden_dim=8, val_fraction=0.0)
+    assert caplog.text == ""
+
+
+def test_nessa_split_leaves_training_data_and_gives_m3_a_validation_loss():
+    from nessa_lib.align.nessa import _speaker_split
+
+    spk = np.repeat(np.arange(5), 3)
+    train, val = _speaker_split(spk, 0.5, np.random.default_rng(0))
+    assert len(np.unique(spk[train])) == 3 and len(np.unique(spk[val])) == 2
+    # M3's validation needs two speakers: it holds out two where round(0.1 * 12) = 1 would hold out one.
+    p = toy.make_paired_spaces(12, 4, rng=np.random.default_rng(1))
+    a = align.fit("nessa-m3", p.x, p.y, p.speakers, max_epochs=3, hidden_dim=8, speakers_per_batch=4,
+                  utts_per_speaker=2)
+    assert all(np.isfinite(h["val_loss"]) for h in a.history)
+
+
+def _weight(module):
+    return next(v for k, v in module.state_dict().items() if k.endswith("weight")).double().numpy()
+
+
+@pytest.mark.parametrize("dx,dy,n", [(40, 40, 12), (60, 44, 12)])
+def test_rank_limited_procrustes_is_orthogonal_and_fits_as_the_dense_svd(dx, dy, n):
+    """More dims than rows: the rank-limited path gives an orthogonal map with the dense SVD's fit (unequal dims
+    included, where the dense path had only n PCA components for k > n)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(n, dx)), rng.normal(size=(n, dy))
+    a = align.fit("procrustes", x, y, np.repeat(np.arange(n // 3), 3))
+    k = min(dx, dy)
+    pe, wr = _weight(a.enroll_map), _weight(a.runtime_map)
+    assert pe.shape == (k, dx) and wr.shape == (k, dy)
+    np.testing.assert_allclose(pe @ pe.T, np.eye(k), atol=1e-6)
+    np.testing.assert_allclose(wr @ wr.T, np.eye(k), atol=1e-6)
+    xu, yu = x / np.linalg.norm(x, axis=1, keepdims=True), y / np.linalg.norm(y, axis=1, keepdims=True)
+    xk, yk = xu @ pe.T, yu @ (np.linalg.svd(yu, full_matrices=False)[2].T if dy > k else np.eye(dy))
+    u, _, vt = np.linalg.svd(yk.T @ xk)  # the dense solution on the same reduced data
+    if dy == k:
+        assert np.linalg.norm(yu @ wr.T - xk) == pytest.approx(np.linalg.norm(yk @ (u @ vt) - xk), abs=1e-5)
+    assert np.linalg.norm(yu @ wr.T - xk) < np.linalg.norm(yu @ np.eye(dy, k) - xk)  # it fits at all
+
+
+def test_high_dimensional_procrustes_takes_seconds(monkeypatch):
+    """Dimension 3072 with 48 rows: the dense 3072 x 3072 SVD (about 30 s here, over 270 s at 4096 on the study
+    machine) is never run."""
+    import time
+
+    svd = np.linalg.svd
+
+    def small_svd(a, *args, **kwargs):
+        assert min(np.shape(a)) <= 48, f"dense SVD of a {np.shape(a)} matrix"
+        return svd(a, *args, **kwargs)
+
+    monkeypatch.setattr(np.linalg, "svd", small_svd)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(48, 3072))
+    q, _ = np.linalg.qr(rng.normal(size=(3072, 48)))
+    y = x @ (np.eye(3072) - 2 * q[:, :1] @ q[:, :1].T)  # a reflection: an orthogonal map Procrustes recovers
+    t = time.perf_counter()
+    a = align.fit("procrustes", x, y, np.repeat(np.arange(12), 4))
+    assert time.perf_counter() - t < 60
+    np.testing.assert_allclose((a.map_enrollment(x) * a.map_runtime(y)).sum(1), 1, atol=1e-4)

@@ -1,6 +1,7 @@
 """nessa_lib.data.readers: folder and VoxCeleb layouts on disk, official-format trial lists."""
 
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -148,3 +149,66 @@ def test_folder_dataset_errors(tmp_path):
     (root / "spk" / "a.wav").write_bytes(b"")
     with pytest.raises(ValueError, match=r"none of the 1 audio file\(s\) is usable .*'empty'"):
         read_folder_dataset(root)
+
+
+# --- issue 24: files soundfile cannot open are skipped and listed, never abort the read ---------------------------
+
+_FORMATS = {"wav": {}, "flac": {}, "ogg": {"format": "OGG", "subtype": "VORBIS"}, "mp3": {"format": "MP3"},
+            "opus": {"format": "OGG", "subtype": "OPUS"}, "aiff": {}, "caf": {}, "au": {}, "w64": {}}
+
+
+def _writable_formats():
+    """The containers of _FORMATS that this soundfile build both writes and reads."""
+    from nessa_lib.data.audio import readable_extensions
+
+    return [e for e in _FORMATS if e in readable_extensions()]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_folder_dataset_skips_what_soundfile_cannot_open(tmp_path, workers, monkeypatch):
+    import nessa_lib.data.audio as audio
+
+    monkeypatch.setattr(audio, "SCAN_CHUNK", 2)  # so workers=2 really runs worker processes on a few files
+    root = tmp_path / "corpus"
+    x = 0.1 * np.sin(np.arange(16000) / 5).astype(np.float32)
+    formats = _writable_formats()
+    assert {"wav", "flac", "ogg", "mp3"} <= set(formats)
+    for ext in formats:
+        (root / "alice").mkdir(parents=True, exist_ok=True)
+        sf.write(root / "alice" / f"clip {ext}.{ext}", x, 16000, **_FORMATS[ext])  # a name with a space
+    _wav(root / "bob" / "ok.wav")
+    # A name that is not UTF-8 (bytes path), and containers soundfile cannot decode.
+    fd = os.open(os.fsencode(root / "bob") + b"/\xff.wav", os.O_WRONLY | os.O_CREAT, 0o644)
+    with open(root / "bob" / "ok.wav", "rb") as f:
+        os.write(fd, f.read())
+    os.close(fd)
+    (root / "bob" / "talk.m4a").write_bytes(b"\x00\x00\x00\x18ftypM4A ")
+    (root / "bob" / "talk.aac").write_bytes(b"\xff\xf1")
+    df, skipped = read_folder_dataset(root, decode=True, workers=workers)
+    assert sorted(df["utt_id"]) == sorted([f"alice/clip {e}" for e in formats] + ["bob/ok"])
+    assert df["duration_s"].min() >= 0.9
+    reasons = {os.path.basename(p): r for p, r, _ in skipped}
+    assert reasons == {"\\xff.wav": "unreadable_name", "talk.m4a": "unsupported_format",
+                       "talk.aac": "unsupported_format"}
+    for p, _, msg in skipped:  # each entry names its file, in text a UTF-8 skip report can hold
+        assert p in msg and p.encode("utf-8")
+    assert "ffmpeg" in dict((r, m) for _, r, m in skipped)["unsupported_format"]
+    # the skip report is written, stray byte and all
+    from nessa_lib.data.audio import write_skip_report
+
+    write_skip_report(skipped, tmp_path / "skipped.csv")
+    assert "\\xff.wav,unreadable_name" in (tmp_path / "skipped.csv").read_text(encoding="utf-8")
+
+
+def test_probe_audio_names_an_undecodable_name_or_container(tmp_path):
+    from nessa_lib.data.audio import AudioError, probe_audio
+
+    bad = os.fsencode(tmp_path) + b"/\xfe.wav"
+    os.close(os.open(bad, os.O_WRONLY | os.O_CREAT, 0o644))
+    with pytest.raises(AudioError, match=r"\\xfe\.wav.*not valid UTF-8") as e:
+        probe_audio(os.fsdecode(bad))
+    assert e.value.reason == "unreadable_name"
+    (tmp_path / "a.m4a").write_bytes(b"\x00\x00\x00\x18ftypM4A ")
+    with pytest.raises(AudioError, match=r"a\.m4a.*convert") as e:
+        probe_audio(tmp_path / "a.m4a")
+    assert e.value.reason == "unsupported_format"

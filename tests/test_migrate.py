@@ -111,3 +111,74 @@ def test_cli_reports_success_and_errors(files, tmp_path, capsys):
     assert "error: " in err and str(files["runtime"]) in err
     assert migrate.main([str(tmp_path / "missing.safetensors"), str(files["profiles"]), str(tmp_path / "y.npz")]) == 1
     assert "aligner file not found" in capsys.readouterr().err
+
+
+# --- issue 24: a CLI error is one line naming the path, never a traceback or a temporary file ----------------------
+
+
+def _cli(*args):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "nessa_lib.migrate", *map(str, args)], capture_output=True,
+                          text=True, env=env, timeout=120)
+
+
+def test_cli_errors_name_the_path_and_leave_nothing_behind(files, tmp_path, pair):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    x = pair.x[:4].astype("float32")
+    x[1, 0] = np.nan
+    ids = np.array(["a", "b", "c", "d"])
+    np.savez(bad / "nan.npz", embeddings=x, utt_ids=ids, speaker_ids=ids, model_id=np.array("X@1"))
+    np.savez(bad / "dup.npz", embeddings=pair.x[:3].astype("float32"), utt_ids=np.array(["a", "b", "a"]),
+             speaker_ids=ids[:3], model_id=np.array("X@1"))
+    (tmp_path / "existing.npz").write_bytes(b"keep")
+    outdir = tmp_path / "outdir"
+    outdir.mkdir()
+    cases = [  # (arguments, what the one-line error must say)
+        ((files["nessa-m2"], tmp_path / "missing.npz", tmp_path / "o.npz"), "missing.npz"),
+        ((files["nessa-m2"], files["profiles"], outdir, "--force"), f"{outdir} is a directory"),
+        ((files["nessa-m2"], files["profiles"], outdir), f"{outdir} is a directory"),
+        ((files["nessa-m2"], files["profiles"], tmp_path / "existing.npz"), "exists; pass --force to replace it"),
+        ((files["nessa-m2"], files["runtime"], tmp_path / "o.npz"), "Y@1"),  # wrong model id
+        ((files["nessa-m2"], bad / "nan.npz", tmp_path / "o.npz"), "NaN/inf in 1 row(s)"),
+        ((files["nessa-m2"], bad / "dup.npz", tmp_path / "o.npz"), f"{bad / 'dup.npz'}: duplicated utterance ids"),
+        ((files["nessa-m2"], files["profiles"], tmp_path / "o.npz", "--check", bad / "nan.npz",
+          files["runtime"]), "deployment check"),
+    ]
+    before = sorted(tmp_path.rglob("*"))
+    for args, says in cases:
+        res = _cli(*args)
+        assert res.returncode == 1, (args, res.stderr)
+        assert "Traceback" not in res.stderr and says in res.stderr, (args, res.stderr)
+        assert "overwrite=True" not in res.stderr  # the CLI's wording is --force
+    assert sorted(tmp_path.rglob("*")) == before  # no output, no out.tmp.npz, input untouched
+    assert (tmp_path / "existing.npz").read_bytes() == b"keep"
+
+
+def test_api_errors_use_the_api_wording(files, tmp_path):
+    tmp_path = tmp_path / "api"
+    tmp_path.mkdir()
+    (tmp_path / "o.npz").write_bytes(b"x")
+    with pytest.raises(FileExistsError, match=r"exists; pass overwrite=True to replace it$"):
+        migrate.migrate_file(files["nessa-m2"], files["profiles"], tmp_path / "o.npz")
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        migrate.migrate_file(files["nessa-m2"], files["profiles"], tmp_path, overwrite=True)
+    with pytest.raises(IsADirectoryError, match="is a directory"):  # the file writer refuses too, and cleans up
+        embeddings.save_embeddings(tmp_path, embeddings.load_embeddings(files["profiles"]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.npz"]
+
+
+def test_streamed_migration_writes_what_stacking_the_chunks_wrote(files, tmp_path, pair):
+    a = align.load(files["nessa-m3"])
+    x = np.tile(pair.x.astype("float32"), (3, 1))
+    ids = np.arange(len(x)).astype(str)
+    e = embeddings.EmbeddingSet(x, ids, ids, "X@1")
+    got = migrate.migrate_embeddings(a, e, chunk=7)
+    want = np.vstack([a.map_enrollment(x[s:s + 7], model_id="X@1") for s in range(0, len(x), 7)])
+    assert got.embeddings.dtype == want.dtype and got.embeddings.tobytes() == want.tobytes()

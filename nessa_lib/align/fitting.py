@@ -56,6 +56,14 @@ def fit(
     -------
     Aligner
 
+    Raises
+    ------
+    ValueError
+        Mismatched or non-finite inputs, unknown or out-of-range hyper-parameters, and NESSA fits that cannot
+        train: no training data left after the early-stopping hold-out, or ``nessa-m3`` with fewer than two
+        training speakers. (Fewer than four speakers is allowed, with a logged warning: early stopping then
+        validates on the training data.)
+
     Examples
     --------
     >>> import numpy as np

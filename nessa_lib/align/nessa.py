@@ -5,9 +5,19 @@ sides into a new space with a supervised InfoNCE loss across the two models
 (:func:`nessa_lib.losses.supcon_loss`, each model's mapped embeddings as anchors and the other's as candidates)
 plus squared-error terms tying both sides to the reference space, on P speakers x K utterances batches
 (:func:`nessa_lib.batches.speaker_batches`, the sampler of the encoders' contrastive training).
+
+What cannot train is refused (``ValueError``): no training data left after the hold-out, or M3 with fewer than
+two training speakers (its contrastive loss has nothing to contrast: the loss would be 0 and nothing would be
+learnt). Early stopping holds out whole speakers (``val_fraction``) once there are at least
+:data:`MIN_SPEAKERS_TO_HOLD_OUT`; with fewer, it validates on the training data, which is allowed (a tiny smoke
+fit still runs) but logged as a warning, since it then stops late rather than at the best generalisation. M3's
+validation loss needs two speakers too, so M3 holds out at least two (with one, every validation loss was NaN and
+early stopping never kept a best epoch).
 """
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import torch
@@ -16,13 +26,21 @@ from nessa_lib.align.aligner import _build_side, _normalize
 from nessa_lib.batches import speaker_batches, utterances_by_speaker
 from nessa_lib.losses import supcon_loss
 
+logger = logging.getLogger(__name__)
 
-def _speaker_split(speakers: np.ndarray, val_fraction: float, rng: np.random.Generator):
-    """Hold out whole speakers for early stopping, so it measures generalisation to new voices."""
+#: Fewest speakers from which early stopping holds some out; below, it validates on the training data (warned).
+MIN_SPEAKERS_TO_HOLD_OUT = 4
+
+
+def _speaker_split(speakers: np.ndarray, val_fraction: float, rng: np.random.Generator, min_val: int = 1):
+    """Hold out whole speakers for early stopping, so it measures generalisation to new voices.
+
+    At least ``min_val`` speakers are held out when any are (M3 needs two for a validation loss); the permutation
+    draws the same numbers from ``rng`` whatever is held out, so the rest of the fit is unchanged."""
     uniq = np.unique(speakers)
     n_val = int(round(len(uniq) * val_fraction))
-    if val_fraction > 0 and len(uniq) >= 4:
-        n_val = max(1, n_val)
+    if val_fraction > 0 and len(uniq) >= MIN_SPEAKERS_TO_HOLD_OUT:
+        n_val = max(min_val, n_val)
     else:
         n_val = 0
     val_spk = rng.permutation(uniq)[:n_val]
@@ -52,7 +70,18 @@ def _train(method, x, y, speakers, hp, seed, progress, device: str = "cpu"):
         enroll_spec = {"kind": "mlp", "d_in": dx, "d_out": ds, **mlp}
         runtime_spec = {"kind": "mlp", "d_in": dy, "d_out": ds, **mlp}
 
-    train_idx, val_idx = _speaker_split(speakers, float(hp["val_fraction"]), rng)
+    vf = float(hp["val_fraction"])
+    train_idx, val_idx = _speaker_split(speakers, vf, rng, min_val=2 if method == "nessa-m3" else 1)
+    n_speakers, n_train_spk = len(np.unique(speakers)), len(np.unique(speakers[train_idx]))
+    if len(train_idx) == 0:
+        raise ValueError(f"{method}: no training data left after holding out {n_speakers - n_train_spk} of "
+                         f"{n_speakers} speaker(s) for early stopping (val_fraction={vf}); lower val_fraction")
+    if method == "nessa-m3" and n_train_spk < 2:
+        raise ValueError(f"nessa-m3 needs utterances of at least 2 speakers to train (its contrastive loss "
+                         f"contrasts speakers), got {n_train_spk}; use nessa-m1/nessa-m2 or add speakers")
+    if vf > 0 and len(val_idx) == 0:
+        logger.warning("%s: %d speaker(s) are too few to hold some out (need %d): early stopping validates on the "
+                       "training data", method, n_speakers, MIN_SPEAKERS_TO_HOLD_OUT)
     _, spk_codes = np.unique(speakers, return_inverse=True)
     dev = torch.device(device)
     X = torch.as_tensor(x, dtype=torch.float32).to(dev)

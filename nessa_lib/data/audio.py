@@ -27,8 +27,75 @@ from nessa_lib.io import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-#: Every ``AudioError.reason`` this module produces.
-REASONS = ("missing", "unreadable", "empty", "too_short", "non_finite", "silent", "multichannel", "bad_segment")
+#: Every ``AudioError.reason`` this module produces ('unreadable_name': a file name that is not valid UTF-8, which
+#: soundfile cannot open and a manifest cannot hold; 'unsupported_format': an audio container libsndfile cannot
+#: decode, such as m4a/AAC).
+REASONS = ("missing", "unreadable", "empty", "too_short", "non_finite", "silent", "multichannel", "bad_segment",
+           "unreadable_name", "unsupported_format")
+
+# libsndfile container formats (``soundfile.available_formats()`` keys) and the file extensions they come in.
+_FORMAT_EXTS = {"WAV": ("wav",), "FLAC": ("flac",), "OGG": ("ogg", "oga"), "MP3": ("mp3",), "AIFF": ("aif", "aiff"),
+                "AU": ("au", "snd"), "CAF": ("caf",), "W64": ("w64",), "RF64": ("rf64",)}
+# Audio extensions no libsndfile build reads (``opus`` joins them when libsndfile lacks Ogg Opus).
+_OTHER_AUDIO_EXTS = ("m4a", "aac", "mp4", "m4b", "wma", "webm", "amr", "3gp", "ape", "wv", "mka")
+
+
+def readable_extensions() -> tuple:
+    """File extensions (lower case, no dot) of the audio containers this soundfile/libsndfile build decodes.
+
+    Examples
+    --------
+    >>> {"wav", "flac"} <= set(readable_extensions()), "m4a" in readable_extensions()
+    (True, False)
+    """
+    import soundfile as sf
+
+    formats = sf.available_formats()
+    exts = [e for fmt, es in _FORMAT_EXTS.items() if fmt in formats for e in es]
+    if "OGG" in formats and "OPUS" in sf.available_subtypes("OGG"):
+        exts.append("opus")
+    return tuple(exts)
+
+
+def unsupported_extensions() -> tuple:
+    """Extensions of audio containers this soundfile build cannot decode (m4a, aac, ...): files to convert first.
+
+    Examples
+    --------
+    >>> "m4a" in unsupported_extensions(), "wav" in unsupported_extensions()
+    (True, False)
+    """
+    readable = set(readable_extensions())
+    return tuple(e for e in (*_OTHER_AUDIO_EXTS, "opus") if e not in readable)
+
+
+def printable_path(path) -> str:
+    """``path`` as text that any UTF-8 file or terminal can hold: bytes that are not UTF-8 are shown as ``\\xff``.
+
+    ``os.walk`` hands such bytes over as lone surrogates, which no UTF-8 writer (a CSV skip report, a log)
+    accepts.
+
+    Examples
+    --------
+    >>> print(printable_path(os.fsdecode(b"spk/\\xff.wav")), printable_path("spk/a b.wav"), sep=" | ")
+    spk/\\xff.wav | spk/a b.wav
+    """
+    return os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace")
+
+
+def name_is_readable(path) -> bool:
+    """Whether soundfile can be handed ``path`` as a name: it must encode to UTF-8 (no stray bytes).
+
+    Examples
+    --------
+    >>> name_is_readable("spk/a b.wav"), name_is_readable(os.fsdecode(b"spk/\\xff.wav"))
+    (True, False)
+    """
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class AudioError(ValueError):
@@ -108,7 +175,9 @@ def probe_audio(path) -> AudioInfo:
     Raises
     ------
     AudioError
-        ``reason`` 'missing', 'empty' (0-byte file) or 'unreadable' (not an audio file libsndfile understands).
+        ``reason`` 'missing', 'empty' (0-byte file), 'unreadable' (not an audio file libsndfile understands),
+        'unsupported_format' (an m4a/aac/... file, see :func:`unsupported_extensions`) or 'unreadable_name' (a
+        name that is not valid UTF-8; the error's ``path`` is then :func:`printable_path` of it).
 
     Examples
     --------
@@ -121,10 +190,17 @@ def probe_audio(path) -> AudioInfo:
     """
     import soundfile as sf
 
+    if not name_is_readable(path):
+        raise AudioError(printable_path(path), "unreadable_name",
+                         "file name is not valid UTF-8, which soundfile cannot open: rename the file")
     _check_is_file(path)
+    ext = os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
     try:
         info = sf.info(str(path))
     except (sf.SoundFileError, RuntimeError) as e:
+        if ext in unsupported_extensions():
+            raise AudioError(path, "unsupported_format", f".{ext} audio cannot be decoded by soundfile; convert it "
+                             f"to wav first, e.g. `ffmpeg -i x.{ext} -ar 16000 -ac 1 x.wav`") from e
         raise AudioError(path, "unreadable", f"not a readable audio file ({e})") from e
     sr = int(info.samplerate)
     if sr <= 0:
@@ -325,7 +401,7 @@ def _scan_one(p, min_dur_s: float, decode: bool, target_sr: int):
         if decode:
             load_audio(p, target_sr=target_sr, min_dur_s=min_dur_s)
     except AudioError as e:
-        return None, (str(p), e.reason, str(e))
+        return None, (printable_path(p), e.reason, printable_path(str(e)))
     return info, None
 
 

@@ -1,7 +1,9 @@
 """Build manifests (see :mod:`nessa_lib.data.manifest`) from real datasets on disk, and read official trial lists.
 
 Every reader returns ``(manifest_df, skipped)``: unreadable / empty / too-short files go to ``skipped``
-(``(path, reason, message)`` tuples from :func:`nessa_lib.data.audio.scan_audio`) instead of stopping the scan,
+(``(path, reason, message)`` tuples from :func:`nessa_lib.data.audio.scan_audio`) instead of stopping the scan, and
+so do files the audio library cannot open at all: names that are not valid UTF-8 ('unreadable_name', the path
+shown with ``\\xNN`` escapes) and audio containers libsndfile cannot decode ('unsupported_format', m4a/aac/...),
 so the data-prep stage can write them with :func:`nessa_lib.data.audio.write_skip_report`. Durations come from
 file headers (``soundfile.info``); with ``decode=True`` (what stage 01 does) every file is also decoded, in
 ``workers`` processes, so silent, NaN/inf and truncated files are skipped here rather than failing a later stage.
@@ -16,14 +18,13 @@ from collections import Counter
 
 import pandas as pd
 
-from nessa_lib.data.audio import scan_audio
+from nessa_lib.data.audio import (AudioError, name_is_readable, printable_path, readable_extensions, scan_audio,
+                                  unsupported_extensions)
 from nessa_lib.data.lists import read_trials
 from nessa_lib.data.manifest import COLUMNS
 
 logger = logging.getLogger(__name__)
 
-# Formats libsndfile cannot read but that speech corpora ship in; named in errors so users know to convert.
-_NEEDS_CONVERSION = ("m4a", "aac", "mp4", "opus", "wma")
 _FFMPEG_HINT = "ffmpeg -i x.m4a -ar 16000 -ac 1 x.wav"
 _VOX_SPEAKER = re.compile(r"^id\d+$")
 
@@ -52,7 +53,7 @@ def _check_root(root) -> str:
 
 
 def _other_formats_hint(counts: Counter) -> str:
-    conv = {e: n for e, n in counts.items() if e in _NEEDS_CONVERSION}
+    conv = {e: n for e, n in counts.items() if e in unsupported_extensions()}
     if not conv:
         return ""
     found = ", ".join(f"{n} .{e}" for e, n in sorted(conv.items()))
@@ -60,9 +61,27 @@ def _other_formats_hint(counts: Counter) -> str:
             f"e.g. `{_FFMPEG_HINT}`")
 
 
+def _refused(path: str, reason: str, detail: str) -> tuple:
+    """A ``skipped`` entry for a file that is never handed to the audio library."""
+    err = AudioError(printable_path(path), reason, detail)
+    return (err.path, reason, str(err))
+
+
+def _unopenable(path: str, ext: str):
+    """The ``skipped`` entry of a file soundfile cannot open (odd name, unsupported container), else ``None``."""
+    if not name_is_readable(path):
+        return _refused(path, "unreadable_name", "file name is not valid UTF-8, which soundfile cannot open: "
+                                                 "rename the file")
+    if ext in unsupported_extensions():
+        return _refused(path, "unsupported_format", f".{ext} audio cannot be decoded by soundfile; convert it to "
+                                                    f"wav first, e.g. `{_FFMPEG_HINT}`")
+    return None
+
+
 def _build(root: str, items, *, min_dur_s: float, progress: bool, source: str, decode: bool = False,
-           workers: int = 0):
-    """items: list of (utt_id, speaker_id, rel_path). Probe durations (and decode), return (manifest_df, skipped)."""
+           workers: int = 0, refused=()):
+    """items: list of (utt_id, speaker_id, rel_path). Probe durations (and decode), return (manifest_df, skipped);
+    ``refused``: skipped entries found while walking the folder, listed after the scan's own."""
     seen = {}
     for utt, _, rel in items:
         if utt in seen:
@@ -73,6 +92,7 @@ def _build(root: str, items, *, min_dur_s: float, progress: bool, source: str, d
                              desc=f"{'decode' if decode else 'probe'} {os.path.basename(root)}")
     dur = {info.path: info.duration_s for info in ok}
     rows = [(utt, spk, p, dur[p], "") for (utt, spk, _), p in zip(items, paths) if p in dur]
+    skipped = [*skipped, *refused]
     if not rows:
         reasons = Counter(r for _, r, _ in skipped)
         raise ValueError(f"{source} {root}: none of the {len(items)} audio file(s) is usable "
@@ -80,7 +100,7 @@ def _build(root: str, items, *, min_dur_s: float, progress: bool, source: str, d
     return pd.DataFrame(rows, columns=list(COLUMNS)), skipped
 
 
-def read_folder_dataset(root, exts=("wav", "flac"), *, min_dur_s: float = 0.5, progress: bool = False,
+def read_folder_dataset(root, exts=None, *, min_dur_s: float = 0.5, progress: bool = False,
                         decode: bool = False, workers: int = 0):
     """Manifest for any ``root/<speaker>/**/<file>.<ext>`` folder layout.
 
@@ -89,8 +109,10 @@ def read_folder_dataset(root, exts=("wav", "flac"), *, min_dur_s: float = 0.5, p
     root : str or os.PathLike
         Dataset folder; each first-level sub-folder is one speaker, audio may be nested below it.
         Files directly in ``root`` have no speaker and are ignored (logged). Dot-files are ignored.
-    exts : tuple of str
-        Audio extensions to collect, case-insensitive, without the dot.
+    exts : tuple of str, optional
+        Audio extensions to collect, case-insensitive, without the dot. Default: every container this soundfile
+        build decodes (:func:`nessa_lib.data.audio.readable_extensions`: wav, flac, ogg, mp3, aiff, ...). Files
+        in containers it cannot decode (m4a, aac, ...) are listed in ``skipped`` as 'unsupported_format'.
     min_dur_s : float
         Shorter files go to ``skipped``.
     progress : bool
@@ -105,14 +127,15 @@ def read_folder_dataset(root, exts=("wav", "flac"), *, min_dur_s: float = 0.5, p
         extension ('/' kept, e.g. ``alice/session1/003``), ``speaker_id`` its first component, ``path``
         absolute, ``split`` empty.
     skipped : list of (str, str, str)
-        ``(path, reason, message)`` for unusable files.
+        ``(path, reason, message)`` for unusable files, including those soundfile cannot open: 'unreadable_name'
+        (not valid UTF-8; ``path`` shows the stray bytes as ``\\xNN``) and 'unsupported_format'.
 
     Raises
     ------
     FileNotFoundError
         ``root`` does not exist.
     ValueError
-        No audio file with one of ``exts`` (the message names formats that need converting, e.g. m4a), two
+        No readable audio file with one of ``exts`` (the message names formats that need converting, e.g. m4a), two
         files with the same utt_id (``a.wav`` and ``a.flac``), or no usable file at all.
 
     Examples
@@ -126,24 +149,34 @@ def read_folder_dataset(root, exts=("wav", "flac"), *, min_dur_s: float = 0.5, p
     ([['alice/s1/001', 'alice', 1.0]], [])
     """
     root = _check_root(root)
-    wanted = {e.lower().lstrip(".") for e in exts}
-    items, counts, at_root = [], Counter(), 0
+    wanted = {e.lower().lstrip(".") for e in (readable_extensions() if exts is None else exts)}
+    audio_like = wanted | set(unsupported_extensions())
+    items, refused, counts, at_root = [], [], Counter(), 0
     for rel in _walk(root):
         e = _ext(rel)
         counts[e] += 1
-        if e not in wanted:
+        if e not in audio_like:
             continue
         if "/" not in rel:
             at_root += 1
             continue
-        items.append((os.path.splitext(rel)[0], rel.split("/", 1)[0], rel))
+        bad = _unopenable(os.path.join(root, rel), e)
+        if bad is not None:
+            refused.append(bad)  # listed, never handed to soundfile (which would raise, or not decode it)
+        elif e in wanted:
+            items.append((os.path.splitext(rel)[0], rel.split("/", 1)[0], rel))
     if at_root:
         logger.warning("%s: ignoring %d audio file(s) directly in the root (no speaker folder)", root, at_root)
     if not items:
-        raise ValueError(f"folder dataset {root}: no audio files with extension(s) {sorted(wanted)} under "
-                         f"<root>/<speaker>/{_other_formats_hint(counts)}")
+        names = [m for _, r, m in refused if r == "unreadable_name"]  # (unsupported formats: the hint says it)
+        first = f"; {len(names)} file(s) with names soundfile cannot open, first: {names[0]}" if names else ""
+        raise ValueError(f"folder dataset {printable_path(root)}: no audio files with extension(s) "
+                         f"{sorted(wanted)} under <root>/<speaker>/{_other_formats_hint(counts)}{first}")
+    if refused:
+        logger.warning("%s: skipping %d file(s) soundfile cannot open (first: %s)", printable_path(root),
+                       len(refused), refused[0][2])
     return _build(root, items, min_dur_s=min_dur_s, progress=progress, source="folder dataset", decode=decode,
-                  workers=workers)
+                  workers=workers, refused=refused)
 
 
 def read_voxceleb(root, *, min_dur_s: float = 0.5, progress: bool = False,
@@ -212,7 +245,7 @@ def read_voxceleb(root, *, min_dur_s: float = 0.5, progress: bool = False,
                 break
         raise ValueError(f"VoxCeleb root {root}: no speaker folders named id<digits> (expected "
                          f"root/id10001/<video>/00001.wav){hint}")
-    items, counts, off_layout = [], Counter(), 0
+    items, refused, counts, off_layout = [], [], Counter(), 0
     for spk in spk_dirs:
         for rel in _walk(os.path.join(root, spk)):
             rel = f"{spk}/{rel}"
@@ -222,6 +255,10 @@ def read_voxceleb(root, *, min_dur_s: float = 0.5, progress: bool = False,
                 continue
             if rel.count("/") != 2:
                 off_layout += 1  # not id/video/file: not part of the standard layout, ignore
+                continue
+            bad = _unopenable(os.path.join(root, rel), e)
+            if bad is not None:
+                refused.append(bad)
                 continue
             items.append((rel, spk, rel))
     if off_layout:
@@ -237,7 +274,7 @@ def read_voxceleb(root, *, min_dur_s: float = 0.5, progress: bool = False,
         logger.warning("%s: ignoring %d .m4a file(s) (only .wav is read; convert them with `%s`)",
                        root, counts["m4a"], _FFMPEG_HINT)
     return _build(root, items, min_dur_s=min_dur_s, progress=progress, source="VoxCeleb root", decode=decode,
-                  workers=workers)
+                  workers=workers, refused=refused)
 
 
 def read_voxceleb_trials(path, manifest_df: pd.DataFrame) -> pd.DataFrame:

@@ -5,12 +5,20 @@ notebook's ``parameters`` cell only selects the run (which encoder, which pair, 
 notebook reads everything else from its section of ``params.yaml``. The executed copy lands in
 ``reports/<stage>[/<item>]/NN_<stage>.ipynb`` with an HTML rendering beside it, and papermill shows a progress
 bar over the notebook's cells; ``log_output`` also streams the cells' output as it comes.
+
+Interrupting. The kernel runs in its own session, so a Ctrl-C or SIGTERM sent to ``dvc repro``'s process group
+(which DVC forwards to this runner) never reaches it or the worker processes it started. The runner therefore
+handles SIGINT and SIGTERM itself: it stops its whole process tree (the kernel, its workers, their resource
+tracker: SIGTERM, then SIGKILL after :data:`GRACE_S`), renders what was executed so far, and exits with status
+128 + the signal number (130, 143). A second signal while it cleans up exits at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 import threading
 import time
@@ -22,6 +30,30 @@ from nessa_lib.stages.schema import PARAMS_FILE
 
 KERNEL = "python3"
 KERNEL_LOG_LEVEL = "ERROR"  # the kernel process's own log (not cell output)
+GRACE_S = 3.0  # seconds the kernel's processes get to exit on SIGTERM before SIGKILL
+CLEANUP_S = 30.0  # after an interrupt, the runner exits by force if rendering the partial notebook hangs
+
+
+class StageInterrupted(Exception):
+    """The runner got SIGINT or SIGTERM; its process tree has been stopped."""
+
+    def __init__(self, signum: int, stopped: list):
+        self.signum, self.stopped = signum, stopped
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+
+
+def _on_signal(signum, frame) -> None:
+    """Stop every process of the run, then unwind (so the partly executed notebook is still rendered)."""
+    from nessa_lib.parallel import terminate_tree
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # impatience: a second signal exits at once
+        signal.signal(sig, lambda s, f: os._exit(128 + s))
+    stopped = terminate_tree(grace_s=GRACE_S)
+    # Whatever the unwinding runs into (a hung HTML rendering), the runner exits within CLEANUP_S.
+    timer = threading.Timer(CLEANUP_S, os._exit, args=(128 + signum,))
+    timer.daemon = True
+    timer.start()
+    raise StageInterrupted(signum, stopped)
 
 
 def read_notebook(path):
@@ -144,9 +176,14 @@ def main(argv=None) -> int:
     from papermill.exceptions import PapermillExecutionError
 
     label = f"{args.stage}{'@' + args.item if args.item else ''}"
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         run_stage(args.stage, args.item, params_file=args.params_file, progress=not args.no_progress,
                   log_output=args.log_output)
+    except StageInterrupted as err:
+        print(f"\nstage {label} {err}: stopped the notebook kernel and {max(len(err.stopped) - 1, 0)} process(es) "
+              f"it started; the partly executed notebook is in reports/{args.stage}/", file=sys.stderr)
+        return 128 + err.signum
     except PapermillExecutionError as err:
         print(f"\nstage {label} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n(the executed "
               f"notebook, with the error at the top, and its HTML are in reports/{args.stage}/)", file=sys.stderr)
@@ -154,6 +191,15 @@ def main(argv=None) -> int:
     except ValueError as err:
         print(f"error: stage {label}: {err}", file=sys.stderr)
         return 2
+    finally:
+        # Nothing of the run outlives it, whatever ended it: a kernel that left worker processes behind, say.
+        from nessa_lib.parallel import terminate_tree
+
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        terminate_tree(grace_s=GRACE_S)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 

@@ -51,6 +51,7 @@ from nessa_lib.data import augment as _aug
 from nessa_lib.data.synth import espeak as _es
 from nessa_lib.data.synth.sentences import sentence
 from nessa_lib.data.synth.voices import VOICE_VERSION, sample_voice, utterance_prosody, utterance_voice, variant_text
+from nessa_lib.parallel import die_with_parent
 
 __all__ = ["generate_corpus", "speaker_id", "synthesize_utterance", "trim_silence", "CORPUS_VERSION"]
 
@@ -183,6 +184,7 @@ def _babble_bank(seed: int, data_dir: str) -> list[np.ndarray]:
 
 
 def _babble_worker(seed, data_dir, out_file, q):
+    die_with_parent()  # an interrupted stage must not leave this writing (issue 24)
     try:
         bank = _babble_bank(seed, data_dir)
         np.savez(out_file, *bank)
@@ -192,6 +194,7 @@ def _babble_worker(seed, data_dir, out_file, q):
 
 
 def _worker(w, spk_indices, cfg, q):
+    die_with_parent()  # a killed stage left corpus workers rewriting the corpus (issue 24)
     try:
         import soundfile as sf
 
