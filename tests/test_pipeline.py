@@ -215,6 +215,26 @@ def test_every_encoder_entry_builds_a_config():
     assert set(p.recipe) == fields - per_model - per_architecture
 
 
+def test_encoder_code_defaults_are_the_params_values():
+    """One value, one home: the library's encoder defaults (EncoderConfig's fields, the CLI's DEFAULT_CONFIGS) are
+    pinned to params.yaml's recipe and entries, so a run without params.yaml trains what the study trains."""
+    from nessa_lib.encoders.config import DEFAULT_CONFIGS, EncoderConfig
+    from nessa_lib.stages import train_encoder
+
+    p = train_encoder.load(root=ROOT)
+    defaults = {f.name: f.default for f in dataclasses.fields(EncoderConfig)}
+    for key, value in p.recipe.items():
+        assert defaults[key] == value, (
+            f"params.yaml train_encoder.recipe.{key} = {value!r} but EncoderConfig's default is {defaults[key]!r}: "
+            "change both")
+    for name, spec in p.encoders.items():
+        if "pretrained" in spec:
+            continue
+        ours = EncoderConfig.from_dict({**train_encoder.encoder_spec(p, name), "seed": 0}).to_dict()
+        code = EncoderConfig.from_dict({**DEFAULT_CONFIGS[name], "seed": 0}).to_dict()
+        assert ours == code, f"encoder {name}: params.yaml and DEFAULT_CONFIGS differ"
+
+
 def test_aligner_hparams_cover_every_setting():
     """params.yaml holds every aligner hyper-parameter value, and the library's defaults (used when the library is
     called without params.yaml) are pinned to the same values: one value, one home, no drift."""
