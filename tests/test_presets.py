@@ -98,3 +98,39 @@ def test_apply_keeps_the_written_form_of_values_and_untouched_nulls(root):
                                  "    resemblyzer: {pretrained: resemblyzer}\n")
     apply_preset("q.yaml", out="out.yaml", root=root)
     assert "    xvector: {architecture: resnet, resnet_blocks: [3, 4, 6, 3]}" in (root / "out.yaml").read_text()
+
+
+def test_dry_run_prints_the_diff_and_writes_nothing(root, monkeypatch, capsys):
+    monkeypatch.chdir(root)
+    (root / "dvc.yaml").write_text("stages: {}\n")
+    (root / "p.yaml").write_text("base: {seed: 3}\n")
+    before = (root / "params.yaml").read_text()
+    assert main(["p.yaml", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "-  seed: 0" in out and "+  seed: 3" in out
+    assert (root / "params.yaml").read_text() == before
+    assert sorted(f.name for f in root.iterdir()) == ["dvc.yaml", "p.yaml", "params.yaml"]
+
+
+def test_a_broken_parameters_file_is_named_without_a_traceback(root, monkeypatch, capsys):
+    monkeypatch.chdir(root)
+    (root / "dvc.yaml").write_text("stages: {}\n")
+    (root / "p.yaml").write_text("base: {seed: 3}\n")
+    (root / "params.yaml").write_text("train_encoder:\n  batch_size: 16 threads: 2\n")
+    assert main(["p.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "params.yaml: not valid YAML" in err and "Traceback" not in err
+
+
+def test_preset_applies_to_a_params_file_rewritten_by_dvc(root):
+    """`dvc exp run -S` rewrites params.yaml in its own YAML style (ruamel round trip: '' quotes, empty nulls,
+    wrapped flow lists); a preset must still apply to it."""
+    from dvc.utils.serialize import modify_yaml
+
+    with modify_yaml(str(root / "params.yaml")) as d:
+        d["fit_aligners"]["hparams"]["nessa-m3"]["hidden_dim"] = 128
+    shutil.copy(paths.repo_root() / "presets" / "voxceleb1-pretrained.yaml", root / "v.yaml")
+    out = load_params(apply_preset("v.yaml", out="out.yaml", root=root))
+    assert out["fit_aligners"]["hparams"]["nessa-m3"]["hidden_dim"] == 128
+    assert out["prepare_data"]["source"] == "voxceleb"
+

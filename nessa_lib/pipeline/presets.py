@@ -79,8 +79,11 @@ def _round_trip_yaml():
     return y
 
 
-def apply_preset(preset, *, base=PARAMS_FILE, out=PARAMS_FILE, root=None) -> Path:
+def apply_preset(preset, *, base=PARAMS_FILE, out=PARAMS_FILE, root=None, dry_run: bool = False) -> Path:
     """Write ``base`` with the changes of ``preset`` to ``out`` (all repository-relative); return ``out``.
+
+    With ``dry_run`` nothing is written; the unified diff between ``out`` (or ``base`` when ``out`` does not exist)
+    and what would be written is printed instead.
 
     The result is checked with :func:`~nessa_lib.pipeline.params.load_params` before it replaces ``out``: an
     unknown key or a mistyped value leaves ``out`` untouched.
@@ -111,7 +114,14 @@ def apply_preset(preset, *, base=PARAMS_FILE, out=PARAMS_FILE, root=None) -> Pat
     if not isinstance(changes, dict) or not changes:
         raise ValueError(f"{preset_file}: a preset must be a non-empty mapping laid out like params.yaml")
     base_file = paths.resolve(base, root)
-    data = y.load(base_file.read_text())
+    if not base_file.is_file():
+        raise FileNotFoundError(f"parameters file not found: {base_file}")
+    try:
+        data = y.load(base_file.read_text())
+    except YAMLError as err:
+        raise ValueError(f"{base_file}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{base_file}: the top level must be a mapping of sections")
     try:
         merge(data, changes)
     except (KeyError, ValueError) as err:
@@ -124,6 +134,13 @@ def apply_preset(preset, *, base=PARAMS_FILE, out=PARAMS_FILE, root=None) -> Pat
     found = problems(yaml.safe_load(buf.getvalue()), f"{target.name} (with {preset_file.name})")
     if found:
         raise ValueError(f"{preset_file} gives an invalid parameters file:\n" + "\n".join(found))
+    if dry_run:
+        import difflib
+
+        before = (target if target.is_file() else base_file).read_text().splitlines(keepends=True)
+        sys.stdout.writelines(difflib.unified_diff(before, buf.getvalue().splitlines(keepends=True),
+                                                   str(out), f"{out} (with {preset_file.name})"))
+        return target
     atomic_write_text(target, buf.getvalue())
     return target
 
@@ -133,12 +150,15 @@ def main(argv=None) -> int:
     parser.add_argument("preset", help="a preset YAML file (e.g. presets/voxceleb1-pretrained.yaml)")
     parser.add_argument("--base", default=PARAMS_FILE, help="parameters file the preset changes (default: %(default)s)")
     parser.add_argument("--out", default=PARAMS_FILE, help="file to write (default: %(default)s, in place)")
+    parser.add_argument("--dry-run", action="store_true", help="write nothing; print the diff it would make")
     args = parser.parse_args(argv)
     try:
-        out = apply_preset(args.preset, base=args.base, out=args.out)
+        out = apply_preset(args.preset, base=args.base, out=args.out, dry_run=args.dry_run)
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.dry_run:
+        return 0
     print(f"wrote {out} ({args.base} with {args.preset}); see `git diff {args.out}`, then `dvc repro`")
     return 0
 
