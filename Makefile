@@ -17,7 +17,9 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
+# The whole params.yaml is checked first: a mistake stops here, before DVC removes any stage's outputs.
 repro: venv
+	$(BIN)/python -m nessa_lib.pipeline.validate
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 test: venv

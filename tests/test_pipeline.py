@@ -176,6 +176,22 @@ def test_params_errors_name_the_key(tmp_path, edit, message):
     assert message in str(err.value) and "params.yaml" in str(err.value)
 
 
+def test_validate_cli_lists_every_problem_before_anything_runs(tmp_path, monkeypatch, capsys):
+    from nessa_lib.pipeline.validate import main
+
+    data = copy.deepcopy(PARAMS)
+    data["evaluate"].update(bootstrap_rounds=-5)
+    data["fit_aligners"]["methods"].append("nessa-m4")
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert "2 problem(s); nothing was run" in err
+    assert "evaluate.bootstrap_rounds must be >= 1" in err and "fit_aligners.methods must be one of" in err
+    assert main(["missing.yaml"]) == 2 and "parameters file not found" in capsys.readouterr().err
+
+
 def test_float_written_without_dot_gets_a_hint(tmp_path):
     data = copy.deepcopy(PARAMS)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(data).replace("ab_far: 0.01", "ab_far: 1e-2"))
