@@ -4,7 +4,6 @@ What each stage computes lives in :mod:`nessa_lib.stages` (one module per stage,
 package runs the stages and keeps ``dvc.yaml`` honest about them.
 
 - :mod:`nessa_lib.pipeline.params`: the whole ``params.yaml`` checked through every stage's parameters.
-- :mod:`nessa_lib.pipeline.validate`: ``python -m nessa_lib.pipeline.validate``, that check before anything runs.
 - :mod:`nessa_lib.pipeline.layout`: the stages and the folders each one reads and writes.
 - :mod:`nessa_lib.pipeline.deps`: every stage's ``nessa_lib`` dependencies, from the import graph.
 - :mod:`nessa_lib.pipeline.run`: runs a stage's notebook with papermill (``python -m nessa_lib.pipeline.run``).

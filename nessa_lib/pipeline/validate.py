@@ -1,5 +1,7 @@
 """``python -m nessa_lib.pipeline.validate [PARAMS_FILE]``: check the whole study's parameters before anything runs.
 
+(Not listed in the package docstring on purpose: ``pipeline/__init__.py`` is a dependency of every stage.)
+
 Every section of ``params.yaml`` against its stage's schema (types, ranges, choices) and the references between
 sections (the models a pair names are extracted, the extracted models are encoders ...), every problem at once,
 each naming its key path. ``make repro`` runs it before ``dvc repro``, so a mistake is found before DVC removes
