@@ -479,6 +479,10 @@ def test_stage_splits_and_condition_in_processes(manifest, tmp_path):
         assert (d / "eval.npz").is_file() and (d / "eval+aug.npz").is_file()
     for x, y in zip(out[1], out[2]):
         assert list(x.utt_ids) == list(y.utt_ids) and x.embeddings.tobytes() == y.embeddings.tobytes()
+    # A bad process count is refused before anything is embedded or written.
+    with pytest.raises(ValueError, match="processes must be an integer >= 1, got 0"):
+        extract_splits(df, FakeEncoder(), ["align", "eval"], tmp_path / "p0", batch_size=2, processes=0)
+    assert not (tmp_path / "p0").exists()
 
 
 def test_audio_error_survives_pickling():

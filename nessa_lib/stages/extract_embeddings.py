@@ -122,9 +122,7 @@ def extract_splits(manifest_df, encoder, splits, out_dir, *, train_utts_per_spea
     from nessa_lib.data.splits import first_utterances
     from nessa_lib.embeddings import save_embeddings
 
-    if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)) or processes < 1:
-        raise ValueError(f"processes must be an integer >= 1, got {processes!r}")
-    tasks = []
+    tasks = []  # extract_tasks checks `processes` before any extraction starts
     for split in splits:
         rows = manifest_df[manifest_df.split == split]
         if rows.empty:
