@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nessa_lib import cpu_kernels
 from nessa_lib.stages import evaluate, extract_embeddings, fit_aligners, prepare_data, schema, train_encoder
 
 PARAMS_FILE = schema.PARAMS_FILE
@@ -22,6 +23,8 @@ STAGE_PARAMS = {
     "evaluate": evaluate.Params,
 }
 SECTIONS = ("base", *STAGE_PARAMS)
+#: The keys of the ``base`` section, which every stage reads.
+BASE_KEYS = ("seed", "cpu_kernels")
 
 
 def _references(data: dict) -> list[str]:
@@ -66,10 +69,14 @@ def problems(data, where: str = PARAMS_FILE) -> list[str]:
         return [f"{where}: the top level must be a mapping of sections"]
     out = [f"{where}: unknown section {s!r}; valid: {list(SECTIONS)}" for s in data if s not in SECTIONS]
     base = data.get("base")
-    if not (isinstance(base, dict) and set(base) == {"seed"}):
-        out.append(f"{where}: base must be a mapping with exactly the key 'seed', got {base!r}")
-    elif isinstance(base["seed"], bool) or not isinstance(base["seed"], int):
-        out.append(f"{where}: base.seed must be an integer, got {base['seed']!r}")
+    if not (isinstance(base, dict) and set(base) == set(BASE_KEYS)):
+        out.append(f"{where}: base must be a mapping with exactly the keys {list(BASE_KEYS)}, got {base!r}")
+    else:
+        if isinstance(base["seed"], bool) or not isinstance(base["seed"], int):
+            out.append(f"{where}: base.seed must be an integer, got {base['seed']!r}")
+        if base["cpu_kernels"] not in cpu_kernels.SETTINGS:
+            out.append(f"{where}: base.cpu_kernels must be one of {list(cpu_kernels.SETTINGS)}, "
+                       f"got {base['cpu_kernels']!r}")
     if out:
         return out
     for section, cls in STAGE_PARAMS.items():

@@ -6,6 +6,10 @@ notebook reads everything else from its section of ``params.yaml``. The executed
 ``reports/<stage>[/<item>]/NN_<stage>.ipynb`` with an HTML rendering beside it, and papermill shows a progress
 bar over the notebook's cells; ``log_output`` also streams the cells' output as it comes.
 
+CPU kernels. The kernel starts with the environment of ``base.cpu_kernels`` (:mod:`nessa_lib.cpu_kernels`): by
+default every library capped to its AVX2 code path, so that AVX2 and AVX-512 machines train the same encoders.
+Torch reads it at import, which is why the runner, not the notebook, sets it.
+
 Interrupting. The kernel runs in its own session, so a Ctrl-C or SIGTERM sent to ``dvc repro``'s process group
 (which DVC forwards to this runner) never reaches it or the worker processes it started. The runner therefore
 handles SIGINT and SIGTERM itself: it stops its whole process tree (the kernel, its workers, their resource
@@ -24,9 +28,9 @@ import threading
 import time
 from pathlib import Path
 
-from nessa_lib import paths
+from nessa_lib import cpu_kernels, paths
 from nessa_lib.pipeline import layout
-from nessa_lib.stages.schema import PARAMS_FILE
+from nessa_lib.stages.schema import PARAMS_FILE, read_params_file
 
 KERNEL = "python3"
 KERNEL_LOG_LEVEL = "ERROR"  # the kernel process's own log (not cell output)
@@ -140,6 +144,7 @@ def run_stage(stage: str, item: str | None = None, *, root=None, params_file: st
     out = layout.report_dir(stage, item, root) / s.executed_name
     out.parent.mkdir(parents=True, exist_ok=True)
     nb = read_notebook(root / s.notebook)
+    kernels = cpu_kernels.check_setting((read_params_file(params_file, root).get("base") or {}).get("cpu_kernels"))
     # Papermill's and the kernel's own chatter is not the user's business: the progress bar, the cells' output
     # (with log_output) and errors still show. The kernel's "running over TCP without encryption" notice is
     # its own log (a local kernel on loopback), silenced by its log level.
@@ -149,10 +154,11 @@ def run_stage(stage: str, item: str | None = None, *, root=None, params_file: st
     warm = threading.Thread(target=_import_html_exporter, name="import-nbconvert", daemon=True)
     warm.start()
     try:
-        pm.execute_notebook(nb, str(out), parameters=parameters, cwd=str(root), kernel_name=KERNEL,
-                            progress_bar=progress and {"desc": f"{stage}{'@' + item if item else ''}"},
-                            log_output=log_output, request_save_on_cell_execute=True,
-                            extra_arguments=[f"--IPKernelApp.log_level={KERNEL_LOG_LEVEL}"])
+        with cpu_kernels.applied(kernels):  # the kernel (and the workers it starts) inherit the environment
+            pm.execute_notebook(nb, str(out), parameters=parameters, cwd=str(root), kernel_name=KERNEL,
+                                progress_bar=progress and {"desc": f"{stage}{'@' + item if item else ''}"},
+                                log_output=log_output, request_save_on_cell_execute=True,
+                                extra_arguments=[f"--IPKernelApp.log_level={KERNEL_LOG_LEVEL}"])
     finally:
         warm.join()
         if out.is_file():
