@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: venv repro test test-fast bench check-report lock clean-venv
+.PHONY: venv repro verify test test-fast bench check-report lock clean-venv
 
 venv: $(VENV)/.installed
 
@@ -18,9 +18,18 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	touch $@
 
 # The whole params.yaml is checked first: a mistake stops here, before DVC removes any stage's outputs.
+# Afterwards, the figures that differ from the published run beyond their tolerance are listed (an experiment
+# is expected to differ; `make verify` is the strict check of a reproduction).
 repro: venv
 	$(BIN)/python -m nessa_lib.pipeline.validate
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	@$(BIN)/python -m nessa_lib.pipeline.verify --failures-only || echo "(make repro: your run differs from the published one where listed above; see README, Reproducing the study)"
+
+# Your run against the published one (git HEAD, or PUBLISHED=<rev>): every headline figure within its tolerance,
+# every verdict equal, and the nbval key-number cell of the committed notebook re-run on your data.
+PUBLISHED ?= HEAD
+verify: venv
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m nessa_lib.pipeline.verify --published $(PUBLISHED) --nbval
 
 test: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest

@@ -22,14 +22,14 @@ import pytest
 import soundfile as sf
 import torch
 
+from nessa_lib import cpu_kernels
 from nessa_lib.data.manifest import write_manifest
 
 SR = 16000
 #: The simulated AVX2-only machine (benchmarks/bench_isa_repro.py's AVX2_SIM).
 AVX2_CAPS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
-#: The setting docs/reproducibility.md recommends for every machine (with a fixed thread count). If the pipeline
-#: adopts it, import it from there instead.
-REPRO_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}
+#: The pipeline's default setting (params.yaml's base.cpu_kernels: avx2), with a fixed thread count.
+REPRO_ENV = cpu_kernels.SETTINGS["avx2"]
 _CONTROLLED = (*AVX2_CAPS, *REPRO_ENV, "DNNL_MAX_CPU_ISA", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 THREADS = 2  # params.yaml's train_encoder.threads
 
@@ -60,11 +60,14 @@ for arch, obj in (("xvector", "softmax"), ("ecapa", "aam")):
 print(json.dumps(out))
 """
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() != "AVX512",
-                       reason="no AVX-512 here: the capped and uncapped runs would execute the same kernels"),
-]
+pytestmark = pytest.mark.slow
+needs_avx512 = pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() != "AVX512",
+                                  reason="no AVX-512 here: the capped and uncapped runs would execute the same kernels")
+#: The two-step exports' hashes under the pipeline's setting, recorded on the machine that made dvc.lock (AVX-512,
+#: see docs/reproducibility.md). Any x86-64 machine with AVX2 must reproduce them: this is the cross-machine check
+#: the simulation above cannot make. A torch, oneDNN or encoder change that moves them is a reason to re-run the
+#: study and record them again (`python tests/test_isa_repro.py` prints them).
+RECORDED = Path(__file__).parent / "data" / "isa_repro_hashes.json"
 
 
 @pytest.fixture(scope="module")
@@ -106,15 +109,41 @@ def _train(manifest, *envs: dict) -> list[dict]:
     return out
 
 
+@needs_avx512
 def test_recommended_setting_trains_the_same_bits_with_and_without_avx512(manifest):
     avx512, avx2 = _train(manifest, REPRO_ENV, {**AVX2_CAPS, **REPRO_ENV})
     assert (avx512["capability"], avx2["capability"]) == ("AVX2", "AVX2")
     assert avx512 == avx2
 
 
+@needs_avx512
 def test_without_the_setting_avx512_changes_the_bits(manifest):
     """The comparison above can fail: unset, AVX-512 kernels (oneDNN's convolutions, ATen's softmax) round
     differently from the AVX2 ones: on 2026-12-06 both encoders' weights differed after two steps."""
     avx512, avx2 = _train(manifest, {}, AVX2_CAPS)
     assert (avx512["capability"], avx2["capability"]) == ("AVX512", "AVX2")
     assert (avx512["xvector"], avx512["ecapa"]) != (avx2["xvector"], avx2["ecapa"])
+
+
+@pytest.mark.skipif(not torch.backends.cpu.get_cpu_capability().startswith("AVX"),
+                    reason="not an x86-64 CPU with AVX2: the recorded hashes are for x86 kernels")
+def test_the_setting_reproduces_the_recorded_hashes(manifest):
+    """This machine, under the pipeline's setting, trains the bits recorded on the machine that made dvc.lock."""
+    (got,) = _train(manifest, REPRO_ENV)
+    recorded = json.loads(RECORDED.read_text())
+    assert {k: got[k] for k in ("xvector", "ecapa")} == {k: recorded[k] for k in ("xvector", "ecapa")}, (
+        "the two-step training under base.cpu_kernels=avx2 gives other bits than recorded: this machine would not "
+        "reproduce dvc.lock's encoders (docs/reproducibility.md)")
+
+
+if __name__ == "__main__":  # record the hashes: python tests/test_isa_repro.py
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        m = manifest.__wrapped__(type("F", (), {"mktemp": staticmethod(lambda n: Path(tempfile.mkdtemp(dir=d)))})())
+        (out,) = _train(m, REPRO_ENV)
+    RECORDED.parent.mkdir(exist_ok=True)
+    RECORDED.write_text(json.dumps({"xvector": out["xvector"], "ecapa": out["ecapa"], "torch": torch.__version__,
+                                    "recorded_on_capability": torch.backends.cpu.get_cpu_capability()}, indent=1)
+                        + "\n")
+    print(RECORDED.read_text())
