@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: venv repro verify test test-fast bench check-report lock clean-venv
+.PHONY: venv repro verify pull test test-fast bench check-report lock clean-venv
 
 venv: $(VENV)/.installed
 
@@ -30,6 +30,14 @@ repro: venv
 PUBLISHED ?= HEAD
 verify: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m nessa_lib.pipeline.verify --published $(PUBLISHED) --nbval
+
+# Stages 01-03's outputs (corpus, encoders, embeddings) from your DVC remote (docs/sharing.md), then a check that
+# they are what this checkout's params.yaml and code would build, so that `make repro` starts at stage 04.
+pull: venv
+	$(BIN)/dvc pull --with-deps extract_embeddings
+	@$(BIN)/dvc status --with-deps extract_embeddings -q || { $(BIN)/dvc status --with-deps extract_embeddings; \
+	  echo "make pull: the stages above differ from the pulled dvc.lock (params.yaml or code changed?);" \
+	       "dvc repro would re-run them (docs/sharing.md)"; exit 1; }
 
 test: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
