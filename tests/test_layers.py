@@ -13,7 +13,7 @@ from nessa_lib.pipeline import deps
 
 # (rank, group): a module may import another of a lower rank, or of its own group.
 HELPERS = {"nessa_lib", "nessa_lib.paths", "nessa_lib.io", "nessa_lib.checks", "nessa_lib.batches",
-           "nessa_lib.parallel", "nessa_lib.devices", "nessa_lib.losses", "nessa_lib.plots", "nessa_lib.toy",
+           "nessa_lib.parallel", "nessa_lib.devices", "nessa_lib.cpu_kernels", "nessa_lib.losses", "nessa_lib.plots", "nessa_lib.toy",
            "nessa_lib.embeddings"}
 PACKAGES = [  # (prefix, rank, group)
     ("nessa_lib.data", 1, "data"),
