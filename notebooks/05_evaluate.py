@@ -130,18 +130,26 @@ abl.round(4)
 # %% [markdown]
 # ## 5 · Deployment check: would the A/B aligners hold on traffic recorded differently?
 # An aligner is fitted on one domain; before stored profiles are migrated, `python -m nessa_lib.migrate ... --check`
-# compares its pair agreement (cosine between the two mapped sides of the same utterance) on a small paired sample
-# of the target traffic with its fit data, and flags the sample when the median falls below the fit's 5th
-# percentile. Here the sample is the first evaluation utterances of each speaker as recorded and degraded with the
-# `check_condition` preset (stage 03), a condition the aligners never saw; with speaker labels the check also gives
-# the EER on the sample with a 95 % speaker interval. It checks stage 04's aligners of the A/B pair (first seed); it
-# is skipped when stage 04 did not fit that pair or `extract_embeddings.check_condition` is empty.
+# compares a small paired sample of the target traffic with the fit data (statistics stored in the aligner file):
+# the pair agreement (cosine between the two mapped sides of the same utterance; flagged below the fit's 5th
+# percentile), and two statistics that see a collapsed or scrambled space where agreement stays high: the
+# non-pair cosines (different utterances; flagged when their median is above the fit's 95th percentile) and the
+# pair identification rate (share of utterances whose nearest mapped neighbour is their own pair, at the same
+# sample size; flagged below half the fit's 5th percentile). With speaker labels it gives the EERs on the sample
+# with 95 % speaker intervals and the gain over keeping X (X/X EER minus aligned EER, paired interval), and flags
+# an aligned system that is not better than X. Samples: the first evaluation utterances of each speaker as
+# recorded, degraded with the `check_condition` preset (stage 03, a condition the aligners never saw), and a
+# synthetic collapse (the recorded sample with every utterance pulled toward the first one, seen alike by both
+# models: `deployment.pull_toward_one`), which the check must flag. It checks stage 04's aligners of the A/B pair
+# (first seed); it is skipped when stage 04 did not fit that pair or `extract_embeddings.check_condition` is empty.
 
 # %%
 check = pd.DataFrame(columns=["method", "sample"]).set_index(["method", "sample"])  # written empty when skipped
 if p.check_condition and ab_aligners:
-    check = deployment.check_table(ab_aligners, study.condition_samples(p.ab_model_a, p.ab_model_b, p.check_condition),
-                                   n_rounds=p.check_rounds, seed=p.seed)
+    check_samples = study.condition_samples(p.ab_model_a, p.ab_model_b, p.check_condition)
+    x_rec, y_rec, spk_rec = check_samples["as recorded"]
+    check_samples["synthetic collapse"] = (*deployment.pull_toward_one(x_rec, y_rec), spk_rec)
+    check = deployment.check_table(ab_aligners, check_samples, n_rounds=p.check_rounds, seed=p.seed)
 check.to_csv(reports / "deployment_check.csv")
 check.round(4)
 
