@@ -353,3 +353,14 @@ def test_matches_sklearn_roc_curve(decimals):
         assert m[f"min_dcf_p{p}"] == pytest.approx(brute_min_dcf_vec(far, frr, p), abs=1e-12)
     for f in (0.01, 0.05):
         assert m[f"frr_at_far{f}"] == pytest.approx(frr[far <= f].min(), abs=1e-12)
+
+
+def test_frr_key_names_verification_metrics_columns():
+    """operating_points.frr_key builds the names metrics.verification_metrics writes (two homes of one format,
+    kept apart so stages 01-03 do not depend on the operating points)."""
+    from nessa_lib.evaluation import metrics, operating_points
+
+    fars = (0.01, 0.05, 0.125, 0.3)
+    m = metrics.verification_metrics([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1], fars=fars)
+    assert {operating_points.frr_key(f) for f in fars} <= set(m)
+    assert operating_points.DEFAULT_FARS == metrics.verification_metrics.__defaults__[1]

@@ -22,7 +22,7 @@ import pandas as pd
 
 from nessa_lib.data.lists import make_enrollment_and_trials
 from nessa_lib.embeddings import PairedSplits
-from nessa_lib.evaluation import metrics
+from nessa_lib.evaluation import metrics, operating_points
 from nessa_lib.evaluation.ablation import _nested_order
 from nessa_lib.evaluation.lists import score_lists
 from nessa_lib.evaluation.tables import aligned_scores, fit_aligners
@@ -420,7 +420,7 @@ def operating_point_rows(far: float, cal: Mapping, cal_labels, ev: Mapping, ev_l
             frr_at_aa_threshold=frr_aa,
         )
         if boot is not None:
-            sm = {"eer": rounds[name]["eer"], "frr_at_far_oracle": rounds[name][metrics.frr_key(far)]}
+            sm = {"eer": rounds[name]["eer"], "frr_at_far_oracle": rounds[name][operating_points.frr_key(far)]}
             sm["far_deployed"], sm["frr_deployed"] = boot.rates_at(s, thr[name])
             sm["far_at_aa_threshold"], sm["frr_at_aa_threshold"] = boot.rates_at(s, thr[AB_CONTROL])
             samples[name] = sm

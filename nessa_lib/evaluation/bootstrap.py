@@ -24,7 +24,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from nessa_lib.evaluation.metrics import DEFAULT_FARS, frr_key
+from nessa_lib.evaluation.operating_points import DEFAULT_FARS, frr_key
 
 # Rounds evaluated together: as many as keep each (rounds x trials) float64 array near 6 MB, so the chain of
 # array operations below stays in the processor's cache. On the default study's 31,350 trials that is 23 rounds,

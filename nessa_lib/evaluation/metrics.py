@@ -34,14 +34,8 @@ __all__ = [
     "eer",
     "min_dcf",
     "frr_at_far",
-    "frr_key",
     "verification_metrics",
-    "DEFAULT_FARS",
 ]
-
-# FAR limits of FRR@FAR when a caller names none: 1 % and 5 %. The study passes its own list
-# (``evaluate.far_targets`` in params.yaml, which adds the paper's 12.5 %).
-DEFAULT_FARS = (0.01, 0.05)
 
 # Per-class size of the strided subsample used to place value windows. Sorting 2 x 32 k values
 # costs ~2 ms; larger samples give narrower windows but the window sort is already cheap.
@@ -582,21 +576,8 @@ def frr_at_far(scores, labels, far: float) -> float:
     return TrialScores.from_scores(scores, labels).frr_at_far(far)
 
 
-def frr_key(far: float) -> str:
-    """The name of the FRR@FAR metric at FAR limit ``far`` (a fraction): ``frr_at_far`` + ``repr(float(far))``.
-
-    Every table, bootstrap and metrics file names the column this way, so a FAR limit always gives one name.
-
-    Examples
-    --------
-    >>> frr_key(0.01), frr_key(0.125), frr_key(1)
-    ('frr_at_far0.01', 'frr_at_far0.125', 'frr_at_far1.0')
-    """
-    return f"frr_at_far{float(far)!r}"
-
-
 def verification_metrics(
-    scores, labels, p_targets=(0.01, 0.05), fars=DEFAULT_FARS, c_miss: float = 1.0, c_fa: float = 1.0
+    scores, labels, p_targets=(0.01, 0.05), fars=(0.01, 0.05), c_miss: float = 1.0, c_fa: float = 1.0
 ) -> dict[str, float]:
     """EER, minDCF at several priors and FRR at several FARs, sharing one preparation.
 
@@ -615,8 +596,8 @@ def verification_metrics(
     Returns
     -------
     dict of str to float
-        Keys ``eer``, ``min_dcf_p{p}`` for each prior and ``frr_at_far{far}`` for each limit (:func:`frr_key`),
-        with numbers written by ``repr`` (e.g. ``min_dcf_p0.01``, ``frr_at_far0.125``). All fractions.
+        Keys ``eer``, ``min_dcf_p{p}`` for each prior and ``frr_at_far{far}`` for each limit, with
+        numbers written by ``repr`` (e.g. ``min_dcf_p0.01``, ``frr_at_far0.05``). All fractions.
 
     Examples
     --------
@@ -625,13 +606,11 @@ def verification_metrics(
     ['eer', 'frr_at_far0.01', 'frr_at_far0.05', 'min_dcf_p0.01', 'min_dcf_p0.05']
     >>> m["eer"], m["min_dcf_p0.01"]
     (0.0, 0.0)
-    >>> verification_metrics([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1], fars=(0.125,))["frr_at_far0.125"]
-    0.0
     """
     ts = TrialScores.from_scores(scores, labels)
     out = {"eer": ts.eer()}
     for p in p_targets:
         out[f"min_dcf_p{float(p)!r}"] = ts.min_dcf(p, c_miss, c_fa)
     for f in fars:
-        out[frr_key(f)] = ts.frr_at_far(f)
+        out[f"frr_at_far{float(f)!r}"] = ts.frr_at_far(f)
     return out

@@ -22,7 +22,7 @@ import pandas as pd
 from nessa_lib.align.aligner import Aligner
 from nessa_lib.align.fitting import fit
 from nessa_lib.align.hparams import METHODS, check_hparams
-from nessa_lib.evaluation import metrics
+from nessa_lib.evaluation import metrics, operating_points
 from nessa_lib.evaluation.lists import score_lists
 
 SYMMETRIC_X = "symmetric X/X"
@@ -209,7 +209,7 @@ def aligned_scores(aligner, x_eval, y_eval, utt_ids_eval, enroll: pd.DataFrame, 
 
 
 def evaluate_pair(aligners: Mapping, x_eval, y_eval, utt_ids_eval, enroll: pd.DataFrame, trials: pd.DataFrame,
-                  *, fit_s: Mapping | None = None, fars=metrics.DEFAULT_FARS) -> pd.DataFrame:
+                  *, fit_s: Mapping | None = None, fars=operating_points.DEFAULT_FARS) -> pd.DataFrame:
     """Score the evaluation lists symmetrically with X and with Y, then with every aligner.
 
     Parameters
@@ -271,7 +271,7 @@ def pair_scores(aligners: Mapping, x_eval, y_eval, utt_ids_eval, enroll: pd.Data
     return scores
 
 
-def interval_metrics(fars=metrics.DEFAULT_FARS) -> tuple[str, ...]:
+def interval_metrics(fars=operating_points.DEFAULT_FARS) -> tuple[str, ...]:
     """The columns of :func:`table_from_scores` that get a bootstrap interval: EER, both minDCFs, FRR at every
     FAR limit of ``fars`` and the gain recovered.
 
@@ -280,12 +280,12 @@ def interval_metrics(fars=metrics.DEFAULT_FARS) -> tuple[str, ...]:
     >>> interval_metrics((0.125,))
     ('eer', 'min_dcf_p0.01', 'min_dcf_p0.05', 'frr_at_far0.125', 'gain_recovered')
     """
-    return ("eer", "min_dcf_p0.01", "min_dcf_p0.05", *(metrics.frr_key(f) for f in fars), "gain_recovered")
+    return ("eer", "min_dcf_p0.01", "min_dcf_p0.05", *(operating_points.frr_key(f) for f in fars), "gain_recovered")
 
 
 
 def table_from_scores(scores: Mapping, labels, *, fit_s: Mapping | None = None, boot=None,
-                      rounds: dict | None = None, fars=metrics.DEFAULT_FARS) -> pd.DataFrame:
+                      rounds: dict | None = None, fars=operating_points.DEFAULT_FARS) -> pd.DataFrame:
     """The table of :func:`evaluate_pair` from each system's trial scores (first ``symmetric X/X``, then
     ``symmetric Y/Y``, then the aligners), so callers that keep the scores (DET curves) score only once.
 
@@ -335,7 +335,7 @@ def table_from_scores(scores: Mapping, labels, *, fit_s: Mapping | None = None, 
     table.index.name = "system"
     xx, yy = table.loc[SYMMETRIC_X, "eer"], table.loc[SYMMETRIC_Y, "eer"]
     table["gain_recovered"] = [gain_recovered(xx, yy, e) for e in table["eer"]]
-    first = metrics.frr_key(fars[0])
+    first = operating_points.frr_key(fars[0])
     frr_xx = table.loc[SYMMETRIC_X, first]
     table["rel_frr_change"] = (table[first] - frr_xx) / frr_xx if frr_xx > 0 else np.nan
     table["fit_s"] = [0.0, 0.0] + [float(fit_s.get(m, np.nan)) for m in systems[2:]]
@@ -365,7 +365,7 @@ def table_from_scores(scores: Mapping, labels, *, fit_s: Mapping | None = None, 
 def compare_methods(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids_eval, enroll: pd.DataFrame,
                     trials: pd.DataFrame, *, methods=METHODS, seed: int = 0, hparams: dict | None = None,
                     enroll_model_id: str | None = None, runtime_model_id: str | None = None,
-                    progress: bool = False, fars=metrics.DEFAULT_FARS):
+                    progress: bool = False, fars=operating_points.DEFAULT_FARS):
     """Fit every method on the alignment pairs and score the evaluation lists with each.
 
     :func:`fit_aligners` followed by :func:`evaluate_pair`.
@@ -418,7 +418,7 @@ def compare_methods(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids_ev
     return table, aligners
 
 
-def flat_metrics(tables: dict, ab: pd.DataFrame | None = None, *, fars=metrics.DEFAULT_FARS) -> dict[str, float]:
+def flat_metrics(tables: dict, ab: pd.DataFrame | None = None, *, fars=operating_points.DEFAULT_FARS) -> dict[str, float]:
     """Stage 05's flat ``metrics.json``: ``<pair>:<system>:<metric>`` (``XX``/``YY`` for the symmetric rows) and
     the A/B case study's ``ab:<system>:<metric>`` (``ab@far<far>:<system>:<metric>`` when its table has a block
     per FAR target, see :func:`nessa_lib.evaluation.ab.ab_case_study`), each with its interval (``<metric>_lo``,
@@ -441,7 +441,7 @@ def flat_metrics(tables: dict, ab: pd.DataFrame | None = None, *, fars=metrics.D
         return col in names or (pd.notna(v) and any(col in (f"{n}_lo", f"{n}_hi", f"{n}_seed_sd") for n in names))
 
     key = {"symmetric X/X": "XX", "symmetric Y/Y": "YY"}
-    main = ("eer", "min_dcf_p0.01", *(metrics.frr_key(f) for f in fars), "gain_recovered")
+    main = ("eer", "min_dcf_p0.01", *(operating_points.frr_key(f) for f in fars), "gain_recovered")
     flat = {f"{name}:{key.get(system, system)}:{col}": float(v)
             for name, t in tables.items() for system, row in t.iterrows()
             for col, v in row.items() if keep(col, main, v)}

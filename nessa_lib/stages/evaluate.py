@@ -18,7 +18,7 @@ import pandas as pd
 from nessa_lib import embeddings
 from nessa_lib.align.folder import PAIR_FILE, load_aligners
 from nessa_lib.align.hparams import METHODS
-from nessa_lib.evaluation.metrics import DEFAULT_FARS, frr_key
+from nessa_lib.evaluation.operating_points import DEFAULT_FARS, frr_key
 from nessa_lib.stages import schema
 from nessa_lib.stages.schema import field
 
