@@ -16,8 +16,10 @@ utterances embedded by X and by Y, :mod:`nessa_lib.deployment`)::
 
     python -m nessa_lib.migrate ALIGNER profiles_xvector.npz migrated.npz --check sample_x.npz sample_y.npz --strict
 
-``--check`` warns when the sample's pair agreement falls below the aligner's fit data (and reports the EER on the
-sample when its embedding files carry speaker labels); ``--strict`` then refuses to migrate (exit status 2).
+``--check`` warns when the sample's pair agreement falls below the aligner's fit data, when the mapped sample has
+collapsed or is scrambled (non-pair cosines, pair identification rate against the fit data's), and, when the
+embedding files carry speaker labels, when the aligned system is not better than keeping X (X/X EER on the same
+trials); ``--strict`` then refuses to migrate (exit status 2), naming each problem and the files.
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ def space_id(aligner: align.Aligner) -> str:
         return aligner.runtime_model_id
     if aligner.enroll_spec["kind"] == "identity" and aligner.enroll_model_id:
         return aligner.enroll_model_id
-    meta = {k: v for k, v in aligner.metadata().items() if k != "history"}
+    # Not the training record nor the fit reference statistics (added in a later version): a file that gained
+    # them must keep the space id its migrated profiles carry.
+    meta = {k: v for k, v in aligner.metadata().items() if k not in ("history", "fit_reference")}
     tensors = {f"enroll.{k}": v for k, v in aligner.enroll_map.state_dict().items()}
     tensors.update({f"runtime.{k}": v for k, v in aligner.runtime_map.state_dict().items()})
     return embeddings.fingerprint(tensors, meta, aligner.method)
@@ -172,8 +176,10 @@ def check_files(aligner_path, x_path, y_path, *, n_rounds: int = 500, seed: int 
     """:func:`nessa_lib.deployment.deployment_check` of an aligner file on two paired embedding files.
 
     The files must hold the same utterances, embedded by the aligner's enrollment model (``x_path``) and runtime
-    model (``y_path``); embeddings of other models are refused, naming the file. Speaker labels are used for EERs
-    when the files carry at least two speakers with two or more utterances each.
+    model (``y_path``); embeddings of other models are refused, naming the file. When the files carry speaker
+    labels, the EERs and the comparison with keeping X are added; labels that give fewer than two speakers with
+    two or more utterances each (or label only some rows) are refused with a ``ValueError`` naming the files,
+    rather than silently checking without them. Files without labels are checked on the label-free statistics.
     """
     from nessa_lib.deployment import deployment_check
 
@@ -181,9 +187,9 @@ def check_files(aligner_path, x_path, y_path, *, n_rounds: int = 500, seed: int 
     a = embeddings.load_embeddings(x_path, dim=aligner.enroll_dim, model_id=aligner.enroll_model_id)
     b = embeddings.load_embeddings(y_path, dim=aligner.runtime_dim, model_id=aligner.runtime_model_id)
     x, y, _, spk = embeddings.paired(a, b, names=(str(x_path), str(y_path)))
-    _, counts = np.unique(spk[spk != ""], return_counts=True)
-    labelled = (counts >= 2).sum() >= 2
-    return deployment_check(aligner, x, y, spk if labelled else None, n_rounds=n_rounds, seed=seed)
+    labelled = (spk.astype(str) != "").any()
+    return deployment_check(aligner, x, y, spk if labelled else None, n_rounds=n_rounds, seed=seed,
+                            source=f"{x_path}, {y_path}")
 
 
 def _cli_message(exc: BaseException) -> str:
@@ -207,7 +213,8 @@ def main(argv=None) -> int:
                     help="first check the aligner on a paired sample of the target traffic: the same utterances "
                          "embedded by the enrollment model (SAMPLE_X) and the runtime model (SAMPLE_Y)")
     ap.add_argument("--strict", action="store_true",
-                    help="with --check: refuse to migrate (exit status 2) when the check flags the sample")
+                    help="with --check: refuse to migrate (exit status 2) when the check flags the sample (low "
+                         "agreement, a collapsed or scrambled space, or not better than keeping X)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.strict and not args.check:
@@ -218,13 +225,16 @@ def main(argv=None) -> int:
         except Exception as exc:  # noqa: BLE001 - see below
             print(f"error: deployment check: {_cli_message(exc)}", file=sys.stderr)
             return 1
+        checked = f"{args.aligner} on {args.check[0]}, {args.check[1]}"
         if report.ok:
-            print(f"deployment check passed: {report.message}")
+            print(f"deployment check passed ({checked}): {report.message}")
         elif args.strict:
-            print(f"error: deployment check failed, nothing migrated (--strict): {report.message}", file=sys.stderr)
+            # report.message names each problem found ("collapse: ...", "control: ...") after the statistics.
+            print(f"error: deployment check failed ({checked}), nothing migrated (--strict): {report.message}",
+                  file=sys.stderr)
             return 2
         else:
-            print(f"warning: deployment check failed: {report.message}", file=sys.stderr)
+            print(f"warning: deployment check failed ({checked}): {report.message}", file=sys.stderr)
     out_path = Path(args.output)
     # The output is checked here too, so the message names the CLI's flag (the API's says overwrite=True).
     if out_path.is_dir():

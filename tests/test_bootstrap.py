@@ -126,6 +126,22 @@ def test_seeded_table_means_spreads_and_intervals():
     assert interval(rounds["m3"]["eer"]) == (t.loc["m3", "eer_lo"], t.loc["m3", "eer_hi"])
 
 
+def test_table_reads_frr_at_every_far_target_with_its_interval():
+    spk, lab, s = toy_trials(n_spk=20, per=20, seed=2)
+    scores = {SYMMETRIC_X: s - 0.8 * lab, SYMMETRIC_Y: s + 0.8 * lab, "linear": s}
+    b = SpeakerBootstrap(spk, lab, n_rounds=50, seed=0)
+    t = table_from_scores(scores, lab, boot=b, fars=(0.05, 0.125))
+    assert "frr_at_far0.01" not in t  # only the targets asked for
+    for system, sc in scores.items():
+        assert t.loc[system, "frr_at_far0.125"] == metrics.frr_at_far(sc, lab, 0.125)
+        assert t.loc[system, "frr_at_far0.125_lo"] <= t.loc[system, "frr_at_far0.125_hi"]
+    # rel_frr_change reads the first target (here 5 %), relative to X/X.
+    xx = t.loc[SYMMETRIC_X, "frr_at_far0.05"]
+    assert t.loc["linear", "rel_frr_change"] == pytest.approx((t.loc["linear", "frr_at_far0.05"] - xx) / xx)
+    with pytest.raises(ValueError, match="at least one FAR"):
+        table_from_scores(scores, lab, fars=())
+
+
 def test_speakers_to_decide():
     assert speakers_to_decide(0.57, 0.46, 0.70, 0.6, 150) == 150 * (0.12 / 0.03) ** 2
     assert np.isnan(speakers_to_decide(0.80, 0.70, 0.90, 0.6, 150))  # already decided

@@ -171,6 +171,18 @@ def test_verification_metrics_matches_single_calls(tie_case):
     assert m["frr_at_far0.2"] == frr_at_far(scores, labels, 0.2)
 
 
+def test_frr_at_the_papers_12_5_percent_far_hand_computed():
+    # 8 non-targets 0.1 ... 0.8: FAR <= 12.5 % lets exactly one pass (accept from just above 0.7); 12.4 % none.
+    nontarget = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+    target = [0.45, 0.75, 0.85, 0.95]
+    scores, labels = nontarget + target, [0] * 8 + [1] * 4
+    assert frr_at_far(scores, labels, 0.125) == 0.25  # 0.75 accepted (0.8 the one false alarm): 0.45 missed
+    assert frr_at_far(scores, labels, 0.124) == 0.5  # threshold above 0.8: 0.45 and 0.75 missed
+    m = verification_metrics(scores, labels, fars=(0.01, 0.05, 0.125))
+    assert {k: m[k] for k in ("frr_at_far0.01", "frr_at_far0.05", "frr_at_far0.125")} == {
+        "frr_at_far0.01": 0.5, "frr_at_far0.05": 0.5, "frr_at_far0.125": 0.25}
+
+
 # ---------------------------------------------------------------------------------------------
 # Bad input.
 
@@ -341,3 +353,14 @@ def test_matches_sklearn_roc_curve(decimals):
         assert m[f"min_dcf_p{p}"] == pytest.approx(brute_min_dcf_vec(far, frr, p), abs=1e-12)
     for f in (0.01, 0.05):
         assert m[f"frr_at_far{f}"] == pytest.approx(frr[far <= f].min(), abs=1e-12)
+
+
+def test_frr_key_names_verification_metrics_columns():
+    """operating_points.frr_key builds the names metrics.verification_metrics writes (two homes of one format,
+    kept apart so stages 01-03 do not depend on the operating points)."""
+    from nessa_lib.evaluation import metrics, operating_points
+
+    fars = (0.01, 0.05, 0.125, 0.3)
+    m = metrics.verification_metrics([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1], fars=fars)
+    assert {operating_points.frr_key(f) for f in fars} <= set(m)
+    assert operating_points.DEFAULT_FARS == metrics.verification_metrics.__defaults__[1]

@@ -155,11 +155,15 @@ def test_params_file_is_valid_and_complete():
     (lambda d: d["prepare_data"].pop("k_enroll"), "prepare_data.k_enroll is missing"),
     (lambda d: d["prepare_data"].update(min_dur_s="3.0s"), "prepare_data.min_dur_s must be a number"),
     (lambda d: d["fit_aligners"].update(fit_splits="train,align"), "fit_aligners.fit_splits must be a list"),
-    (lambda d: d["evaluate"].update(ab_farr=0.01), "evaluate has unknown key 'ab_farr'"),
+    (lambda d: d["evaluate"].update(far_target=[0.01]), "evaluate has unknown key 'far_target'"),
     (lambda d: d.update(evalute={}), "unknown section 'evalute'"),
     (lambda d: d["fit_aligners"]["pairs"].update(bad={"enroll_model": "x"}), "fit_aligners.pairs.bad must have"),
     (lambda d: d["evaluate"].update(bootstrap_rounds=-5), "evaluate.bootstrap_rounds must be >= 1, got -5"),
-    (lambda d: d["evaluate"].update(ab_far=-0.5), "evaluate.ab_far must be > 0"),
+    (lambda d: d["evaluate"].update(far_targets=[0.0, 0.125]), "evaluate.far_targets must be > 0, got 0.0"),
+    (lambda d: d["evaluate"].update(far_targets=[0.01, 12.5]), "evaluate.far_targets must be < 1, got 12.5"),
+    (lambda d: d["evaluate"].update(far_targets=0.125), "evaluate.far_targets must be a list"),
+    (lambda d: d["evaluate"].update(far_targets=[]), "evaluate.far_targets must be distinct FAR fractions"),
+    (lambda d: d["evaluate"].update(far_targets=[0.125, 0.01]), "in ascending order, at least one, got [0.125, 0.01]"),
     (lambda d: d["fit_aligners"]["methods"].append("nessa-m4"), "fit_aligners.methods must be one of"),
     (lambda d: d["fit_aligners"]["hparams"]["nessa-m2"].update(val_fraction=1.0), "'val_fraction' must be <= 0.5"),
     (lambda d: d["fit_aligners"]["hparams"]["linear"].update(ridge=-1.0), "'ridge' must be >= 0"),
@@ -195,19 +199,19 @@ def test_validate_cli_lists_every_problem_before_anything_runs(tmp_path, monkeyp
 
 def test_float_written_without_dot_gets_a_hint(tmp_path):
     data = copy.deepcopy(PARAMS)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data).replace("ab_far: 0.01", "ab_far: 1e-2"))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data).replace("- 0.125", "- 125e-3"))
     with pytest.raises(ValueError, match="write floats with a dot"):
         params.load_params(root=tmp_path)
 
 
 def test_params_errors_are_all_reported_at_once(tmp_path):
     data = copy.deepcopy(PARAMS)
-    data["evaluate"].update(bootstrap_rounds=-5, ab_far=2.0)
+    data["evaluate"].update(bootstrap_rounds=-5, far_targets=[2.0])
     data["prepare_data"].update(k_enroll=0)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(ValueError) as err:
         params.load_params(root=tmp_path)
-    assert {"prepare_data.k_enroll", "evaluate.bootstrap_rounds", "evaluate.ab_far"} <= {
+    assert {"prepare_data.k_enroll", "evaluate.bootstrap_rounds", "evaluate.far_targets"} <= {
         line.split(":")[1].split()[0] for line in str(err.value).splitlines()}
 
 
@@ -462,9 +466,17 @@ def test_whole_pipeline_smoke(tmp_path, run_study):
     assert set(zip(check["method"], check["sample"])) == {(m, s) for m in ("nessa-m2", "nessa-m1")
                                                           for s in ("as recorded", "+aug")}
     assert ab_has_intervals(pd.read_csv(rep / "ab_case_study.csv"))
+    # Every FAR target of evaluate.far_targets: an FRR column with its interval, an A/B block with the relative
+    # FRR impact against A/A (0 for A/A itself wherever it rejects anyone), and their metrics.
+    ab_rows = pd.read_csv(rep / "ab_case_study.csv")
+    assert sorted(set(ab_rows["far_target"])) == p["evaluate"]["far_targets"]
+    assert {"frr_at_far0.125", "frr_at_far0.125_lo", "frr_at_far0.125_hi"} <= set(main.columns)
+    assert {"rel_frr_impact", "rel_frr_impact_lo", "rel_frr_impact_hi"} <= set(ab_rows.columns)
+    assert (ab_rows.loc[ab_rows.system == "A/A", "rel_frr_impact"].fillna(0) == 0).all()
     assert {"eer_lo", "gain_recovered_hi"} <= set(pd.read_csv(rep / "ablation.csv").columns)
     metrics = json.loads((rep / "metrics.json").read_text())
     assert all(0 <= v <= 1 for k, v in metrics.items() if k.endswith(":eer"))
+    assert "xv-ec:XX:frr_at_far0.125" in metrics and "ab@far0.125:A/A:frr_deployed" in metrics
     assert (rep / "figures" / "det_xv-ec.png").is_file()
     det = pd.read_csv(rep / "plots" / "det_xv-ec.csv")
     assert {"far", "X/X", "Y/Y", "nessa-m2"} <= set(det.columns) and det["far"].is_monotonic_increasing

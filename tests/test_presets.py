@@ -52,7 +52,7 @@ def test_apply_keeps_comments_and_changes_only_the_preset_keys(root):
     ("prepare_data: {n_eval_speaker: 400}\n", r"prepare_data\.n_eval_speaker is not in"),
     ("prepare_data: {n_eval_speakers: many}\n", r"n_eval_speakers must be an integer"),
     # A value the study would refuse later is refused now, naming the file it would have written and the key.
-    ("evaluate: {ab_far: -0.5}\n", r"params.yaml \(with p.yaml\): evaluate.ab_far must be > 0"),
+    ("evaluate: {far_targets: [0.01, 1.5]}\n", r"params.yaml \(with p.yaml\): evaluate.far_targets must be < 1"),
     ("prepare_data: {n_eval_speakers: 50}\n", r"n_eval_speakers \(50\) is below min_eval_speakers"),
     ("- a list\n", "non-empty mapping"),
 ])

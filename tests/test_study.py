@@ -17,9 +17,12 @@ from nessa_lib.evaluation.ab import (
     AB_REENROLL,
     ab_case_study,
     alignment_trials,
+    operating_point_rows,
     rates_at_threshold,
+    relative_frr_impact,
     threshold_at_far,
 )
+from nessa_lib.evaluation.bootstrap import SpeakerBootstrap
 from nessa_lib.evaluation.ablation import _nested_order, alignment_ablation
 from nessa_lib.evaluation.findings import FINDING_A, FINDING_B, FINDING_C, paper_findings
 from nessa_lib.evaluation.tables import (
@@ -180,7 +183,7 @@ HP = {m: {"max_epochs": 20, "hidden_dim": 32} for m in ("nessa-m1", "nessa-m2", 
 
 
 @pytest.fixture(scope="module")
-def ab_setup():
+def ab_inputs():
     # A = X (noisier, in production), B = Y (better); B's space is A's latent rotated.
     kw = dict(d_latent=8, d_x=8, d_y=8, noise_x=0.8, noise_y=0.2)
     fit = toy.make_paired_spaces(150, 8, rng=np.random.default_rng(5), **kw)
@@ -188,9 +191,14 @@ def ab_setup():
     ids_fit = np.array([f"a{i}" for i in range(len(fit.x))])
     ids = np.array([f"u{i}" for i in range(len(ev.x))])
     enroll, trials = alignment_trials(ev.speakers, ids, k_enroll=2, n_nontarget_per_profile=150, rng=1)
-    table = ab_case_study(pool(fit, ids_fit), ev.x, ev.y, ids, enroll, trials, far=0.05,
-                          seed=0, k_enroll=2, n_nontarget_per_profile=100, hparams=HP)
-    return table
+    args = (pool(fit, ids_fit), ev.x, ev.y, ids, enroll, trials)
+    return args, dict(far=0.05, seed=0, k_enroll=2, n_nontarget_per_profile=100, hparams=HP)
+
+
+@pytest.fixture(scope="module")
+def ab_setup(ab_inputs):
+    args, kw = ab_inputs
+    return ab_case_study(*args, **kw)
 
 
 def test_ab_case_study_rows_and_columns(ab_setup):
@@ -227,6 +235,70 @@ def test_ab_case_study_threshold_carry_over(ab_setup):
         mapped["far_at_aa_threshold"] != mapped["far_deployed"])
     assert changed.all()
     assert (mapped["frr_at_aa_threshold"] != mapped["frr_deployed"]).any()
+
+
+def test_relative_frr_impact_hand_computed():
+    assert relative_frr_impact(0.5, 0.25) == 0.5  # half of the control's false rejections avoided
+    assert relative_frr_impact(0.25, 0.375) == -0.5  # more rejections than the control: negative
+    assert relative_frr_impact(0.5, 0.5) == 0.0
+    assert np.isnan(relative_frr_impact(0.0, 0.0))  # the control rejects nobody: no share to take
+    np.testing.assert_array_equal(relative_frr_impact([0.5, 0.5, 0.0], [0.25, 0.0, 0.5]), [0.5, 1.0, np.nan])
+
+
+def test_relative_frr_impact_on_a_two_speaker_toy_with_a_paired_interval():
+    # Calibration (the same for both systems): non-targets 0.1-0.4, so FAR 25 % allows one false alarm and both
+    # thresholds sit just above 0.3. Evaluation: speakers s1, s2 with two targets and two non-targets each.
+    cal_labels = np.array([0, 0, 0, 0, 1, 1])
+    cal = {AB_CONTROL: np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])}
+    cal["system"] = cal[AB_CONTROL]
+    spk = np.array(["s1"] * 4 + ["s2"] * 4)
+    lab = np.array([1, 1, 0, 0, 1, 1, 0, 0])
+    ev = {AB_CONTROL: np.array([0.2, 0.8, 0.1, 0.25, 0.25, 0.9, 0.1, 0.2]),  # misses s1's 0.2 and s2's 0.25
+          "system": np.array([0.5, 0.8, 0.1, 0.25, 0.25, 0.9, 0.1, 0.2])}  # misses s2's 0.25 only
+    boot = SpeakerBootstrap(spk, lab, n_rounds=3, seed=0)
+    boot.counts[:] = [[1, 1], [2, 0], [0, 2]]  # as drawn, s1 twice, s2 twice
+    t = operating_point_rows(0.25, cal, cal_labels, ev, lab, boot=boot)
+    # Deployed: FRR 2/4 (control) and 1/4 (system): (0.5 - 0.25) / 0.5 = 0.5.
+    assert t.loc[AB_CONTROL, "frr_deployed"] == 0.5 and t.loc["system", "frr_deployed"] == 0.25
+    assert t.loc["system", "rel_frr_impact"] == 0.5 and t.loc[AB_CONTROL, "rel_frr_impact"] == 0.0
+    # Paired rounds: control 1/2 in every round; system 1/4, 0 (s1 twice), 1/2 (s2 twice) -> impacts 0.5, 1, 0,
+    # whose 2.5-97.5 percentiles are 0.025 and 0.975. (Unpaired draws could not produce these.)
+    assert (t.loc["system", "rel_frr_impact_lo"], t.loc["system", "rel_frr_impact_hi"]) == pytest.approx(
+        (0.025, 0.975))
+    # At FAR <= 25 % on the evaluation trials themselves (one of the four non-targets may pass: accept from 0.25),
+    # the control misses only s1's 0.2 (1/4) and the system nothing: impact 1.
+    assert t.loc[AB_CONTROL, "frr_at_far_oracle"] == 0.25 and t.loc["system", "frr_at_far_oracle"] == 0.0
+    assert t.loc["system", "rel_frr_impact_oracle"] == 1.0
+
+
+def test_ab_case_study_one_block_per_far_target(ab_inputs, ab_setup):
+    # Several targets share the fits and scores: the 5 % block equals the single-target table.
+    args, kw = ab_inputs
+    both = ab_case_study(*args, **{**kw, "far": [0.05, 0.125]})
+    assert both.index.names == ["far_target", "system"] and both.attrs["far"] == (0.05, 0.125)
+    assert both.index.get_level_values("far_target").unique().tolist() == [0.05, 0.125]
+    pd.testing.assert_frame_equal(both.loc[0.05], ab_setup)
+    at_12 = both.loc[0.125]
+    assert (at_12["far_calibration"] <= 0.125).all() and (at_12["far_calibration"] > 0.05).any()
+    assert (at_12["rel_frr_impact"] == relative_frr_impact(at_12.loc[AB_CONTROL, "frr_deployed"],
+                                                           at_12["frr_deployed"])).all()
+    with pytest.raises(ValueError, match="fraction"):
+        ab_case_study(*args, **{**kw, "far": [0.05, 12.5]})  # a percentage by mistake
+
+
+def test_flat_metrics_name_every_far_target_and_the_ab_blocks():
+    from nessa_lib.evaluation.tables import flat_metrics
+
+    t = pd.DataFrame({"eer": [0.1], "frr_at_far0.01": [0.5], "frr_at_far0.125": [0.2], "frr_at_far0.125_lo": [0.1],
+                      "fit_s": [3.0]}, index=[SYMMETRIC_X])
+    ab = pd.DataFrame({"frr_deployed": [0.2, 0.15], "rel_frr_impact": [0.0, 0.25], "threshold_aa": [0.3, 0.3]},
+                      index=pd.MultiIndex.from_product([[0.125], [AB_CONTROL, AB_M2]], names=["far_target", "system"]))
+    assert flat_metrics({"x-y": t}, ab, fars=(0.01, 0.125)) == {
+        "x-y:XX:eer": 0.1, "x-y:XX:frr_at_far0.01": 0.5, "x-y:XX:frr_at_far0.125": 0.2,
+        "x-y:XX:frr_at_far0.125_lo": 0.1,
+        "ab@far0.125:A/A:frr_deployed": 0.2, "ab@far0.125:A/A:rel_frr_impact": 0.0,
+        f"ab@far0.125:{AB_M2}:frr_deployed": 0.15, f"ab@far0.125:{AB_M2}:rel_frr_impact": 0.25}
+    assert "x-y:XX:frr_at_far0.125" not in flat_metrics({"x-y": t}, fars=(0.01,))
 
 
 def test_ab_case_study_calibration_holdout():

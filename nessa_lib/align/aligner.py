@@ -120,6 +120,11 @@ class Aligner:
         Pair agreement on the fit data (cosine between the two mapped sides of the same utterance): ``n``,
         ``mean``, ``p05``, ``median``. The yardstick of :func:`nessa_lib.deployment.deployment_check`; empty for
         aligners saved before it existed.
+    fit_reference : dict
+        How spread out the mapped fit data is (:func:`nessa_lib.align.collapse.reference_statistics`: non-pair
+        cosines, pair identification rate at several sample sizes), the deployment check's yardstick for a
+        collapsed or scrambled space. Stored as JSON in the file's metadata like ``fit_agreement``; empty for
+        aligners saved before it existed (the file format is unchanged, older files load as they did).
     """
 
     method: str
@@ -136,6 +141,7 @@ class Aligner:
     seed: int = 0
     history: list = field(default_factory=list)
     fit_agreement: dict = field(default_factory=dict)
+    fit_reference: dict = field(default_factory=dict)
 
     def _map(self, emb, side: str, model_id: str | None, source: str | None) -> np.ndarray:
         dim = self.enroll_dim if side == "enrollment" else self.runtime_dim
@@ -209,6 +215,7 @@ class Aligner:
             seed=self.seed,
             history=self.history,
             fit_agreement=self.fit_agreement,
+            fit_reference=self.fit_reference,
         )
 
     def save(self, path) -> None:
@@ -293,6 +300,7 @@ def load(path) -> Aligner:
         seed=meta.get("seed", 0),
         history=meta.get("history", []),
         fit_agreement=meta.get("fit_agreement", {}),
+        fit_reference=meta.get("fit_reference", {}),
     )
 
 

@@ -7,6 +7,7 @@ import numpy as np
 from nessa_lib.align.agreement import agreement_summary, pair_agreement
 from nessa_lib.align.aligner import Aligner
 from nessa_lib.align.closed_form import CLOSED_FORM, _unit
+from nessa_lib.align.collapse import reference_statistics
 from nessa_lib.align.hparams import resolve_hparams
 from nessa_lib.align.nessa import _train
 from nessa_lib.checks import as_embeddings
@@ -113,4 +114,7 @@ def fit(
     )
     # The agreement of the two sides on the fit data: what a deployment check compares new traffic with.
     aligner.fit_agreement = agreement_summary(pair_agreement(aligner, x, y))
+    # And how spread out the mapped fit data is (non-pair cosines, pair identification rate at several sample
+    # sizes): a deployment check sees a collapsed or scrambled space by comparing a sample with these.
+    aligner.fit_reference = reference_statistics(aligner.map_enrollment(x), aligner.map_runtime(y), seed=seed)
     return aligner

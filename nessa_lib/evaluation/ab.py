@@ -5,19 +5,24 @@ Thresholds. A deployed system needs a decision threshold, and it must not be cho
 the threshold for a target FAR on them, and :func:`rates_at_threshold` reads the FAR/FRR that threshold actually
 gives on the evaluation trials (:func:`ab_case_study`). All rates are fractions in [0, 1]; a trial is accepted
 when ``score >= threshold`` (the :mod:`nessa_lib.evaluation.metrics` convention).
+
+Relative FRR impact. The paper (NESSA, arXiv 2401.12440) reports its A/B test as the relative change of the FRR
+at a FAR target (12.5 %) against the control, the production system that keeps model A (our ``A/A`` row):
+``(FRR_control - FRR_system) / FRR_control`` (:func:`relative_frr_impact`), positive when the system rejects
+fewer genuine speakers; "up to 43.62 % relative FRR improvement" is this figure.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from nessa_lib.data.lists import make_enrollment_and_trials
 from nessa_lib.embeddings import PairedSplits
-from nessa_lib.evaluation import metrics
+from nessa_lib.evaluation import metrics, operating_points
 from nessa_lib.evaluation.ablation import _nested_order
 from nessa_lib.evaluation.lists import score_lists
 from nessa_lib.evaluation.tables import aligned_scores, fit_aligners
@@ -138,6 +143,34 @@ def rates_at_threshold(scores, labels, threshold: float) -> tuple[float, float]:
 
 
 
+def relative_frr_impact(frr_control, frr_system):
+    """``(frr_control - frr_system) / frr_control``: the share of the control's false rejections a system avoids.
+
+    Positive = fewer false rejections than the control (the paper's "relative FRR improvement"), negative = more;
+    NaN where the control rejects no target (no share to take). Works elementwise on arrays (bootstrap rounds).
+
+    Parameters
+    ----------
+    frr_control, frr_system : float or array_like of float
+        FRRs (fractions) of the control and of the system at the same operating point (same rounds, for arrays).
+
+    Returns
+    -------
+    float or ndarray
+
+    Examples
+    --------
+    >>> relative_frr_impact(0.5, 0.25), relative_frr_impact(0.5, 0.75), relative_frr_impact(0.0, 0.125)
+    (0.5, -0.5, nan)
+    >>> relative_frr_impact(np.array([0.5, 0.0]), np.array([0.375, 0.0])).tolist()
+    [0.25, nan]
+    """
+    c, x = np.asarray(frr_control, dtype=float), np.asarray(frr_system, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(c > 0, (c - x) / c, np.nan)
+    return float(out) if out.ndim == 0 else out
+
+
 def _calibration_rows(pool: PairedSplits, calibrate_on, n: int) -> np.ndarray:
     """Boolean mask of the pool's rows named by ``calibrate_on`` (split name(s) or a mask; ``None``: all rows)."""
     if calibrate_on is None:
@@ -161,7 +194,7 @@ def _calibration_rows(pool: PairedSplits, calibrate_on, n: int) -> np.ndarray:
 
 
 def ab_case_study(pool: PairedSplits, a_eval, b_eval, utt_ids_eval, enroll: pd.DataFrame, trials: pd.DataFrame,
-                  *, far: float = 0.01, seed: int = 0,
+                  *, far: float | Sequence[float] = 0.01, seed: int = 0,
                   k_enroll: int = 3, n_nontarget_per_profile: int = 200, hparams: dict | None = None,
                   enroll_flag_align=None, calibration_holdout: float = 0.0, calibrate_on=None,
                   aligners: Mapping | None = None, methods=("nessa-m2", "nessa-m1"), boot=None) -> pd.DataFrame:
@@ -169,7 +202,9 @@ def ab_case_study(pool: PairedSplits, a_eval, b_eval, utt_ids_eval, enroll: pd.D
 
     Systems (rows, index ``system``):
 
-    - ``A/A``: the control, nothing changes.
+    - ``A/A``: the control, nothing changes: the production system that keeps model A and its stored profiles.
+      As in the paper's A/B test (the deployment with the aligned upgrade against production on model A),
+      every row's ``rel_frr_impact`` is measured against it.
     - ``B/B``: everyone re-enrolled with B (needs the enrollment audio again).
     - ``B runtime + A profiles migrated by M2``: NESSA M2 fitted with enrollment = A, runtime = B maps the stored
       A profiles into B's space once; B embeds incoming audio.
@@ -197,8 +232,10 @@ def ab_case_study(pool: PairedSplits, a_eval, b_eval, utt_ids_eval, enroll: pd.D
         Evaluation embeddings of ``utt_ids_eval`` by A and by B.
     enroll, trials : DataFrame
         Evaluation enrollment and trial lists.
-    far : float
-        Operating point, a FAR fraction (0.01 = 1 %).
+    far : float or sequence of float
+        Operating point, a FAR fraction (0.01 = 1 %), or several (e.g. ``evaluate.far_targets``, with the paper's
+        0.125): the aligners, calibration lists and scores are then shared, each target gets its own thresholds,
+        and the table has one block of rows per target (see Returns).
     seed : int
         Seed of the aligner fits and of the calibration lists.
     k_enroll, n_nontarget_per_profile : int
@@ -219,9 +256,11 @@ def ab_case_study(pool: PairedSplits, a_eval, b_eval, utt_ids_eval, enroll: pd.D
         The aligned deployments to compare, in row order: any of ``"nessa-m2"``, ``"nessa-m1"``, ``"nessa-m3"``.
     boot : nessa_lib.evaluation.bootstrap.SpeakerBootstrap, optional
         Speaker-bootstrap rounds of the evaluation ``trials``: adds 95 % intervals ``<column>_lo`` / ``_hi`` of
-        ``eer``, ``far_deployed``, ``frr_deployed``, ``far_at_aa_threshold`` and ``frr_at_aa_threshold``. The
-        thresholds stay fixed (they were calibrated on other data), so these intervals are the evaluation
-        speakers' share of the uncertainty, not the calibration's.
+        ``eer``, ``frr_at_far_oracle``, ``far_deployed``, ``frr_deployed``, ``rel_frr_impact``,
+        ``rel_frr_impact_oracle``, ``far_at_aa_threshold`` and ``frr_at_aa_threshold``. The thresholds stay fixed
+        (they were calibrated on other data), so these intervals are the evaluation speakers' share of the
+        uncertainty, not the calibration's. The relative impacts are paired: each round divides the control's
+        and the system's FRR on the same resampled speakers.
 
     Returns
     -------
@@ -232,11 +271,16 @@ def ab_case_study(pool: PairedSplits, a_eval, b_eval, utt_ids_eval, enroll: pd.D
           chosen on the evaluation trials themselves (reference only: not deployable);
         - ``threshold_calibrated``: chosen on the alignment-split trials; ``far_calibration``: its FAR there;
         - ``far_deployed``, ``frr_deployed``: evaluation FAR and FRR at ``threshold_calibrated``;
+        - ``rel_frr_impact``: :func:`relative_frr_impact` of ``frr_deployed`` against the ``A/A`` row (each
+          system at its own calibrated threshold, as the two arms of an A/B test run); ``rel_frr_impact_oracle``:
+          the same of ``frr_at_far_oracle`` (both systems at FAR <= ``far`` on the evaluation trials exactly);
+          0 for ``A/A`` itself, NaN where A/A rejects no target;
         - ``threshold_aa``: A/A's calibrated threshold (the same in every row); ``far_at_aa_threshold``,
           ``frr_at_aa_threshold``: evaluation FAR and FRR when that threshold is naively kept after the upgrade.
 
-        ``attrs``: ``far``, ``n_calibration_trials``, ``n_calibration_nontarget``, ``n_fit_pairs``,
-        ``calibration_holdout``.
+        With a sequence of ``far``, the blocks of every target one after the other, indexed by
+        ``(far_target, system)``. ``attrs``: ``far`` (as given: a float or a tuple), ``n_calibration_trials``,
+        ``n_calibration_nontarget``, ``n_fit_pairs``, ``calibration_holdout``.
 
     Examples
     --------
@@ -250,8 +294,15 @@ def ab_case_study(pool: PairedSplits, a_eval, b_eval, utt_ids_eval, enroll: pd.D
     ...                   n_nontarget_per_profile=20, calibrate_on="align")
     >>> t.index.tolist()
     ['A/A', 'B/B', 'B runtime + A profiles migrated by M2', "B runtime mapped by M1 into A's space"]
+    >>> t.loc["A/A", ["frr_deployed", "rel_frr_impact"]].tolist()  # A/A rejects no target here: no share to take
+    [0.0, nan]
     """
-    far = _far_check(far)
+    targets = (far,) if np.ndim(far) == 0 else tuple(far)
+    if not targets:
+        raise ValueError("far must be a FAR fraction or a non-empty sequence of them")
+    targets = tuple(_far_check(f) for f in targets)
+    if len(set(targets)) != len(targets):
+        raise ValueError(f"far must not repeat a target, got {list(targets)}")
     methods = tuple(methods)
     unknown = [m for m in methods if m not in AB_DEPLOYMENTS]
     if unknown or len(set(methods)) != len(methods):
@@ -298,36 +349,93 @@ def ab_case_study(pool: PairedSplits, a_eval, b_eval, utt_ids_eval, enroll: pd.D
     cal = systems(a_align[cal_rows], b_align[cal_rows], utt_ids_align[cal_rows], cal_enroll, cal_trials)
     ev = systems(a_eval, b_eval, utt_ids_eval, enroll, trials)
     cal_labels, ev_labels = cal_trials["label"].to_numpy(), trials["label"].to_numpy()
+    # The bootstrap's per-round EER and FRR at every target, one pass per system for all targets.
+    rounds = {name: boot.metrics(s, fars=targets) for name, s in ev.items()} if boot is not None else None
+    blocks = {f: operating_point_rows(f, cal, cal_labels, ev, ev_labels, boot=boot, rounds=rounds) for f in targets}
+    if np.ndim(far) == 0:
+        table = blocks[targets[0]]
+    else:
+        table = pd.concat(blocks, names=["far_target"])
+    table.attrs.update(far=targets[0] if np.ndim(far) == 0 else targets, n_calibration_trials=int(len(cal_trials)),
+                       n_calibration_nontarget=int((cal_labels == 0).sum()), n_fit_pairs=int(len(fit_rows)),
+                       calibration_holdout=float(calibration_holdout))
+    return table
+
+
+def operating_point_rows(far: float, cal: Mapping, cal_labels, ev: Mapping, ev_labels, *, boot=None,
+                         rounds: Mapping | None = None) -> pd.DataFrame:
+    """The rows of :func:`ab_case_study` at one FAR target, from every system's calibration and evaluation scores.
+
+    Parameters
+    ----------
+    far : float
+        FAR target, a fraction.
+    cal, ev : mapping of str to array_like of float
+        ``{system: trial scores}`` on the calibration and on the evaluation trials; ``A/A`` (the control) among
+        them.
+    cal_labels, ev_labels : array_like of {0, 1}
+        Labels of the calibration and evaluation trials.
+    boot : nessa_lib.evaluation.bootstrap.SpeakerBootstrap, optional
+        Rounds of the evaluation trials: adds the ``_lo``/``_hi`` columns (see :func:`ab_case_study`).
+    rounds : mapping, optional
+        ``{system: boot.metrics(scores, fars=(..., far, ...))}`` when already computed (else computed here).
+
+    Returns
+    -------
+    DataFrame
+        Index ``system``, the columns of :func:`ab_case_study`.
+
+    Examples
+    --------
+    >>> cal = {"A/A": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], "B/B": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]}
+    >>> ev = {"A/A": [0.1, 0.2, 0.25, 0.9], "B/B": [0.1, 0.2, 0.6, 0.9]}
+    >>> t = operating_point_rows(0.25, cal, [0, 0, 0, 0, 1, 1], ev, [0, 0, 1, 1])  # threshold just above 0.3
+    >>> t["frr_deployed"].tolist(), t["rel_frr_impact"].tolist()
+    ([0.5, 0.0], [0.0, 1.0])
+    """
+    from nessa_lib.evaluation.bootstrap import interval
+
+    if AB_CONTROL not in ev or AB_CONTROL not in cal:
+        raise ValueError(f"the systems must include the control {AB_CONTROL!r}, got {list(ev)}")
+    if boot is not None and rounds is None:
+        rounds = {name: boot.metrics(s, fars=(far,)) for name, s in ev.items()}
     thr = {name: threshold_at_far(s, cal_labels, far) for name, s in cal.items()}
-    rows = {}
+    rows, samples = {}, {}
     for name, s in ev.items():
         ts = metrics.TrialScores.from_scores(s, ev_labels)
-        t_oracle = threshold_at_far(s, ev_labels, far)
         far_dep, frr_dep = rates_at_threshold(s, ev_labels, thr[name])
         far_aa, frr_aa = rates_at_threshold(s, ev_labels, thr[AB_CONTROL])
         rows[name] = dict(
             eer=ts.eer(),
             frr_at_far_oracle=ts.frr_at_far(far),
-            threshold_oracle=t_oracle,
+            rel_frr_impact_oracle=np.nan,  # filled below, once the control's row is known
+            threshold_oracle=threshold_at_far(s, ev_labels, far),
             threshold_calibrated=thr[name],
             far_calibration=rates_at_threshold(cal[name], cal_labels, thr[name])[0],
             far_deployed=far_dep,
             frr_deployed=frr_dep,
+            rel_frr_impact=np.nan,
             threshold_aa=thr[AB_CONTROL],
             far_at_aa_threshold=far_aa,
             frr_at_aa_threshold=frr_aa,
         )
         if boot is not None:
-            from nessa_lib.evaluation.bootstrap import interval
-
-            samples = {"eer": boot.metrics(s)["eer"]}
-            samples["far_deployed"], samples["frr_deployed"] = boot.rates_at(s, thr[name])
-            samples["far_at_aa_threshold"], samples["frr_at_aa_threshold"] = boot.rates_at(s, thr[AB_CONTROL])
-            for col, v in samples.items():
+            sm = {"eer": rounds[name]["eer"], "frr_at_far_oracle": rounds[name][operating_points.frr_key(far)]}
+            sm["far_deployed"], sm["frr_deployed"] = boot.rates_at(s, thr[name])
+            sm["far_at_aa_threshold"], sm["frr_at_aa_threshold"] = boot.rates_at(s, thr[AB_CONTROL])
+            samples[name] = sm
+    control = rows[AB_CONTROL]
+    for name, r in rows.items():
+        r["rel_frr_impact"] = relative_frr_impact(control["frr_deployed"], r["frr_deployed"])
+        r["rel_frr_impact_oracle"] = relative_frr_impact(control["frr_at_far_oracle"], r["frr_at_far_oracle"])
+    if boot is not None:
+        c = samples[AB_CONTROL]
+        for name, sm in samples.items():
+            # Paired: the control's and the system's FRR of the same round (the same resampled speakers).
+            sm["rel_frr_impact"] = relative_frr_impact(c["frr_deployed"], sm["frr_deployed"])
+            sm["rel_frr_impact_oracle"] = relative_frr_impact(c["frr_at_far_oracle"], sm["frr_at_far_oracle"])
+            for col, v in sm.items():
                 rows[name][f"{col}_lo"], rows[name][f"{col}_hi"] = interval(v)
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "system"
-    table.attrs.update(far=far, n_calibration_trials=int(len(cal_trials)),
-                       n_calibration_nontarget=int((cal_labels == 0).sum()), n_fit_pairs=int(len(fit_rows)),
-                       calibration_holdout=float(calibration_holdout))
     return table

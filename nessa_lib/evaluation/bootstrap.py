@@ -24,6 +24,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from nessa_lib.evaluation.operating_points import DEFAULT_FARS, frr_key
+
 # Rounds evaluated together: as many as keep each (rounds x trials) float64 array near 6 MB, so the chain of
 # array operations below stays in the processor's cache. On the default study's 31,350 trials that is 23 rounds,
 # measured ~25 % faster than 64 (2-core development machine, 2026-11-29); every round is computed on its own, so
@@ -175,7 +177,7 @@ class SpeakerBootstrap:
             fas = np.concatenate([n_n, n_n - bn, zero], axis=1)
             yield misses, fas, n_t, n_n
 
-    def metrics(self, scores, p_targets=(0.01, 0.05), fars=(0.01, 0.05)) -> dict[str, np.ndarray]:
+    def metrics(self, scores, p_targets=(0.01, 0.05), fars=DEFAULT_FARS) -> dict[str, np.ndarray]:
         """Per-round ``eer``, ``min_dcf_p<p>`` and ``frr_at_far<f>`` of one system (keys as
         :func:`nessa_lib.evaluation.metrics.verification_metrics`), each an array of ``n_rounds``.
 
@@ -183,7 +185,7 @@ class SpeakerBootstrap:
         """
         out: dict[str, list] = {"eer": []}
         out.update({f"min_dcf_p{float(p)!r}": [] for p in p_targets})
-        out.update({f"frr_at_far{float(f)!r}": [] for f in fars})
+        out.update({frr_key(f): [] for f in fars})
         for misses, fas, n_t, n_n in self._points(scores):
             frr, far = misses / n_t, fas / n_n
             # EER: first point where FAR <= FRR (exact sign test in the integer weights), interpolated with the
@@ -203,7 +205,7 @@ class SpeakerBootstrap:
                 out[f"min_dcf_p{float(p)!r}"].append(((w_miss * frr + w_fa * far) / norm).min(1))
             for f in fars:
                 ok = far <= float(f)  # the FAR falls with the threshold: the first such point has the lowest FRR
-                out[f"frr_at_far{float(f)!r}"].append(frr[rows, np.argmax(ok, axis=1)])
+                out[frr_key(f)].append(frr[rows, np.argmax(ok, axis=1)])
         return {k: np.concatenate(v) for k, v in out.items()}
 
     def rates_at(self, scores, threshold: float) -> tuple[np.ndarray, np.ndarray]:

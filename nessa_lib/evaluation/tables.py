@@ -22,7 +22,7 @@ import pandas as pd
 from nessa_lib.align.aligner import Aligner
 from nessa_lib.align.fitting import fit
 from nessa_lib.align.hparams import METHODS, check_hparams
-from nessa_lib.evaluation import metrics
+from nessa_lib.evaluation import metrics, operating_points
 from nessa_lib.evaluation.lists import score_lists
 
 SYMMETRIC_X = "symmetric X/X"
@@ -209,7 +209,7 @@ def aligned_scores(aligner, x_eval, y_eval, utt_ids_eval, enroll: pd.DataFrame, 
 
 
 def evaluate_pair(aligners: Mapping, x_eval, y_eval, utt_ids_eval, enroll: pd.DataFrame, trials: pd.DataFrame,
-                  *, fit_s: Mapping | None = None) -> pd.DataFrame:
+                  *, fit_s: Mapping | None = None, fars=operating_points.DEFAULT_FARS) -> pd.DataFrame:
     """Score the evaluation lists symmetrically with X and with Y, then with every aligner.
 
     Parameters
@@ -222,13 +222,15 @@ def evaluate_pair(aligners: Mapping, x_eval, y_eval, utt_ids_eval, enroll: pd.Da
         Enrollment list (``profile_id, utt_id``) and trial list (``label, profile_id, test_utt_id``).
     fit_s : mapping of str to float, optional
         Fit seconds per aligner (``timings`` of :func:`fit_aligners`); NaN where unknown.
+    fars : sequence of float
+        FAR limits (fractions) of the ``frr_at_far<far>`` columns, in column order.
 
     Returns
     -------
     table : DataFrame
         One row per system (index ``system``: ``symmetric X/X``, ``symmetric Y/Y``, then the aligners in order),
         columns: the metrics of :func:`nessa_lib.evaluation.metrics.verification_metrics`, ``gain_recovered``,
-        ``rel_frr_change`` (FRR at FAR 1 % relative to X/X) and ``fit_s`` (0 for the symmetric rows).
+        ``rel_frr_change`` (FRR at the first of ``fars`` relative to X/X) and ``fit_s`` (0 for the symmetric rows).
 
     Examples
     --------
@@ -241,7 +243,7 @@ def evaluate_pair(aligners: Mapping, x_eval, y_eval, utt_ids_eval, enroll: pd.Da
     (['symmetric X/X', 'symmetric Y/Y', 'linear'], 0.0)
     """
     return table_from_scores(pair_scores(aligners, x_eval, y_eval, utt_ids_eval, enroll, trials),
-                             trials["label"].to_numpy(), fit_s=fit_s)
+                             trials["label"].to_numpy(), fit_s=fit_s, fars=fars)
 
 
 def pair_scores(aligners: Mapping, x_eval, y_eval, utt_ids_eval, enroll: pd.DataFrame,
@@ -269,21 +271,33 @@ def pair_scores(aligners: Mapping, x_eval, y_eval, utt_ids_eval, enroll: pd.Data
     return scores
 
 
-INTERVAL_METRICS = ("eer", "min_dcf_p0.01", "min_dcf_p0.05", "frr_at_far0.01", "frr_at_far0.05", "gain_recovered")
+def interval_metrics(fars=operating_points.DEFAULT_FARS) -> tuple[str, ...]:
+    """The columns of :func:`table_from_scores` that get a bootstrap interval: EER, both minDCFs, FRR at every
+    FAR limit of ``fars`` and the gain recovered.
+
+    Examples
+    --------
+    >>> interval_metrics((0.125,))
+    ('eer', 'min_dcf_p0.01', 'min_dcf_p0.05', 'frr_at_far0.125', 'gain_recovered')
+    """
+    return ("eer", "min_dcf_p0.01", "min_dcf_p0.05", *(operating_points.frr_key(f) for f in fars), "gain_recovered")
+
 
 
 def table_from_scores(scores: Mapping, labels, *, fit_s: Mapping | None = None, boot=None,
-                      rounds: dict | None = None) -> pd.DataFrame:
+                      rounds: dict | None = None, fars=operating_points.DEFAULT_FARS) -> pd.DataFrame:
     """The table of :func:`evaluate_pair` from each system's trial scores (first ``symmetric X/X``, then
     ``symmetric Y/Y``, then the aligners), so callers that keep the scores (DET curves) score only once.
 
     A system given as a list of score arrays (one per seed) is reported as the mean of its seeds' metrics, with
     ``n_seeds`` and ``<metric>_seed_sd`` (the standard deviation over seeds; NaN for single-seed systems). With
     ``boot`` (a :class:`nessa_lib.evaluation.bootstrap.SpeakerBootstrap` of these trials) every metric of
-    :data:`INTERVAL_METRICS` gets a 95 % speaker-bootstrap interval ``<metric>_lo`` / ``<metric>_hi``; a seeded
+    :func:`interval_metrics` gets a 95 % speaker-bootstrap interval ``<metric>_lo`` / ``<metric>_hi``; a seeded
     system's rounds average its seeds on the same resampled speakers, and ``gain_recovered`` is computed per round
     from the same round's X/X, Y/Y and system EERs (paired). ``rounds``, if given, is filled with
     ``{system: {metric: per-round values}}`` for paired comparisons (:mod:`nessa_lib.evaluation.findings`).
+    ``fars`` are the FAR limits (fractions) of the ``frr_at_far<far>`` columns; ``rel_frr_change`` is
+    ``(FRR - FRR_XX) / FRR_XX`` at the first of them (NaN when X/X rejects no target there).
 
     Examples
     --------
@@ -296,9 +310,15 @@ def table_from_scores(scores: Mapping, labels, *, fit_s: Mapping | None = None, 
     >>> t = table_from_scores(s, lab)
     >>> float(t.loc["m3", "eer"]), int(t.loc["m3", "n_seeds"])
     (0.25, 2)
+    >>> t = table_from_scores(s, lab, fars=(0.125, 0.5))  # of 2 non-targets, none may pass at 12.5 %, one at 50 %
+    >>> t.loc[SYMMETRIC_X, ["frr_at_far0.125", "frr_at_far0.5", "rel_frr_change"]].tolist()
+    [0.5, 0.0, 0.0]
     """
     from nessa_lib.evaluation.bootstrap import interval
 
+    fars = tuple(fars)
+    if not fars:
+        raise ValueError("fars must name at least one FAR limit")
     systems = list(scores)
     if systems[:2] != [SYMMETRIC_X, SYMMETRIC_Y]:
         raise ValueError(f"scores must start with {SYMMETRIC_X!r} and {SYMMETRIC_Y!r}, got {systems[:2]}")
@@ -308,15 +328,16 @@ def table_from_scores(scores: Mapping, labels, *, fit_s: Mapping | None = None, 
         raise ValueError("every system needs at least one score array")
     rows, spread = {}, {}
     for system, runs in per_seed.items():
-        ms = pd.DataFrame([metrics.verification_metrics(s, labels) for s in runs])
+        ms = pd.DataFrame([metrics.verification_metrics(s, labels, fars=fars) for s in runs])
         rows[system] = ms.mean().to_dict()
         spread[system] = ms.std(ddof=1).to_dict() if len(runs) > 1 else dict.fromkeys(ms.columns, np.nan)
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "system"
     xx, yy = table.loc[SYMMETRIC_X, "eer"], table.loc[SYMMETRIC_Y, "eer"]
     table["gain_recovered"] = [gain_recovered(xx, yy, e) for e in table["eer"]]
-    frr_xx = table.loc[SYMMETRIC_X, "frr_at_far0.01"]
-    table["rel_frr_change"] = (table["frr_at_far0.01"] - frr_xx) / frr_xx if frr_xx > 0 else np.nan
+    first = operating_points.frr_key(fars[0])
+    frr_xx = table.loc[SYMMETRIC_X, first]
+    table["rel_frr_change"] = (table[first] - frr_xx) / frr_xx if frr_xx > 0 else np.nan
     table["fit_s"] = [0.0, 0.0] + [float(fit_s.get(m, np.nan)) for m in systems[2:]]
     if any(len(v) > 1 for v in per_seed.values()):
         table["n_seeds"] = [len(per_seed[m]) for m in systems]
@@ -327,12 +348,12 @@ def table_from_scores(scores: Mapping, labels, *, fit_s: Mapping | None = None, 
     if boot is not None:
         per_round = {}
         for system, runs in per_seed.items():
-            r = [boot.metrics(s) for s in runs]
+            r = [boot.metrics(s, fars=fars) for s in runs]
             per_round[system] = {k: np.mean([x[k] for x in r], axis=0) for k in r[0]}
         rxx, ryy = per_round[SYMMETRIC_X]["eer"], per_round[SYMMETRIC_Y]["eer"]
         for r in per_round.values():
             r["gain_recovered"] = gain_recovered_rounds(rxx, ryy, r["eer"])
-        for m in INTERVAL_METRICS:
+        for m in interval_metrics(fars):
             lo_hi = [interval(per_round[system][m]) for system in systems]
             table[f"{m}_lo"] = [v[0] for v in lo_hi]
             table[f"{m}_hi"] = [v[1] for v in lo_hi]
@@ -344,7 +365,7 @@ def table_from_scores(scores: Mapping, labels, *, fit_s: Mapping | None = None, 
 def compare_methods(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids_eval, enroll: pd.DataFrame,
                     trials: pd.DataFrame, *, methods=METHODS, seed: int = 0, hparams: dict | None = None,
                     enroll_model_id: str | None = None, runtime_model_id: str | None = None,
-                    progress: bool = False):
+                    progress: bool = False, fars=operating_points.DEFAULT_FARS):
     """Fit every method on the alignment pairs and score the evaluation lists with each.
 
     :func:`fit_aligners` followed by :func:`evaluate_pair`.
@@ -365,13 +386,15 @@ def compare_methods(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids_ev
         Seed of every fit.
     hparams : dict, optional
         ``{method: {name: value}}`` overrides of the methods' defaults.
+    fars : sequence of float
+        FAR limits (fractions) of the ``frr_at_far<far>`` columns.
 
     Returns
     -------
     table : DataFrame
         One row per system (index ``system``), columns: the metrics of
         :func:`nessa_lib.evaluation.metrics.verification_metrics`, ``gain_recovered``, ``rel_frr_change`` (FRR at
-        FAR 1 % relative to X/X) and ``fit_s``.
+        the first of ``fars`` relative to X/X) and ``fit_s``.
     aligners : dict of str to Aligner
 
     Examples
@@ -391,30 +414,42 @@ def compare_methods(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids_ev
     aligners = fit_aligners(x_align, y_align, speakers_align, methods=methods, seed=seed, hparams=hparams,
                             enroll_model_id=enroll_model_id, runtime_model_id=runtime_model_id,
                             progress=progress, timings=timings)
-    table = evaluate_pair(aligners, x_eval, y_eval, utt_ids_eval, enroll, trials, fit_s=timings)
+    table = evaluate_pair(aligners, x_eval, y_eval, utt_ids_eval, enroll, trials, fit_s=timings, fars=fars)
     return table, aligners
 
 
-def flat_metrics(tables: dict, ab: pd.DataFrame | None = None) -> dict[str, float]:
+def flat_metrics(tables: dict, ab: pd.DataFrame | None = None, *, fars=operating_points.DEFAULT_FARS) -> dict[str, float]:
     """Stage 05's flat ``metrics.json``: ``<pair>:<system>:<metric>`` (``XX``/``YY`` for the symmetric rows) and
-    ``ab:<system>:<metric>`` for the A/B case study, each with its interval (``<metric>_lo``, ``<metric>_hi``) and
-    seed spread (``<metric>_seed_sd``) where the tables have them (those are left out where NaN).
+    the A/B case study's ``ab:<system>:<metric>`` (``ab@far<far>:<system>:<metric>`` when its table has a block
+    per FAR target, see :func:`nessa_lib.evaluation.ab.ab_case_study`), each with its interval (``<metric>_lo``,
+    ``<metric>_hi``) and seed spread (``<metric>_seed_sd``) where the tables have them (those are left out where
+    NaN). The pairs' metrics are ``eer``, ``min_dcf_p0.01``, ``frr_at_far<far>`` for every FAR limit of ``fars``
+    and ``gain_recovered``; the A/B's the EER, the FRR at the target (oracle and deployed), the deployed FAR, the
+    FRR when A/A's threshold is kept and the relative FRR impacts against A/A. All fractions.
 
     Examples
     --------
     >>> t = pd.DataFrame({"eer": [0.1, 0.05], "eer_lo": [0.08, 0.04]}, index=["symmetric X/X", "nessa-m2"])
     >>> flat_metrics({"x-y": t})
     {'x-y:XX:eer': 0.1, 'x-y:XX:eer_lo': 0.08, 'x-y:nessa-m2:eer': 0.05, 'x-y:nessa-m2:eer_lo': 0.04}
+    >>> ab = pd.DataFrame({"rel_frr_impact": [0.0, 0.25]},
+    ...                   index=pd.MultiIndex.from_product([[0.125], ["A/A", "B/B"]], names=["far_target", "system"]))
+    >>> flat_metrics({}, ab)
+    {'ab@far0.125:A/A:rel_frr_impact': 0.0, 'ab@far0.125:B/B:rel_frr_impact': 0.25}
     """
     def keep(col, names, v):  # a metric always (NaN included, as before); its interval and spread where known
         return col in names or (pd.notna(v) and any(col in (f"{n}_lo", f"{n}_hi", f"{n}_seed_sd") for n in names))
 
     key = {"symmetric X/X": "XX", "symmetric Y/Y": "YY"}
-    main = ("eer", "min_dcf_p0.01", "frr_at_far0.01", "gain_recovered")
+    main = ("eer", "min_dcf_p0.01", *(operating_points.frr_key(f) for f in fars), "gain_recovered")
     flat = {f"{name}:{key.get(system, system)}:{col}": float(v)
             for name, t in tables.items() for system, row in t.iterrows()
             for col, v in row.items() if keep(col, main, v)}
     if ab is not None:
-        flat.update({f"ab:{r}:{c}": float(v) for r, row in ab.iterrows() for c, v in row.items()
-                     if keep(c, ("eer", "far_deployed", "frr_deployed", "frr_at_aa_threshold"), v)})
+        ab_main = ("eer", "frr_at_far_oracle", "rel_frr_impact_oracle", "far_deployed", "frr_deployed",
+                   "rel_frr_impact", "frr_at_aa_threshold")
+        for r, row in ab.iterrows():
+            # A block per FAR target (index far_target, system) names its target, as frr_at_far<far> does.
+            section, system = (f"ab@far{float(r[0])!r}", r[1]) if isinstance(r, tuple) else ("ab", r)
+            flat.update({f"{section}:{system}:{c}": float(v) for c, v in row.items() if keep(c, ab_main, v)})
     return flat

@@ -60,10 +60,10 @@ def problems(data, where: str = PARAMS_FILE) -> list[str]:
     >>> data = schema.read_params_file()
     >>> problems(data)
     []
-    >>> data["evaluate"]["ab_far"] = -0.5; data["fit_aligners"]["methods"].append("nessa-m4")
+    >>> data["evaluate"]["far_targets"] = [0.01, 12.5]; data["fit_aligners"]["methods"].append("nessa-m4")
     >>> print("\\n".join(problems(data)))  # doctest: +ELLIPSIS
     params.yaml: fit_aligners.methods must be one of [...], got 'nessa-m4'
-    params.yaml: evaluate.ab_far must be > 0, got -0.5
+    params.yaml: evaluate.far_targets must be < 1, got 12.5
     """
     if not isinstance(data, dict):
         return [f"{where}: the top level must be a mapping of sections"]

@@ -6,6 +6,7 @@ without Jupyter.
 from __future__ import annotations
 
 import html
+import re
 import sys
 from pathlib import Path
 
@@ -48,6 +49,15 @@ def _csv_table(path: Path, percent_cols=(), max_rows: int = 60, columns=None) ->
     return df.head(max_rows).to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}", border=0)
 
 
+def _frr_columns(path: Path) -> list[str]:
+    """The ``frr_at_far<far>`` columns of a table CSV, in its order (none when it does not exist yet)."""
+    import pandas as pd
+
+    if not path.is_file():
+        return []
+    return [c for c in pd.read_csv(path, nrows=0).columns if re.fullmatch(r"frr_at_far[0-9.e-]+", c)]
+
+
 def build_report(root=None) -> Path:
     """Write ``reports/index.html``: links to each stage's executed notebook, the main table, the claims and the
     evaluation figures (linked, not copied). Returns its path.
@@ -70,8 +80,10 @@ def build_report(root=None) -> Path:
     figures = sorted((evaluate / "figures").glob("*.png"))
     figs = "".join(f'<a href="{f.relative_to(reports).as_posix()}"><img src="{f.relative_to(reports).as_posix()}" '
                    f'alt="{html.escape(f.stem)}" loading="lazy"></a>' for f in figures)
-    rates = ("eer", "frr_at_far0.01", "gain_recovered")
-    pct = [f"{m}{s}" for m in rates + ("frr_at_far0.05", "rel_frr_change") for s in ("", "_lo", "_hi", "_seed_sd")]
+    # The FRR columns are the table's own (one per evaluate.far_targets, in that order): the report reads no params.
+    frr = tuple(_frr_columns(evaluate / "main_table.csv"))
+    rates = ("eer", *frr, "gain_recovered")
+    pct = [f"{m}{s}" for m in rates + ("rel_frr_change",) for s in ("", "_lo", "_hi", "_seed_sd")]
     main_cols = ["pair", "system"] + [f"{m}{s}" for m in rates + ("min_dcf_p0.01",) for s in ("", "_lo", "_hi",
                                                                                             "_seed_sd")]
     main_cols += ["n_seeds"]

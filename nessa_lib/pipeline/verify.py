@@ -48,13 +48,14 @@ REPORTS = "reports/evaluate"
 #: Stage 05's tables that hold headline figures, with the columns that identify a row.
 TABLES = {
     "main_table": ["pair", "system"],
-    "ab_case_study": ["system"],
+    "ab_case_study": ["far_target", "system"],
     "ablation": ["n_speakers", "utts_per_speaker"],
 }
 FINDINGS = "findings"
 #: Columns that are headline figures wherever they appear (each with ``_lo``/``_hi`` columns for its interval).
 #: FRR columns are matched by pattern (``frr_at_far0.01`` ..., not ``frr_at_far_oracle``), so every FAR target of ``evaluate.far_targets`` is included.
-FIGURE_COLUMNS = ("eer", "gain_recovered", "far_deployed", "frr_deployed", "frr_at_aa_threshold")
+FIGURE_COLUMNS = ("eer", "gain_recovered", "far_deployed", "frr_deployed", "frr_at_aa_threshold", "frr_at_far_oracle",
+                  "rel_frr_impact", "rel_frr_impact_oracle")
 FIGURE_PATTERN = re.compile(r"frr_at_far\d")
 #: Supplementary runs that differ from the published one only by the encoders' seeds (issue 20, part 4).
 ENCODER_SEEDS_DIR = "docs/runs/encoder-seeds"
@@ -87,7 +88,7 @@ def figures(tables: dict) -> pd.DataFrame:
         if t is None:
             continue
         for _, r in t.iterrows():
-            label = " / ".join(str(r[k]) for k in keys)
+            label = " / ".join(str(r[k]) for k in keys if k in t.columns)
             for c in t.columns:
                 if _is_figure(c) and pd.notna(r[c]):
                     lo, hi = r.get(f"{c}_lo", np.nan), r.get(f"{c}_hi", np.nan)

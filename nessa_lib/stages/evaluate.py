@@ -18,6 +18,7 @@ import pandas as pd
 from nessa_lib import embeddings
 from nessa_lib.align.folder import PAIR_FILE, load_aligners
 from nessa_lib.align.hparams import METHODS
+from nessa_lib.evaluation.operating_points import DEFAULT_FARS, frr_key
 from nessa_lib.stages import schema
 from nessa_lib.stages.schema import field
 
@@ -32,7 +33,7 @@ class Params:
     seed: int = field(source="base.seed")
     ab_model_a: str = field()
     ab_model_b: str = field()
-    ab_far: float = field(gt=0, lt=1)
+    far_targets: tuple[float, ...] = field(gt=0, lt=1, each=True)
     ab_methods: tuple[str, ...] = field(choices=METHODS, each=True)
     ablation_pair: str = field()
     ablation_method: str = field(choices=METHODS)
@@ -49,8 +50,13 @@ class Params:
     check_condition: str = field(source="extract_embeddings.check_condition")
 
     def cross_checks(self) -> list[str]:
-        """The ablation's pair is one of the pairs, and the A/B case study names two different models."""
+        """The FAR targets are distinct and ascending (the first is the strictest: ``rel_frr_change`` reads it),
+        the ablation's pair is one of the pairs, and the A/B case study names two different models."""
         out = []
+        fars = list(self.far_targets)
+        if not fars or fars != sorted(set(fars)):
+            out.append(f"evaluate.far_targets must be distinct FAR fractions in ascending order, at least one, "
+                       f"got {fars}")
         if self.ablation_pair not in self.pairs:
             out.append(f"evaluate.ablation_pair {self.ablation_pair!r} is not a pair of fit_aligners.pairs "
                        f"{list(self.pairs)}")
@@ -65,7 +71,7 @@ def load(params_file: str = schema.PARAMS_FILE, root=None) -> Params:
     Examples
     --------
     >>> p = load()
-    >>> 0 < p.ab_far < 1, p.ablation_pair in p.pairs
+    >>> all(0 < f < 1 for f in p.far_targets), p.ablation_pair in p.pairs
     (True, True)
     """
     return schema.load(Params, SECTION, params_file, root)
@@ -179,21 +185,22 @@ class Evaluated:
     rounds: dict = dataclasses.field(default_factory=dict)
 
 
-def _pair_table(scores: dict, labels, boot):
+def _pair_table(scores: dict, labels, boot, fars):
     """One pair's table and bootstrap rounds (a worker job of :func:`evaluate_study`)."""
     from nessa_lib.evaluation import tables
 
     rounds: dict = {}
-    return tables.table_from_scores(scores, labels, boot=boot, rounds=rounds), rounds
+    return tables.table_from_scores(scores, labels, boot=boot, rounds=rounds, fars=fars), rounds
 
 
-def evaluate_study(study: Study, enroll: pd.DataFrame, trials: pd.DataFrame, *, boot=None,
+def evaluate_study(study: Study, enroll: pd.DataFrame, trials: pd.DataFrame, *, fars, boot=None,
                    workers: int = 1) -> Evaluated:
     """Score every pair's symmetric systems and aligners (every seed) on the evaluation trials.
 
     For each pair: the table of :func:`nessa_lib.evaluation.tables.table_from_scores` (seed means and spreads;
     with ``boot``, a :class:`nessa_lib.evaluation.bootstrap.SpeakerBootstrap` of ``trials``, the 95 % speaker
-    intervals, the same rounds for every pair so that comparisons are paired), the trial scores of ``X/X``,
+    intervals, the same rounds for every pair so that comparisons are paired; ``frr_at_far<far>`` for every FAR
+    limit of ``fars``, e.g. ``evaluate.far_targets``), the trial scores of ``X/X``,
     ``Y/Y`` and every method (first seed) and their DET curves ``(far, frr)``. Each system is scored once; the
     pairs' bootstraps run in ``workers`` processes (the same rounds, so the same result for any ``workers``).
     """
@@ -207,7 +214,7 @@ def evaluate_study(study: Study, enroll: pd.DataFrame, trials: pd.DataFrame, *, 
     for name in study.pairs:
         x, y, ids = study.eval_pair(*study.orientation(name))
         all_scores[name] = tables.pair_scores(study.aligners[name], x, y, ids, enroll, trials)
-    done = run_jobs(_pair_table, [(all_scores[n], labels, boot) for n in study.pairs],
+    done = run_jobs(_pair_table, [(all_scores[n], labels, boot, tuple(fars)) for n in study.pairs],
                     workers=workers if boot is not None else 1)
     for name, (table, rounds) in zip(study.pairs, done):
         out.tables[name], out.rounds[name] = table, rounds
@@ -267,9 +274,38 @@ def det_grid(curves: dict, n: int = 60) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def percent_table(main: pd.DataFrame) -> pd.DataFrame:
+def far_label(far: float) -> str:
+    """A FAR limit (fraction) as the tables' percent label.
+
+    Examples
+    --------
+    >>> far_label(0.01), far_label(0.05), far_label(0.125)
+    ('FAR1%', 'FAR5%', 'FAR12.5%')
+    """
+    return f"FAR{100 * float(far):g}%"  # :g drops the float noise of 100 * 0.05
+
+
+def _percent_columns(table: pd.DataFrame, names: dict, pct: set) -> pd.DataFrame:
+    """``table``'s columns ``names`` (in that order, where present) renamed, those of ``pct`` in %, two decimals,
+    with a ``95 % CI`` column where the table has ``_lo``/``_hi`` and a ``seed s.d.`` column where it has one."""
+    shown = {}
+    for c, label in names.items():
+        if c not in table.columns:
+            continue
+        k = 100.0 if c in pct else 1.0
+        shown[label] = (table[c] * k).round(2)
+        if f"{c}_lo" in table.columns:
+            shown[f"{label} 95 % CI"] = [f"{lo * k:.2f}-{hi * k:.2f}" if pd.notna(lo) else ""
+                                         for lo, hi in zip(table[f"{c}_lo"], table[f"{c}_hi"])]
+        if f"{c}_seed_sd" in table.columns:
+            shown[f"{label} seed s.d."] = (table[f"{c}_seed_sd"] * k).round(2)
+    return pd.DataFrame(shown, index=table.index)
+
+
+def percent_table(main: pd.DataFrame, fars=DEFAULT_FARS) -> pd.DataFrame:
     """The main table for reading: error rates and shares in %, minDCF as is, two decimals; a metric with an
-    interval gets a ``95 % CI`` column (``lo-hi``), a seeded one its seed standard deviation.
+    interval gets a ``95 % CI`` column (``lo-hi``), a seeded one its seed standard deviation. ``fars`` are the
+    FAR limits of the table's FRR columns (``evaluate.far_targets``), shown as ``FRR@FAR12.5% %`` and so on.
 
     Examples
     --------
@@ -277,23 +313,31 @@ def percent_table(main: pd.DataFrame) -> pd.DataFrame:
     [[1.23, 0.5]]
     >>> percent_table(pd.DataFrame({"eer": [0.0123], "eer_lo": [0.01], "eer_hi": [0.015]})).values.tolist()
     [[1.23, '1.00-1.50']]
+    >>> percent_table(pd.DataFrame({"frr_at_far0.125": [0.2]}), fars=(0.125,)).to_dict("list")
+    {'FRR@FAR12.5% %': [20.0]}
     """
-    names = {"eer": "EER %", "min_dcf_p0.01": "min_dcf_p0.01", "min_dcf_p0.05": "min_dcf_p0.05",
-             "frr_at_far0.01": "FRR@FAR1% %", "frr_at_far0.05": "FRR@FAR5% %",
-             "gain_recovered": "gain recovered %", "rel_frr_change": "FRR change vs X/X %"}
-    pct = {"eer", "frr_at_far0.01", "frr_at_far0.05", "gain_recovered", "rel_frr_change"}
-    shown = {}
-    for c, label in names.items():
-        if c not in main.columns:
-            continue
-        k = 100.0 if c in pct else 1.0
-        shown[label] = (main[c] * k).round(2)
-        if f"{c}_lo" in main.columns:
-            shown[f"{label} 95 % CI"] = [f"{lo * k:.2f}-{hi * k:.2f}" if pd.notna(lo) else ""
-                                         for lo, hi in zip(main[f"{c}_lo"], main[f"{c}_hi"])]
-        if f"{c}_seed_sd" in main.columns:
-            shown[f"{label} seed s.d."] = (main[f"{c}_seed_sd"] * k).round(2)
-    return pd.DataFrame(shown, index=main.index)
+    frr = {frr_key(f): f"FRR@{far_label(f)} %" for f in fars}
+    names = {"eer": "EER %", "min_dcf_p0.01": "min_dcf_p0.01", "min_dcf_p0.05": "min_dcf_p0.05", **frr,
+             "gain_recovered": "gain recovered %", "rel_frr_change": f"FRR@{far_label(fars[0])} change vs X/X %"}
+    return _percent_columns(main, names, {"eer", *frr, "gain_recovered", "rel_frr_change"})
+
+
+def ab_percent_table(ab_table: pd.DataFrame) -> pd.DataFrame:
+    """The A/B case study for reading (one block per FAR target): the FAR and FRR as deployed, the FRR at the
+    target on the evaluation trials themselves, and the relative FRR impact against A/A (the figure the paper
+    reports, 43.62 % at best at 12.5 % FAR), in %, with their 95 % intervals.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"frr_deployed": [0.2, 0.15], "rel_frr_impact": [0.0, 0.25]},
+    ...                  index=pd.MultiIndex.from_product([[0.125], ["A/A", "B/B"]], names=["far_target", "system"]))
+    >>> ab_percent_table(t).values.tolist()
+    [[20.0, 0.0], [15.0, 25.0]]
+    """
+    names = {"far_deployed": "FAR deployed %", "frr_deployed": "FRR deployed %",
+             "rel_frr_impact": "relative FRR impact vs A/A %", "frr_at_far_oracle": "FRR at the target FAR %",
+             "rel_frr_impact_oracle": "relative FRR impact vs A/A at the target FAR %", "eer": "EER %"}
+    return _percent_columns(ab_table, names, set(names))
 
 
 def key_numbers(tables: dict) -> str:
