@@ -20,7 +20,7 @@ The published run is what git holds: stage 05's tables (``cache: false`` in ``dv
    And every verdict of ``findings.csv`` must equal the published one, unless the encoder-seed runs show that this
    verdict itself changes with encoder training (then it is reported, not failed).
 2. **The nbval key numbers** (``--nbval``): the committed executed evaluation notebook is re-run with nbval on
-   your data; its marked cell (every pair's EERs at 3 decimals) must print what the published run printed. That
+   your data (stage 05's outputs are restored afterwards); its marked cell (every pair's EERs at 3 decimals) must print what the published run printed. That
    is the bit-level check: it holds when your encoders are the published ones (same kind of CPU, or kernels capped
    by ``base.cpu_kernels``), and it is expected to fail, with the figures still within tolerance, when they are not.
 
@@ -295,18 +295,29 @@ def encoder_seed_runs(root=None, rev: str = "HEAD") -> list:
 def nbval_key_numbers(rev: str = "HEAD", root=None) -> tuple[bool, str]:
     """Re-run the committed executed evaluation notebook (at ``rev``) with nbval on the workspace's data.
 
-    The notebook rewrites stage 05's outputs as it runs; on the data ``make repro`` just made they come out the
-    same (the stage is deterministic), and ``dvc status`` shows it if they do not.
+    The kernel starts with the CPU kernels of ``base.cpu_kernels``, as the pipeline's runner starts it (without
+    them, scores differ from the stage's in their last bits on an AVX-512 machine). The notebook rewrites stage 05's
+    outputs as it runs; the folder is restored afterwards, so verifying changes nothing in the workspace.
     """
+    from nessa_lib import cpu_kernels
+    from nessa_lib.stages.schema import read_params_file
+
     root = Path(root) if root is not None else paths.repo_root()
+    setting = (read_params_file(root=root).get("base") or {}).get("cpu_kernels", "native")
     tmp = root / ".verify"
-    tmp.mkdir(exist_ok=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
     nb = tmp / "05_evaluate.published.ipynb"
+    backup = tmp / "outputs"
+    shutil.copytree(root / REPORTS, backup)
     try:
         nb.write_bytes(_git_show(rev, NOTEBOOK, root))
         res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
-                              "--rootdir", str(tmp), str(nb)], cwd=root, capture_output=True, text=True)
+                              "--rootdir", str(tmp), str(nb)], cwd=root, capture_output=True, text=True,
+                             env=cpu_kernels.environment(setting))
     finally:
+        shutil.rmtree(root / REPORTS, ignore_errors=True)
+        shutil.copytree(backup, root / REPORTS)  # copy2: contents and times as the run left them
         shutil.rmtree(tmp, ignore_errors=True)
     return res.returncode == 0, res.stdout[-4000:]
 
