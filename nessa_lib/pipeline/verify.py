@@ -354,7 +354,8 @@ def main(argv=None) -> int:
     varying = set(verdict_spread(runs).query("across == 'varies'").index) if runs else set()
     result = compare(published, yours, spread, varying)
     print(f"Your run ({REPORTS}) against the published one (git {args.published}); "
-          f"encoder-training spread from {len(runs)} run(s) in {ENCODER_SEEDS_DIR} and the published one"
+          f"encoder-training spread over {len(runs)} trainings (the published run and {len(runs) - 1} in "
+          f"{ENCODER_SEEDS_DIR})"
           if runs else f"Your run ({REPORTS}) against the published one (git {args.published}); no encoder-seed runs")
     print(format_table(result, args.failures_only))
     bad = result[~result["ok"]]
