@@ -357,7 +357,10 @@ def main(argv=None) -> int:
           f"encoder-training spread over {len(runs)} trainings (the published run and {len(runs) - 1} in "
           f"{ENCODER_SEEDS_DIR})"
           if runs else f"Your run ({REPORTS}) against the published one (git {args.published}); no encoder-seed runs")
-    print(format_table(result, args.failures_only))
+    if args.failures_only and result["ok"].all():
+        print("(no figure or verdict differs beyond its tolerance)")
+    else:
+        print(format_table(result, args.failures_only))
     bad = result[~result["ok"]]
     n_fig = int((~result["figure"].str.startswith("verdict:")).sum())
     print(f"\n{len(result) - len(bad)} of {len(result)} checks pass ({n_fig} figures, {len(result) - n_fig} verdicts)")
