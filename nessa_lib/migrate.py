@@ -20,13 +20,26 @@ utterances embedded by X and by Y, :mod:`nessa_lib.deployment`)::
 collapsed or is scrambled (non-pair cosines, pair identification rate against the fit data's), and, when the
 embedding files carry speaker labels, when the aligned system is not better than keeping X (X/X EER on the same
 trials); ``--strict`` then refuses to migrate (exit status 2), naming each problem and the files.
+
+Shipping a threshold. A calibration file (:mod:`nessa_lib.evaluation.calibration`: the score-to-LLR map and the
+thresholds chosen per FAR target on calibration trials, made for this aligner) is read with ``--calibration FILE``,
+or found beside the aligner (:func:`~nessa_lib.evaluation.calibration.calibration_path`, ``--no-calibration`` to
+skip it). A file made for another aligner is refused (exit status 1) before anything is written. The migrated file's
+provenance (:func:`read_provenance`, a JSON string in the ``.npz``, still pickle-free) then records the calibration,
+the thresholds and the calibration file's name and sha256, and :func:`shipped_threshold` reads a threshold back::
+
+    python -m nessa_lib.migrate ALIGNER profiles_xvector.npz migrated.npz --calibration nessa-m2.calibration.json
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
+import math
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +49,8 @@ from nessa_lib import align, embeddings
 logger = logging.getLogger(__name__)
 
 SIDES = ("enrollment", "runtime")
+PROVENANCE_KEY = "provenance"  # the .npz entry holding the migration record (a 0-d unicode array of JSON)
+PROVENANCE_FORMAT = "nessa-migration"
 
 
 def space_id(aligner: align.Aligner) -> str:
@@ -133,14 +148,70 @@ def migrate_embeddings(aligner: align.Aligner, emb: embeddings.EmbeddingSet, *, 
     return embeddings.EmbeddingSet(out, emb.utt_ids, emb.speaker_ids, space_id(aligner))
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def calibration_record(path, aligner) -> dict:
+    """What a migrated file records of a calibration file: its content, name and sha256.
+
+    The file is read with :func:`nessa_lib.evaluation.calibration.load_calibration`, so one made for another
+    aligner than ``aligner`` (or for none) is refused with a ``ValueError`` naming it; a missing file raises
+    ``FileNotFoundError`` naming it.
+
+    Returns
+    -------
+    dict
+        ``file`` (name), ``sha256``, ``system``, ``scale`` / ``offset`` / ``prior`` (``None`` when the file holds
+        no score-to-LLR map), ``thresholds`` (a list of ``{"far_target", "threshold"}``) and ``accept_rule``.
+    """
+    from nessa_lib.evaluation.calibration import load_calibration
+
+    path = Path(path)
+    saved = load_calibration(path, aligner)
+    cal = saved.calibration
+    return dict(file=path.name, sha256=_sha256(path), system=saved.system,
+                scale=None if cal is None else cal.scale, offset=None if cal is None else cal.offset,
+                prior=None if cal is None else cal.prior,
+                thresholds=[{"far_target": f, "threshold": t} for f, t in sorted(saved.thresholds.items())],
+                accept_rule="score >= threshold")
+
+
+def _write_with_provenance(out_path: Path, emb: embeddings.EmbeddingSet, provenance: dict) -> None:
+    """:func:`nessa_lib.embeddings.save_embeddings` plus a ``provenance`` entry, atomically.
+
+    The embedding writer (and its checks) writes a partial file, the record is appended to its zip, and only then
+    does the partial file replace ``out_path``; it is removed when anything fails.
+    """
+    text = json.dumps(provenance, indent=1, sort_keys=True, allow_nan=False)
+    part = out_path.with_name(out_path.name + ".partial.npz")
+    try:
+        embeddings.save_embeddings(part, emb)
+        with zipfile.ZipFile(part, "a") as zf, zf.open(f"{PROVENANCE_KEY}.npy", "w") as f:
+            np.lib.format.write_array(f, np.array(text), allow_pickle=False)
+        part.replace(out_path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+
+
 def migrate_file(aligner_path, in_path, out_path, *, side: str = "enrollment", overwrite: bool = False,
-                 progress: bool = False) -> embeddings.EmbeddingSet:
+                 progress: bool = False, calibration=None) -> embeddings.EmbeddingSet:
     """Migrate one embedding file through an aligner file; see the module docstring.
 
     Refuses (``ValueError`` / ``FileExistsError`` / ``IsADirectoryError``, naming the file) to write over its input,
     into a directory or, unless ``overwrite``, over an existing file; the output is written atomically, only once
     every row has mapped, and no temporary file is left behind when anything fails. Memory: the input and the
     output embeddings once each (the rows are mapped in chunks into the output).
+
+    The output carries a provenance record (:func:`read_provenance`): the aligner file (name, sha256, method,
+    fingerprint), the side and the input's name, and, with ``calibration`` (a calibration file made for this
+    aligner, :func:`calibration_record`; read before any row is mapped, so a file made for another aligner is
+    refused with nothing written), the calibration and its thresholds (:func:`shipped_threshold`).
 
     Examples
     --------
@@ -164,12 +235,93 @@ def migrate_file(aligner_path, in_path, out_path, *, side: str = "enrollment", o
         raise IsADirectoryError(f"{out_path} is a directory; name the file to write the migrated embeddings to")
     if out_path.exists() and not overwrite:
         raise FileExistsError(f"{out_path} exists; pass overwrite=True to replace it")
+    from nessa_lib.evaluation.calibration import aligner_identity
+
     aligner = align.load(aligner_path)
+    cal = None if calibration is None else calibration_record(calibration, aligner)
     emb = embeddings.load_embeddings(in_path)
     out = migrate_embeddings(aligner, emb, side=side, source=str(in_path), progress=progress)
     del emb  # the input's rows are no longer needed: the writer's own temporaries may use their memory
-    embeddings.save_embeddings(out_path, out)
+    provenance = dict(format=PROVENANCE_FORMAT, format_version=1, side=side, input=in_path.name,
+                      space_id=out.model_id,
+                      aligner=dict(file=Path(aligner_path).name, sha256=_sha256(Path(aligner_path)),
+                                   **aligner_identity(aligner)),
+                      calibration=cal)
+    _write_with_provenance(out_path, out, provenance)
     return out
+
+
+def read_provenance(path) -> dict | None:
+    """The provenance record of a migrated embedding file (:func:`migrate_file`), or ``None`` if it has none.
+
+    Read without pickle. Raises ``FileNotFoundError`` / ``ValueError`` naming the file when it is missing or its
+    record is not readable JSON.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"embedding file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if PROVENANCE_KEY not in z.files:
+                return None
+            text = str(z[PROVENANCE_KEY])
+    except Exception as exc:
+        raise ValueError(f"{path} is not a readable .npz embedding file: {exc}") from exc
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: damaged provenance record: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != PROVENANCE_FORMAT:
+        raise ValueError(f"{path}: its provenance record is not a NESSA migration record")
+    return doc
+
+
+def shipped_threshold(path, far: float) -> float:
+    """The score threshold for FAR target ``far`` shipped with a migrated file (accept when ``score >= it``).
+
+    Parameters
+    ----------
+    path : path
+        An embedding file written by :func:`migrate_file` / the CLI with a calibration file.
+    far : float
+        A FAR target recorded in it, as a fraction (0.01 means 1 %).
+
+    Raises
+    ------
+    ValueError
+        Naming the file: it records no calibration (migrated without one, or not a migrated file), or not this
+        FAR target (the recorded ones are listed).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from nessa_lib.evaluation.calibration import calibration_path, save_calibration
+    >>> d = tempfile.mkdtemp()
+    >>> x = np.random.default_rng(0).normal(size=(12, 3)).astype("float32")
+    >>> a = align.fit("linear", x, x, np.arange(12) // 3, enroll_model_id="X@1", runtime_model_id="Y@1")
+    >>> a.save(os.path.join(d, "lin.safetensors"))
+    >>> save_calibration(calibration_path(os.path.join(d, "lin.safetensors")), thresholds={0.01: 0.625}, aligner=a)
+    >>> embeddings.save_embeddings(os.path.join(d, "profiles.npz"), embeddings.EmbeddingSet(
+    ...     x[:2], np.array(["p1", "p2"]), np.array(["s1", "s2"]), "X@1"))
+    >>> _ = migrate_file(os.path.join(d, "lin.safetensors"), os.path.join(d, "profiles.npz"),
+    ...                  os.path.join(d, "migrated.npz"),
+    ...                  calibration=calibration_path(os.path.join(d, "lin.safetensors")))
+    >>> shipped_threshold(os.path.join(d, "migrated.npz"), 0.01)
+    0.625
+    """
+    far = float(far)
+    doc = read_provenance(path)
+    cal = None if doc is None else doc.get("calibration")
+    if not cal:
+        raise ValueError(f"{path} records no calibration, so no threshold ships with it: migrate it again with "
+                         "--calibration FILE (a calibration file made for the aligner)")
+    rows = cal.get("thresholds") or []
+    for r in rows:
+        if math.isclose(float(r["far_target"]), far, rel_tol=1e-9, abs_tol=0.0):
+            return float(r["threshold"])
+    recorded = [float(r["far_target"]) for r in rows]
+    raise ValueError(f"{path} records no threshold for FAR target {far} (its calibration file {cal.get('file')} "
+                     f"has {recorded or 'none'})")
 
 
 def check_files(aligner_path, x_path, y_path, *, n_rounds: int = 500, seed: int = 0):
@@ -201,7 +353,7 @@ def _cli_message(exc: BaseException) -> str:
 
 
 def main(argv=None) -> int:
-    """Command line: ``python -m nessa_lib.migrate ALIGNER IN OUT [--side runtime] [--force]``."""
+    """Command line: ``python -m nessa_lib.migrate ALIGNER IN OUT [--side runtime] [--force] [--calibration FILE]``."""
     ap = argparse.ArgumentParser(prog="python -m nessa_lib.migrate", description=__doc__.split("\n")[0])
     ap.add_argument("aligner", help="aligner file (.safetensors) written by nessa_lib.align")
     ap.add_argument("input", help="embedding file (.npz) made by the model the aligner expects on --side")
@@ -215,10 +367,36 @@ def main(argv=None) -> int:
     ap.add_argument("--strict", action="store_true",
                     help="with --check: refuse to migrate (exit status 2) when the check flags the sample (low "
                          "agreement, a collapsed or scrambled space, or not better than keeping X)")
+    cal_group = ap.add_mutually_exclusive_group()
+    cal_group.add_argument("--calibration", metavar="FILE",
+                           help="calibration file made for this aligner (nessa_lib.evaluation.calibration): its "
+                                "thresholds are recorded in OUTPUT (default: <aligner stem>.calibration.json beside "
+                                "the aligner, if it exists)")
+    cal_group.add_argument("--no-calibration", action="store_true",
+                           help="record no calibration, even if a file lies beside the aligner")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.strict and not args.check:
         ap.error("--strict needs --check SAMPLE_X SAMPLE_Y")
+    cal_path = None
+    if args.calibration:
+        cal_path = Path(args.calibration)
+    elif not args.no_calibration:
+        from nessa_lib.evaluation.calibration import calibration_path
+
+        beside = calibration_path(args.aligner)
+        if beside.is_file():
+            cal_path = beside
+            print(f"calibration: using {beside}, found beside the aligner (--no-calibration to skip it)")
+    cal = None
+    if cal_path is not None:
+        # Read before the check and the migration: a file made for another aligner stops everything.
+        try:
+            cal = calibration_record(cal_path, align.load(args.aligner))
+        except Exception as exc:  # noqa: BLE001 - one line naming both files
+            print(f"error: calibration {cal_path} for aligner {args.aligner}: {_cli_message(exc)}; nothing migrated",
+                  file=sys.stderr)
+            return 1
     if args.check:
         try:
             report = check_files(args.aligner, *args.check)
@@ -246,12 +424,18 @@ def main(argv=None) -> int:
         return 1
     try:
         out = migrate_file(args.aligner, args.input, args.output, side=args.side, overwrite=args.force,
-                           progress=True)
+                           progress=True, calibration=cal_path)
     except Exception as exc:  # noqa: BLE001 - a CLI error is one line naming the file, never a traceback
         print(f"error: {_cli_message(exc)}", file=sys.stderr)
         return 1
     print(f"migrated {len(out.utt_ids):,} rows of {args.input} ({args.side} side) into space {out.model_id} "
           f"({out.dim}-d): {args.output}")
+    if cal is None:
+        print("no calibration recorded: no threshold ships with the output (--calibration FILE to ship one)")
+    else:
+        thr = ", ".join(f"FAR {r['far_target']:g}: {r['threshold']:.6g}" for r in cal["thresholds"]) or "none"
+        print(f"shipped with calibration {cal_path} (sha256 {cal['sha256'][:12]}...): thresholds (accept when "
+              f"score >= threshold) {thr}")
     return 0
 
 

@@ -188,3 +188,85 @@ def test_streamed_migration_writes_what_stacking_the_chunks_wrote(files, tmp_pat
     got = migrate.migrate_embeddings(a, e, chunk=7)
     want = np.vstack([a.map_enrollment(x[s:s + 7], model_id="X@1") for s in range(0, len(x), 7)])
     assert got.embeddings.dtype == want.dtype and got.embeddings.tobytes() == want.tobytes()
+
+
+# --- issue 21: the calibration and thresholds shipped with the migrated profiles -----------------------------------
+
+
+def _toy_calibration():
+    from nessa_lib.evaluation.calibration import fit_calibration
+
+    rng = np.random.default_rng(1)
+    scores = np.r_[rng.normal(0.2, 0.1, 200), rng.normal(0.7, 0.1, 50)]
+    labels = np.r_[np.zeros(200, int), np.ones(50, int)]
+    return fit_calibration(scores, labels), {0.01: 0.55, 0.1: 0.4}
+
+
+def test_calibration_beside_the_aligner_ships_its_thresholds_with_the_migrated_file(files, tmp_path, capsys):
+    import hashlib
+
+    from nessa_lib.evaluation.calibration import calibration_path, save_calibration
+
+    cal, thr = _toy_calibration()
+    cal_file = calibration_path(files["nessa-m2"])
+    save_calibration(cal_file, cal, thr, aligner=files["nessa-m2"], system="X/Y nessa-m2")
+    out = tmp_path / "shipped.npz"
+    assert migrate.main([str(files["nessa-m2"]), str(files["profiles"]), str(out)]) == 0
+    said = capsys.readouterr().out
+    assert f"using {cal_file}, found beside the aligner" in said
+    assert "FAR 0.01: 0.55" in said and "FAR 0.1: 0.4" in said
+    rec = migrate.read_provenance(out)["calibration"]
+    assert rec["file"] == cal_file.name and rec["sha256"] == hashlib.sha256(cal_file.read_bytes()).hexdigest()
+    assert (rec["scale"], rec["offset"], rec["prior"]) == (cal.scale, cal.offset, cal.prior)
+    assert rec["thresholds"] == [{"far_target": 0.01, "threshold": 0.55}, {"far_target": 0.1, "threshold": 0.4}]
+    assert migrate.shipped_threshold(out, 0.01) == 0.55 and migrate.shipped_threshold(out, 0.1) == 0.4
+    with pytest.raises(ValueError, match=r"no threshold for FAR target 0.05 .*\[0.01, 0.1\]"):
+        migrate.shipped_threshold(out, 0.05)
+    # The embeddings are those of a migration without calibration, and the file still loads as embeddings.
+    plain = migrate.migrate_file(files["nessa-m2"], files["profiles"], tmp_path / "plain.npz")
+    np.testing.assert_array_equal(embeddings.load_embeddings(out).embeddings, plain.embeddings)
+    prov = migrate.read_provenance(tmp_path / "plain.npz")
+    assert prov["calibration"] is None and prov["aligner"]["file"] == "nessa-m2.safetensors"
+    with pytest.raises(ValueError, match="records no calibration"):
+        migrate.shipped_threshold(tmp_path / "plain.npz", 0.01)
+    with pytest.raises(ValueError, match="records no calibration"):  # a plain embedding file: no record at all
+        migrate.shipped_threshold(files["profiles"], 0.01)
+
+
+def test_calibration_made_for_another_aligner_is_refused_and_nothing_is_written(files, tmp_path, capsys):
+    from nessa_lib.evaluation.calibration import calibration_path, save_calibration
+
+    cal, thr = _toy_calibration()
+    other = tmp_path / "m3.calibration.json"
+    save_calibration(other, cal, thr, aligner=files["nessa-m3"])
+    save_calibration(calibration_path(files["nessa-m2"]), cal, thr, aligner=files["nessa-m3"])  # beside, but wrong
+    before = sorted(tmp_path.rglob("*"))
+    for extra in (["--calibration", str(other)], []):
+        rc = migrate.main([str(files["nessa-m2"]), str(files["profiles"]), str(tmp_path / "o.npz"), *extra])
+        err = capsys.readouterr().err
+        assert rc == 1, err
+        assert "made for another aligner" in err and str(files["nessa-m2"]) in err and "nothing migrated" in err
+        assert (str(other) if extra else str(calibration_path(files["nessa-m2"]))) in err
+    with pytest.raises(ValueError, match="made for another aligner"):
+        migrate.migrate_file(files["nessa-m2"], files["profiles"], tmp_path / "o.npz", calibration=other)
+    assert sorted(tmp_path.rglob("*")) == before  # no output, no partial file
+
+
+def test_no_calibration_flag_and_a_missing_calibration_file(files, tmp_path, capsys):
+    from nessa_lib.evaluation.calibration import calibration_path, save_calibration
+
+    cal, thr = _toy_calibration()
+    save_calibration(calibration_path(files["nessa-m2"]), cal, thr, aligner=files["nessa-m2"])
+    out = tmp_path / "o.npz"
+    assert migrate.main([str(files["nessa-m2"]), str(files["profiles"]), str(out), "--no-calibration"]) == 0
+    assert "no calibration recorded" in capsys.readouterr().out
+    assert migrate.read_provenance(out)["calibration"] is None
+    missing = tmp_path / "missing.calibration.json"
+    rc = migrate.main([str(files["nessa-m2"]), str(files["profiles"]), str(tmp_path / "p.npz"),
+                       "--calibration", str(missing)])
+    err = capsys.readouterr().err
+    assert rc == 1 and f"calibration file not found: {missing}" in err
+    assert not (tmp_path / "p.npz").exists()
+    with pytest.raises(SystemExit):  # one or the other
+        migrate.main([str(files["nessa-m2"]), str(files["profiles"]), str(out), "--no-calibration",
+                      "--calibration", str(missing)])
