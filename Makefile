@@ -9,7 +9,14 @@ export MKL_NUM_THREADS ?= 1
 
 .PHONY: venv repro verify pull test test-fast bench check-report lock clean-venv
 
-venv: $(VENV)/.installed
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+
+venv: $(VENV)/.installed $(LAB_OVERRIDES)
+
+# JupyterLab (this venv's) opens notebooks/*.py, jupytext percent-format notebooks, as notebooks instead of as text.
+$(LAB_OVERRIDES): $(VENV)/.installed
+	mkdir -p $(dir $@)
+	$(BIN)/jupytext-config --settings-file $@ set-default-viewer python
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
