@@ -49,6 +49,7 @@ __all__ = [
     "min_cllr",
     "actual_dcf",
     "threshold_report",
+    "system_calibration",
     "aligner_identity",
     "calibration_path",
     "save_calibration",
@@ -419,6 +420,49 @@ def threshold_report(cal_scores, cal_labels, eval_scores, eval_labels, fars, *, 
             row["frr_eval_lo"], row["frr_eval_hi"] = interval(frr_r)
         rows.append(row)
     return pd.DataFrame(rows).set_index("far_target")
+
+
+def system_calibration(cal_scores: Mapping, cal_labels, eval_scores: Mapping, eval_labels, fars, *,
+                       p_target: float = 0.01, prior: float = 0.5, boot=None) -> pd.DataFrame:
+    """Every system calibrated on the calibration trials and judged on the evaluation trials.
+
+    For each system (a key of both score mappings): a logistic calibration (:func:`fit_calibration`) fitted on
+    its calibration scores turns its evaluation scores into LLRs, judged by ``cllr`` (bits), ``min_cllr`` (the
+    same scores calibrated optimally on the evaluation trials themselves: what is left is discrimination) and
+    ``act_dcf`` at ``p_target`` beside ``min_dcf`` (:func:`nessa_lib.evaluation.metrics.min_dcf`); and for each
+    FAR target the threshold chosen on the calibration trials with the FAR and FRR it gives on evaluation and
+    whether the target holds (:func:`threshold_report`).
+
+    Returns
+    -------
+    DataFrame
+        Index ``(system, far_target)``; the calibration columns repeat within a system.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> lab = np.r_[np.ones(200), np.zeros(2000)].astype(int)
+    >>> cal = {"s": np.r_[rng.normal(2, 1, 200), rng.normal(0, 1, 2000)]}
+    >>> ev = {"s": np.r_[rng.normal(2, 1, 200), rng.normal(0, 1, 2000)]}
+    >>> t = system_calibration(cal, lab, ev, lab, [0.05])
+    >>> bool(t.loc[("s", 0.05), "min_cllr"] <= t.loc[("s", 0.05), "cllr"] < 1.0)
+    True
+    """
+    from nessa_lib.evaluation.metrics import min_dcf
+
+    cal_labels, eval_labels = np.asarray(cal_labels), np.asarray(eval_labels)
+    blocks = {}
+    for system, ev in eval_scores.items():
+        cs, ev = np.asarray(cal_scores[system], float), np.asarray(ev, float)
+        cal = fit_calibration(cs, cal_labels, prior=prior, what=f"calibration trials of {system!r}")
+        llr = cal.apply(ev)
+        t = threshold_report(cs, cal_labels, ev, eval_labels, fars, boot=boot)
+        t.insert(0, f"min_dcf_p{float(p_target)!r}", min_dcf(ev, eval_labels, p_target))
+        t.insert(0, f"act_dcf_p{float(p_target)!r}", actual_dcf(llr, eval_labels, p_target))
+        t.insert(0, "min_cllr", min_cllr(ev, eval_labels))
+        t.insert(0, "cllr", cllr(llr, eval_labels))
+        blocks[system] = t
+    return pd.concat(blocks, names=["system"])
 
 
 # --------------------------------------------------------------------------------------------

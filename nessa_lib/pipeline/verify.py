@@ -50,12 +50,13 @@ TABLES = {
     "main_table": ["pair", "system"],
     "ab_case_study": ["far_target", "system"],
     "ablation": ["n_speakers", "utts_per_speaker"],
+    "calibration": ["pair", "system", "far_target"],
 }
 FINDINGS = "findings"
 #: Columns that are headline figures wherever they appear (each with ``_lo``/``_hi`` columns for its interval).
 #: FRR columns are matched by pattern (``frr_at_far0.01`` ..., not ``frr_at_far_oracle``), so every FAR target of ``evaluate.far_targets`` is included.
 FIGURE_COLUMNS = ("eer", "gain_recovered", "far_deployed", "frr_deployed", "frr_at_aa_threshold", "frr_at_far_oracle",
-                  "rel_frr_impact", "rel_frr_impact_oracle")
+                  "rel_frr_impact", "rel_frr_impact_oracle", "far_eval", "frr_eval")
 FIGURE_PATTERN = re.compile(r"frr_at_far\d")
 #: Supplementary runs that differ from the published one only by the encoders' seeds (issue 20, part 4).
 ENCODER_SEEDS_DIR = "docs/runs/encoder-seeds"

@@ -224,6 +224,61 @@ def evaluate_study(study: Study, enroll: pd.DataFrame, trials: pd.DataFrame, *, 
     return out
 
 
+def calibration_study(study: Study, evaluated: Evaluated, trials: pd.DataFrame, *, fit_splits, calibration_split: str,
+                      k_enroll: int, manifest_df: pd.DataFrame, seed: int, fars, boot=None) -> pd.DataFrame:
+    """Every pair's systems calibrated on trials of ``calibration_split`` and judged on the evaluation trials.
+
+    The calibration trials are built as the A/B case study builds its own (:func:`nessa_lib.evaluation.ab.
+    alignment_trials` on the fit pool's rows of that split: voices the encoders never heard, which the aligners
+    were fitted on), and scored by ``X/X``, ``Y/Y`` and every method's first-seed aligner, the systems of
+    ``evaluated.scores``. Per system and FAR target: :func:`nessa_lib.evaluation.calibration.system_calibration`.
+
+    Parameters
+    ----------
+    manifest_df : DataFrame
+        The corpus manifest: its enrollment-condition flags make calibration profiles enrolled on clean audio, as
+        the evaluation's are.
+
+    Returns
+    -------
+    DataFrame
+        Index ``(pair, system, far_target)``.
+    """
+    from nessa_lib.data.manifest import enroll_flags
+    from nessa_lib.evaluation import ab, calibration, tables
+
+    short = {tables.SYMMETRIC_X: "X/X", tables.SYMMETRIC_Y: "Y/Y"}
+    labels = trials["label"].to_numpy()
+    out = {}
+    for name in study.pairs:
+        pool = study.fit_pool(*study.orientation(name), fit_splits)
+        rows = np.flatnonzero(pool.splits == calibration_split)
+        if not len(rows):
+            raise ValueError(f"evaluate.calibration_split {calibration_split!r} has no utterance in the fit pool of "
+                             f"pair {name!r} (splits {sorted(set(pool.splits))})")
+        ids = pool.utt_ids[rows]
+        cal_enroll, cal_trials = ab.alignment_trials(pool.speaker_ids[rows], ids, k_enroll=k_enroll,
+                                                     n_nontarget_per_profile=ab_nontarget(trials, k_enroll),
+                                                     rng=seed, enroll_flag=enroll_flags(manifest_df, ids))
+        scores = tables.pair_scores(study.aligners[name], pool.x[rows], pool.y[rows], ids, cal_enroll, cal_trials)
+        cal = {short.get(k, k): v[0] if isinstance(v, list) else v for k, v in scores.items()}
+        out[name] = calibration.system_calibration(cal, cal_trials["label"].to_numpy(), evaluated.scores[name],
+                                                   labels, fars, boot=boot)
+    return pd.concat(out, names=["pair"])
+
+
+def ab_nontarget(trials: pd.DataFrame, k_enroll: int) -> int:
+    """Non-target trials per profile of the evaluation lists (calibration lists are built alike).
+
+    Examples
+    --------
+    >>> ab_nontarget(pd.DataFrame({"profile_id": ["a", "a", "a", "b", "b", "b"], "label": [1, 0, 0, 1, 0, 0]}), 3)
+    2
+    """
+    per_profile = trials[trials["label"] == 0].groupby("profile_id").size()
+    return int(per_profile.median())
+
+
 def det_legend_intervals(table: pd.DataFrame) -> dict:
     """``{DET label: (eer, lo, hi)}`` of a pair's table with intervals (labels as in :class:`Evaluated`'s
     ``det``: ``X/X``, ``Y/Y``, the methods); empty without intervals.
