@@ -469,6 +469,11 @@ def test_whole_pipeline_smoke(tmp_path, run_study):
     check = pd.read_csv(rep / "deployment_check.csv")
     assert set(zip(check["method"], check["sample"])) == {(m, s) for m in ("nessa-m2", "nessa-m1")
                                                           for s in ("as recorded", "+aug", "synthetic collapse")}
+    # Every system of every pair calibrated on the alignment split and judged at every FAR target.
+    cal = pd.read_csv(rep / "calibration.csv")
+    assert set(cal["pair"]) == {"xv-ec", "rz-ec"} and sorted(set(cal["far_target"])) == p["evaluate"]["far_targets"]
+    assert {"X/X", "Y/Y", "nessa-m2"} <= set(cal["system"]) and cal["cllr"].between(0, 10).all()
+    assert (cal["min_cllr"] <= cal["cllr"] + 1e-9).all() and (cal["far_eval_lo"] <= cal["far_eval_hi"]).all()
     nonpair = check.set_index(["method", "sample"])["nonpair_median"]
     for m in ("nessa-m2", "nessa-m1"):
         assert nonpair[(m, "synthetic collapse")] > nonpair[(m, "as recorded")]
