@@ -34,7 +34,6 @@ the thresholds and the calibration file's name and sha256, and :func:`shipped_th
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import math
@@ -45,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from nessa_lib import align, embeddings
+from nessa_lib.encoders.hub import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -148,14 +148,6 @@ def migrate_embeddings(aligner: align.Aligner, emb: embeddings.EmbeddingSet, *, 
     return embeddings.EmbeddingSet(out, emb.utt_ids, emb.speaker_ids, space_id(aligner))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def calibration_record(path, aligner) -> dict:
     """What a migrated file records of a calibration file: its content, name and sha256.
 
@@ -174,7 +166,7 @@ def calibration_record(path, aligner) -> dict:
     path = Path(path)
     saved = load_calibration(path, aligner)
     cal = saved.calibration
-    return dict(file=path.name, sha256=_sha256(path), system=saved.system,
+    return dict(file=path.name, sha256=file_sha256(path), system=saved.system,
                 scale=None if cal is None else cal.scale, offset=None if cal is None else cal.offset,
                 prior=None if cal is None else cal.prior,
                 thresholds=[{"far_target": f, "threshold": t} for f, t in sorted(saved.thresholds.items())],
@@ -244,7 +236,7 @@ def migrate_file(aligner_path, in_path, out_path, *, side: str = "enrollment", o
     del emb  # the input's rows are no longer needed: the writer's own temporaries may use their memory
     provenance = dict(format=PROVENANCE_FORMAT, format_version=1, side=side, input=in_path.name,
                       space_id=out.model_id,
-                      aligner=dict(file=Path(aligner_path).name, sha256=_sha256(Path(aligner_path)),
+                      aligner=dict(file=Path(aligner_path).name, sha256=file_sha256(aligner_path),
                                    **aligner_identity(aligner)),
                       calibration=cal)
     _write_with_provenance(out_path, out, provenance)

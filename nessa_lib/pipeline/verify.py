@@ -107,8 +107,8 @@ def verdicts(findings: pd.DataFrame) -> pd.Series:
     >>> verdicts(f).to_dict()
     {'claim a | g | x-y': 'holds'}
     """
-    index = "claim " + findings["finding"].astype(str).str.split(":").str[0] + " | " + findings["group"].astype(str) + " | " + \
-        findings["evidence"].astype(str)
+    claim = findings["finding"].astype(str).str.split(":").str[0]
+    index = "claim " + claim + " | " + findings["group"].astype(str) + " | " + findings["evidence"].astype(str)
     return pd.Series(findings["verdict"].astype(str).values, index=index.values, name="verdict")
 
 
@@ -284,13 +284,12 @@ def published_tables(rev: str = "HEAD", root=None) -> dict:
     return out
 
 
-def encoder_seed_runs(root=None, rev: str = "HEAD") -> list:
-    """Stage 05's tables of the published run (at ``rev``) and of every run under :data:`ENCODER_SEEDS_DIR`."""
+def encoder_seed_runs(published: dict, root=None) -> list:
+    """Stage 05's tables of the published run (``published``, as :func:`published_tables` read them) and of every
+    run under :data:`ENCODER_SEEDS_DIR`; empty when there is none."""
     root = Path(root) if root is not None else paths.repo_root()
     folders = sorted(p for p in (root / ENCODER_SEEDS_DIR).glob("*/") if (p / "main_table.csv").is_file())
-    if not folders:
-        return []
-    return [published_tables(rev, root), *(read_tables(f) for f in folders)]
+    return [published, *(read_tables(f) for f in folders)] if folders else []
 
 
 def nbval_key_numbers(rev: str = "HEAD", root=None) -> tuple[bool, str]:
@@ -336,7 +335,7 @@ def main(argv=None) -> int:
     root = paths.repo_root()
     try:
         published = published_tables(args.published, root)
-        runs = encoder_seed_runs(root, args.published)
+        runs = encoder_seed_runs(published, root)
     except (FileNotFoundError, pd.errors.ParserError) as err:
         print(f"error: the published run: {err}", file=sys.stderr)
         return 2

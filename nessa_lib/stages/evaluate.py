@@ -207,7 +207,6 @@ def evaluate_study(study: Study, enroll: pd.DataFrame, trials: pd.DataFrame, *, 
     from nessa_lib.evaluation import metrics, tables
     from nessa_lib.parallel import run_jobs
 
-    short = {tables.SYMMETRIC_X: "X/X", tables.SYMMETRIC_Y: "Y/Y"}
     labels = trials["label"].to_numpy()
     out = Evaluated({}, {}, {}, {})
     all_scores = {}
@@ -218,8 +217,7 @@ def evaluate_study(study: Study, enroll: pd.DataFrame, trials: pd.DataFrame, *, 
                     workers=workers if boot is not None else 1)
     for name, (table, rounds) in zip(study.pairs, done):
         out.tables[name], out.rounds[name] = table, rounds
-        sc = {short.get(system, system): s[0] if isinstance(s, list) else s for system, s in all_scores[name].items()}
-        out.scores[name] = sc
+        sc = out.scores[name] = first_seed_scores(all_scores[name])
         out.det[name] = {k: metrics.det_curve(v, trials.label)[:2] for k, v in sc.items()}
     return out
 
@@ -247,7 +245,6 @@ def calibration_study(study: Study, evaluated: Evaluated, trials: pd.DataFrame, 
     from nessa_lib.data.manifest import enroll_flags
     from nessa_lib.evaluation import ab, calibration, tables
 
-    short = {tables.SYMMETRIC_X: "X/X", tables.SYMMETRIC_Y: "Y/Y"}
     labels = trials["label"].to_numpy()
     out = {}
     for name in study.pairs:
@@ -258,25 +255,41 @@ def calibration_study(study: Study, evaluated: Evaluated, trials: pd.DataFrame, 
                              f"pair {name!r} (splits {sorted(set(pool.splits))})")
         ids = pool.utt_ids[rows]
         cal_enroll, cal_trials = ab.alignment_trials(pool.speaker_ids[rows], ids, k_enroll=k_enroll,
-                                                     n_nontarget_per_profile=ab_nontarget(trials, k_enroll),
+                                                     n_nontarget_per_profile=nontarget_per_profile(trials),
                                                      rng=seed, enroll_flag=enroll_flags(manifest_df, ids))
-        scores = tables.pair_scores(study.aligners[name], pool.x[rows], pool.y[rows], ids, cal_enroll, cal_trials)
-        cal = {short.get(k, k): v[0] if isinstance(v, list) else v for k, v in scores.items()}
+        cal = first_seed_scores(tables.pair_scores(study.aligners[name], pool.x[rows], pool.y[rows], ids, cal_enroll,
+                                                   cal_trials))
         out[name] = calibration.system_calibration(cal, cal_trials["label"].to_numpy(), evaluated.scores[name],
                                                    labels, fars, boot=boot)
     return pd.concat(out, names=["pair"])
 
 
-def ab_nontarget(trials: pd.DataFrame, k_enroll: int) -> int:
-    """Non-target trials per profile of the evaluation lists (calibration lists are built alike).
+def nontarget_per_profile(trials: pd.DataFrame) -> int:
+    """Non-target trials per profile of the evaluation lists (the median; calibration lists are built alike).
 
     Examples
     --------
-    >>> ab_nontarget(pd.DataFrame({"profile_id": ["a", "a", "a", "b", "b", "b"], "label": [1, 0, 0, 1, 0, 0]}), 3)
+    >>> nontarget_per_profile(pd.DataFrame({"profile_id": ["a", "a", "a", "b", "b", "b"], "label": [1, 0, 0, 1, 0, 0]}))
     2
     """
     per_profile = trials[trials["label"] == 0].groupby("profile_id").size()
     return int(per_profile.median())
+
+
+def first_seed_scores(scores: dict) -> dict:
+    """Each system's trial scores of :func:`nessa_lib.evaluation.tables.pair_scores`, the first seed's where a
+    method has several, keyed by the labels of :class:`Evaluated` (``X/X``, ``Y/Y``, the methods).
+
+    Examples
+    --------
+    >>> s = first_seed_scores({"symmetric X/X": np.array([0.1]), "nessa-m2": [np.array([0.2]), np.array([0.3])]})
+    >>> {k: v.tolist() for k, v in s.items()}
+    {'X/X': [0.1], 'nessa-m2': [0.2]}
+    """
+    from nessa_lib.evaluation import tables
+
+    short = {tables.SYMMETRIC_X: "X/X", tables.SYMMETRIC_Y: "Y/Y"}
+    return {short.get(system, system): s[0] if isinstance(s, list) else s for system, s in scores.items()}
 
 
 def det_legend_intervals(table: pd.DataFrame) -> dict:
