@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from nessa_lib import cpu_kernels, paths
+from nessa_lib.io import atomic_path
 from nessa_lib.pipeline import layout
 from nessa_lib.stages.schema import PARAMS_FILE, read_params_file
 
@@ -99,7 +100,8 @@ def write_html(ipynb: Path) -> Path:
     nb = nbformat.read(ipynb, as_version=4)
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
     html = ipynb.with_suffix(".html")
-    html.write_text(body, encoding="utf-8")
+    with atomic_path(html) as tmp:
+        Path(tmp).write_text(body, encoding="utf-8")
     return html
 
 
