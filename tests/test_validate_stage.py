@@ -132,3 +132,27 @@ def test_a_valid_params_yaml_passes_validate_and_leaves_prepare_data_unchanged(p
     # the stamp re-written by validate is the one prepare_data's entry of dvc.lock records
     for entry in status.get("prepare_data", []):
         assert validate.STAMP not in (entry.get("changed deps", {}) if isinstance(entry, dict) else {}), status
+
+
+@pytest.mark.parametrize("drop, message", [
+    (("base",), r"params.yaml: no 'base' section \(stage evaluate reads it\)"),
+    (("evaluate",), r"params.yaml: no 'evaluate' section \(stage evaluate reads it\)"),
+    (("base", "cpu_kernels"), r"params.yaml: base.cpu_kernels is missing"),
+])
+def test_the_runner_names_params_yaml_and_the_missing_key(tmp_path, monkeypatch, capsys, drop, message):
+    import re
+
+    from nessa_lib.pipeline import run
+
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    node = p
+    for key in drop[:-1]:
+        node = node[key]
+    del node[drop[-1]]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    monkeypatch.chdir(tmp_path)
+    assert run.main(["evaluate", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    assert not (tmp_path / "reports").exists()  # refused before anything was written
