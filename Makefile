@@ -24,7 +24,8 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-# The whole params.yaml is checked first: a mistake stops here, before DVC removes any stage's outputs.
+# The whole params.yaml is checked first: a mistake stops here, before DVC removes any stage's outputs (a plain
+# `dvc repro` stops at the same check, dvc.yaml's first stage `validate`).
 # Afterwards, the figures that differ from the published run beyond their tolerance are listed (an experiment
 # is expected to differ; `make verify` is the strict check of a reproduction).
 repro: venv

@@ -1,8 +1,8 @@
 """Embedding files: per-utterance embeddings with their ids and the fingerprint of the model that made them.
 
 Format: one ``.npz`` written without pickle (``embeddings`` float32 (n, d), ``utt_ids`` and ``speaker_ids`` as
-unicode arrays, ``model_id`` as a 0-d unicode array), read back with ``allow_pickle=False`` so a file can never
-execute code. The model fingerprint travels with the embeddings, so an aligner can refuse embeddings from a
+unicode arrays, ``model_id`` as a 0-d unicode array, ``data_sha256`` the SHA-256 digest of those four, checked on
+load: :func:`nessa_lib.checks.check_digest`), read back with ``allow_pickle=False`` so a file can never execute code. The model fingerprint travels with the embeddings, so an aligner can refuse embeddings from a
 model it was not fitted for.
 """
 
@@ -15,7 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from nessa_lib.checks import as_embeddings
+from nessa_lib.checks import as_embeddings, check_digest, data_digest
+
+
+#: The arrays of an embedding file that its digest covers (a file may carry more, e.g. a migration's provenance).
+ARRAYS = ("embeddings", "utt_ids", "speaker_ids", "model_id")
 
 
 @dataclass
@@ -90,7 +94,8 @@ def save_embeddings(path, emb: EmbeddingSet) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
     try:
-        np.savez(tmp, embeddings=e, utt_ids=utt, speaker_ids=spk, model_id=np.array(str(emb.model_id)))
+        arrays = dict(embeddings=e, utt_ids=utt, speaker_ids=spk, model_id=np.array(str(emb.model_id)))
+        np.savez(tmp, **arrays, data_sha256=np.array(data_digest(arrays)))
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)  # never leave a half-written temporary behind
@@ -109,8 +114,9 @@ def _check_unique(utt: np.ndarray, where: str) -> None:
 def load_embeddings(path, *, dim: int | None = None, model_id: str | None = None) -> EmbeddingSet:
     """Read an embedding file, checking it is well formed (and, if given, its dimension and model id).
 
-    Errors name the file: missing keys, NaN/inf rows, wrong dimension, embeddings from another model, repeated
-    utterance ids, ids and rows that differ in number.
+    Errors name the file: missing keys, data that differ from the digest stored with them (a file without one,
+    written before digests, loads with a logged warning), NaN/inf rows, wrong dimension, embeddings from another
+    model, repeated utterance ids, ids and rows that differ in number.
 
     Examples
     --------
@@ -130,9 +136,11 @@ def load_embeddings(path, *, dim: int | None = None, model_id: str | None = None
         raise ValueError(f"{path} holds pickled objects; refusing to load it ({exc})") from exc
     except Exception as exc:
         raise ValueError(f"{path} is not a readable .npz embedding file: {exc}") from exc
-    missing = {"embeddings", "utt_ids", "speaker_ids", "model_id"} - set(data)
+    missing = set(ARRAYS) - set(data)
     if missing:
         raise ValueError(f"{path} is missing {sorted(missing)}; not an embedding file written by nessa_lib")
+    digest = data.get("data_sha256")
+    check_digest({k: data[k] for k in ARRAYS}, None if digest is None else str(digest), path, "embedding file")
     found = str(data["model_id"])
     if model_id is not None and found != model_id:
         raise ValueError(f"{path} holds embeddings of model {found!r}, expected {model_id!r}")

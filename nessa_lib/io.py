@@ -1,11 +1,44 @@
-"""Small, safe file helpers: atomic text writes and flat JSON metrics."""
+"""Small, safe file helpers: atomic writes (text, or any writer through :func:`atomic_path`) and flat JSON metrics."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """A temporary name beside ``path`` to write to; it replaces ``path`` (``os.replace``) once the block ends.
+
+    An interrupted or failing write never leaves a half-written ``path`` that a later run would trust: the
+    temporary file is removed and ``path`` keeps its old content (or stays absent). The parent folder is created
+    if needed. Writers that pick a format from the file name must be told the format (the name ends in ``.part``).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp(); p = os.path.join(d, "a.bin")
+    >>> with atomic_path(p) as tmp:
+    ...     _ = open(tmp, "wb").write(b"x")
+    >>> open(p, "rb").read(), os.listdir(d)
+    (b'x', ['a.bin'])
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    # A name no other process or thread picks, created by the writer itself (so with the usual permissions, not
+    # mkstemp's owner-only ones).
+    tmp = os.path.join(folder, f".tmp-{os.path.basename(path)}-{os.getpid()}-{secrets.token_hex(4)}.part")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def atomic_write_text(path, text: str) -> None:
@@ -20,18 +53,8 @@ def atomic_write_text(path, text: str) -> None:
     >>> open(p).read(), os.listdir(os.path.dirname(p))
     ('hi', ['a.txt'])
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        f.write(text)
 
 
 def write_json(obj: dict, path) -> None:

@@ -320,7 +320,7 @@ def test_dvc_status_marks_exactly_the_stages_that_import_a_module(tmp_path):
         base = stage_name.split("@")[0]
         assert changed == set(deps.stage_deps(base, ROOT)), stage_name
     stages_with_lib = {s.split("@")[0] for s in status}
-    assert stages_with_lib == set(layout.STAGES) | {"report"}
+    assert stages_with_lib == set(layout.STAGES) | set(deps.MODULE_STAGES)
 
 
 # --------------------------------------------------------------------------------------------

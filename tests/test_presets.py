@@ -54,6 +54,7 @@ def test_apply_keeps_comments_and_changes_only_the_preset_keys(root):
     # A value the study would refuse later is refused now, naming the file it would have written and the key.
     ("evaluate: {far_targets: [0.01, 1.5]}\n", r"params.yaml \(with p.yaml\): evaluate.far_targets must be < 1"),
     ("prepare_data: {n_eval_speakers: 50}\n", r"n_eval_speakers \(50\) is below min_eval_speakers"),
+    ("evaluate: {bootstrap_rounds: -5}\n", r"params.yaml \(with p.yaml\): evaluate.bootstrap_rounds must be >= 1"),
     ("- a list\n", "non-empty mapping"),
 ])
 def test_bad_preset_names_the_problem_and_writes_nothing(root, preset, message):

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from nessa_lib.align.hparams import METHODS
-from nessa_lib.checks import as_embeddings
+from nessa_lib.checks import as_embeddings, check_digest, data_digest
 
 FORMAT_VERSION = 1
 
@@ -239,14 +239,17 @@ class Aligner:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        save_file(tensors, str(tmp), metadata={"nessa": json.dumps(self.metadata())})
+        meta = {**self.metadata(), "data_sha256": data_digest(tensors)}  # checked by load
+        save_file(tensors, str(tmp), metadata={"nessa": json.dumps(meta)})
         tmp.replace(path)  # atomic: a crash never leaves a half-written aligner behind
 
 
 def load(path) -> Aligner:
     """Read an aligner written by :meth:`Aligner.save`, without executing code from the file.
 
-    Raises ``ValueError`` naming the file if it is not a NESSA aligner or is damaged.
+    Raises ``ValueError`` naming the file if it is not a NESSA aligner or is damaged, including weights that
+    differ from the SHA-256 digest stored when it was written (a file written before digests loads with a
+    logged warning).
 
     Examples
     --------
@@ -275,6 +278,7 @@ def load(path) -> Aligner:
         raise ValueError(f"{path}: unsupported aligner format {meta.get('format')!r} v{meta.get('format_version')}")
     if meta["method"] not in METHODS:
         raise ValueError(f"{path}: unknown method {meta['method']!r}")
+    check_digest(tensors, meta.get("data_sha256"), path, "aligner")
     sides = {}
     for side in ("enroll", "runtime"):
         module = _build_side(meta[f"{side}_spec"])

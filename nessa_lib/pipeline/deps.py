@@ -21,6 +21,9 @@ from nessa_lib.pipeline import layout
 PACKAGE = "nessa_lib"
 RUNNER = "nessa_lib.pipeline.run"
 REPORT = "nessa_lib.pipeline.report"  # the `report` stage: no notebook
+VALIDATE = "nessa_lib.pipeline.validate"  # the `validate` stage (the first): no notebook
+#: The stages of ``dvc.yaml`` that run a module instead of a notebook, with that module.
+MODULE_STAGES = {"validate": VALIDATE, "report": REPORT}
 
 
 def module_file(module: str, root) -> Path | None:
@@ -152,8 +155,8 @@ def stage_deps(stage: str, root=None) -> list[str]:
     True
     """
     root = Path(root) if root is not None else paths.repo_root()
-    if stage == "report":
-        return closure([REPORT], root)
+    if stage in MODULE_STAGES:
+        return closure([MODULE_STAGES[stage]], root)
     notebook = root / layout.stage(stage).notebook
     return closure(imported_modules(notebook.read_text()) | {RUNNER}, root)
 
@@ -210,7 +213,7 @@ def check_dvc_yaml(root=None, write: bool = False) -> list[str]:
     root = Path(root) if root is not None else paths.repo_root()
     file = root / "dvc.yaml"
     text = file.read_text()
-    wanted = {s: stage_deps(s, root) for s in (*layout.STAGES, "report")}
+    wanted = {s: stage_deps(s, root) for s in (*MODULE_STAGES, *layout.STAGES)}
     new = sync_dvc_yaml(text, wanted)
     if new == text:
         return []

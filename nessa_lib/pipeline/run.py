@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from nessa_lib import cpu_kernels, paths
+from nessa_lib.io import atomic_path
 from nessa_lib.pipeline import layout
 from nessa_lib.stages.schema import PARAMS_FILE, read_params_file
 
@@ -99,7 +100,8 @@ def write_html(ipynb: Path) -> Path:
     nb = nbformat.read(ipynb, as_version=4)
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
     html = ipynb.with_suffix(".html")
-    html.write_text(body, encoding="utf-8")
+    with atomic_path(html) as tmp:
+        Path(tmp).write_text(body, encoding="utf-8")
     return html
 
 
@@ -141,10 +143,18 @@ def run_stage(stage: str, item: str | None = None, *, root=None, params_file: st
     root = Path(root).resolve() if root is not None else paths.repo_root()
     s = layout.stage(stage)
     parameters = notebook_parameters(stage, item, params_file)
+    params = read_params_file(params_file, root)
+    # Before the kernel starts: a missing section or key is named with the file, not found deep in a notebook cell.
+    missing = [k for k in ("base", stage) if not isinstance(params.get(k), dict)]
+    if missing:
+        raise ValueError(f"{params_file}: no {' or '.join(repr(k) for k in missing)} section (stage {stage} reads "
+                         f"it); `python -m nessa_lib.pipeline.validate` lists every problem")
+    if "cpu_kernels" not in params["base"]:
+        raise ValueError(f"{params_file}: base.cpu_kernels is missing (one of {list(cpu_kernels.SETTINGS)})")
+    kernels = cpu_kernels.check_setting(params["base"]["cpu_kernels"])
     out = layout.report_dir(stage, item, root) / s.executed_name
     out.parent.mkdir(parents=True, exist_ok=True)
     nb = read_notebook(root / s.notebook)
-    kernels = cpu_kernels.check_setting((read_params_file(params_file, root).get("base") or {}).get("cpu_kernels"))
     # Papermill's and the kernel's own chatter is not the user's business: the progress bar, the cells' output
     # (with log_output) and errors still show. The kernel's "running over TCP without encryption" notice is
     # its own log (a local kernel on loopback), silenced by its log level.

@@ -51,6 +51,7 @@ from nessa_lib.data import augment as _aug
 from nessa_lib.data.synth import espeak as _es
 from nessa_lib.data.synth.sentences import sentence
 from nessa_lib.data.synth.voices import VOICE_VERSION, sample_voice, utterance_prosody, utterance_voice, variant_text
+from nessa_lib.io import atomic_path, atomic_write_text
 from nessa_lib.parallel import die_with_parent
 
 __all__ = ["generate_corpus", "speaker_id", "synthesize_utterance", "trim_silence", "CORPUS_VERSION"]
@@ -187,7 +188,8 @@ def _babble_worker(seed, data_dir, out_file, q):
     die_with_parent()  # an interrupted stage must not leave this writing (issue 24)
     try:
         bank = _babble_bank(seed, data_dir)
-        np.savez(out_file, *bank)
+        with atomic_path(out_file) as tmp, open(tmp, "wb") as f:  # a killed worker leaves no partial bank
+            np.savez(f, *bank)
         q.put(("babble", None))
     except BaseException:  # pragma: no cover - reported to the parent
         q.put(("error", traceback.format_exc()))
@@ -234,7 +236,10 @@ def _worker(w, spk_indices, cfg, q):
             # done here, not by libsndfile, whose float-to-int16 rounding depends on the format (FLAC rounds
             # x * 32768 to nearest, WAV floors it): this is the FLAC rule, so corpus version 3 holds the very
             # samples version 2 held.
-            sf.write(out / rel, pcm16(np.concatenate(waves)), SAMPLE_RATE, format="WAV", subtype="PCM_16")
+            # Written under a temporary name and renamed when complete: an interrupted run never leaves a
+            # half-written recording behind (issue 24).
+            with atomic_path(out / rel) as tmp:
+                sf.write(tmp, pcm16(np.concatenate(waves)), SAMPLE_RATE, format="WAV", subtype="PCM_16")
             q.put(("speaker", recs, spk))
         q.put(("done", w))
     except BaseException:  # pragma: no cover - reported to the parent
@@ -353,7 +358,7 @@ def generate_corpus(
               "enroll_condition": enroll_condition, "n_enroll": n_enroll, "min_dur_s": float(min_dur_s),
               "max_dur_s": float(max_dur_s), "sample_rate": SAMPLE_RATE, "espeakng_loader": _pkg_version("espeakng-loader"),
               "augment_presets": {c: _aug.PRESETS[c] for c in sorted({condition, enroll_condition})}}
-    (out / "recipe.json").write_text(json.dumps(recipe, indent=1) + "\n")
+    atomic_write_text(out / "recipe.json", json.dumps(recipe, indent=1) + "\n")
 
     ctx = mp.get_context("spawn")  # fresh processes: fresh eSpeak state (the basis of reproducibility)
     q = ctx.Queue()
@@ -394,12 +399,8 @@ def generate_corpus(
                 p.terminate()
     records.sort(key=lambda r: (r["speaker_index"], r["utt_index"]))
     speakers.sort(key=lambda s: s["speaker_index"])
-    with open(out / "speakers.jsonl", "w") as f:
-        for s in speakers:
-            f.write(json.dumps(s) + "\n")
-    with open(out / "utterances.jsonl", "w") as f:
-        for r in records:
-            f.write(json.dumps(r) + "\n")
+    atomic_write_text(out / "speakers.jsonl", "".join(json.dumps(s) + "\n" for s in speakers))
+    atomic_write_text(out / "utterances.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     return records
 
 

@@ -174,7 +174,8 @@ def write_variant(path: str | os.PathLike, name: str, text: str) -> Path:
     """
     f = variant_file(path, name)
     f.parent.mkdir(parents=True, exist_ok=True)
-    tmp = f.with_name(f".{name}.tmp")
+    # One temporary per process: two runs sharing a cache folder never rename each other's half-written file.
+    tmp = f.with_name(f".{name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, f)
     return f
