@@ -134,8 +134,10 @@ cal_table = stage.calibration_study(study, evaluated, trials, fit_splits=p.fit_s
 cal_table.to_csv(reports / "calibration.csv")
 written = stage.write_calibrations(study, cal_table, calibrations, layout.out_dir("evaluate"))
 print(f"{len(written)} calibration files in {layout.out_dir('evaluate')}")
-(cal_table[["cllr", "cllr_lo", "cllr_hi", "min_cllr", "act_dcf_p0.01", "min_dcf_p0.01", "far_eval", "holds"]]
- .unstack("far_target")[["cllr", "cllr_lo", "cllr_hi", "far_eval", "holds"]].round(4))
+print(cal_table.xs(p.far_targets[0], level="far_target")[["cllr", "cllr_lo", "cllr_hi", "min_cllr", "act_dcf_p0.01",
+                                                           "act_dcf_p0.01_lo", "act_dcf_p0.01_hi", "min_dcf_p0.01"]]
+      .round(3).to_string())
+cal_table[["far_eval", "holds"]].unstack("far_target").round(4)
 
 # %% [markdown]
 # ### AS-norm: every system with and without score normalisation

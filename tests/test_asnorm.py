@@ -165,7 +165,8 @@ def test_as_norm_lists_gathers_each_sides_statistics_by_id():
     cp = [[1.0, 0.0], [0.0, -1.0]]  # A: {1, 0}: mean 0.5, std 0.5; B: {0, -1}: mean -0.5, std 0.5
     ct = [[0.0, 1.0], [0.0, -1.0]]  # u2: {0.8, -0.8}: mean 0, std 0.8; u3: {-0.6, 0.6}: mean 0, std 0.6
     z = as_norm_lists(s, e, e, ids, enroll, trials, cohort_for_profiles=cp, cohort_for_tests=ct, top_k=2)
-    want = [((0.6 - 0.5) / 0.5 + 0.6 / 0.8) / 2, ((0.8 + 0.5) / 0.5 + 0.8 / 0.8) / 2, ((0.8 - 0.5) / 0.5 + 0.8 / 0.6) / 2]
+    want = [((0.6 - 0.5) / 0.5 + 0.6 / 0.8) / 2, ((0.8 + 0.5) / 0.5 + 0.8 / 0.8) / 2,
+            ((0.8 - 0.5) / 0.5 + 0.8 / 0.6) / 2]
     np.testing.assert_allclose(z, want)
     # The profiles side goes through enroll_map like score_lists' profiles: a swap of the two axes.
     swap = lambda p: p[:, ::-1]  # noqa: E731
