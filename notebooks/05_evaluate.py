@@ -8,8 +8,10 @@
 # runtime side. The pairs are those of `fit_aligners.pairs` in `params.yaml`; aligners are fitted on the splits of
 # stage 04 (`fit_splits`); thresholds are calibrated on the alignment split only; the evaluation trials are never
 # used to tune. Settings: the `evaluate` section of `params.yaml`.
-# **Outputs** (`reports/evaluate/`): `main_table.csv`, `findings.csv`, `ab_case_study.csv`, `ablation.csv`,
-# `metrics.json`, `figures/`, and `plots/` (DET and ablation curves as CSV for `dvc plots`).
+# **Outputs** (`reports/evaluate/`): `main_table.csv`, `findings.csv`, `ab_case_study.csv`, `calibration.csv`,
+# `asnorm.csv`, `ablation.csv`, `deployment_check.csv`, `metrics.json`, `figures/`, and `plots/` (DET and ablation
+# curves as CSV for `dvc plots`); `models/evaluate/<pair>/<system>.calibration.json`: every system's calibration and
+# thresholds, the files `python -m nessa_lib.migrate --calibration` ships with migrated profiles.
 
 # %% tags=["parameters"]
 params_file: str = "params.yaml"  # the study's parameters (repo-relative); this stage reads evaluate
@@ -20,7 +22,7 @@ import torch
 
 from nessa_lib import deployment, io, plots
 from nessa_lib.data import lists, manifest
-from nessa_lib.evaluation import ab, ablation, bootstrap, findings, tables
+from nessa_lib.evaluation import ab, ablation, asnorm, bootstrap, findings, tables
 from nessa_lib.pipeline import layout
 from nessa_lib.stages import evaluate as stage
 
@@ -117,16 +119,44 @@ stage.ab_percent_table(ab_table)
 # judged on the evaluation trials by Cllr (bits; min-Cllr is what optimal calibration on the evaluation trials
 # would leave, so Cllr − min-Cllr is the calibration's own loss) and actual DCF beside minDCF at P_target = 1 %;
 # and, per FAR target, the threshold chosen on the calibration trials with the FAR and FRR it gives on evaluation
-# (95 % speaker intervals) and whether the target holds. `calibration.csv`.
+# (95 % speaker intervals) and whether the target holds. Cllr and actual DCF carry 95 % speaker intervals too (the
+# calibration fixed, the evaluation speakers resampled). `calibration.csv`; and each system's calibration and
+# thresholds as the file `python -m nessa_lib.migrate --calibration FILE` reads, in `models/evaluate/<pair>/`:
+# `<method>.calibration.json` records stage 04's aligner of the method's first seed (the one scored), so `migrate`
+# refuses it with any other aligner; `XX` / `YY.calibration.json` record none.
 
 # %%
+calibrations = {}
 cal_table = stage.calibration_study(study, evaluated, trials, fit_splits=p.fit_splits,
                                     calibration_split=p.calibration_split, k_enroll=lists.min_profile_size(enroll),
                                     manifest_df=df, seed=p.seed,
-                                    fars=p.far_targets, boot=boot)
+                                    fars=p.far_targets, boot=boot, calibrations=calibrations)
 cal_table.to_csv(reports / "calibration.csv")
-(cal_table[["cllr", "min_cllr", "act_dcf_p0.01", "min_dcf_p0.01", "far_eval", "frr_eval", "holds"]]
- .unstack("far_target")[["far_eval", "holds"]].round(4))
+written = stage.write_calibrations(study, cal_table, calibrations, layout.out_dir("evaluate"))
+print(f"{len(written)} calibration files in {layout.out_dir('evaluate')}")
+print(cal_table.xs(p.far_targets[0], level="far_target")[["cllr", "cllr_lo", "cllr_hi", "min_cllr", "act_dcf_p0.01",
+                                                           "act_dcf_p0.01_lo", "act_dcf_p0.01_hi", "min_dcf_p0.01"]]
+      .round(3).to_string())
+cal_table[["far_eval", "holds"]].unstack("far_target").round(4)
+
+# %% [markdown]
+# ### AS-norm: every system with and without score normalisation
+# Adaptive symmetric normalisation (`nessa_lib.evaluation.asnorm`) rescales each trial score by how both of its
+# sides score against a cohort, keeping each side's `asnorm.top_k` most similar cohort members. The cohort is one
+# averaged embedding per speaker of the pair's fit pool (`fit_splits`, `asnorm.cohort_speakers` of them drawn with
+# `base.seed`, 0 = all; never an evaluation voice), mapped into each system's space. Each side meets the cohort as
+# the *other* side produces it, because that is who it meets in impostor trials: a profile is compared with the
+# cohort embedded by the runtime model (through the aligner's runtime side), a test utterance with the cohort
+# embedded by the enrollment model (averaged, then migrated like a profile). Same systems as the calibration (X/X,
+# Y/Y, each method's first seed); every figure with its 95 % speaker interval, and the change (on − off; negative
+# = fewer errors with AS-norm) with a paired interval on the same resampled speakers. `asnorm.csv`.
+
+# %%
+asn = stage.asnorm_study(study, evaluated, enroll, trials, fit_splits=p.fit_splits, top_k=p.asnorm.top_k,
+                         cohort_speakers=p.asnorm.cohort_speakers, seed=p.seed, fars=p.far_targets, boot=boot,
+                         workers=p.workers)
+asn.to_csv(reports / "asnorm.csv")
+stage.asnorm_percent_table(asn, fars=p.far_targets)
 
 # %% [markdown]
 # ## 4 · How much alignment data does NESSA need?
@@ -182,5 +212,6 @@ check.round(4)
 print(stage.key_numbers(evaluated.tables))
 
 # %%
-io.write_json(tables.flat_metrics(evaluated.tables, ab_table, fars=p.far_targets), reports / "metrics.json")
+io.write_json({**tables.flat_metrics(evaluated.tables, ab_table, fars=p.far_targets),
+               **asnorm.flat_metrics(asn, fars=p.far_targets)}, reports / "metrics.json")
 main.to_csv(reports / "main_table.csv")

@@ -230,6 +230,56 @@ def test_threshold_report_bootstrap_intervals_bracket_the_estimate():
         assert (t[f"{col}_lo"] < t[f"{col}_hi"]).all()
 
 
+def test_cllr_and_actual_dcf_per_round_hand_computed():
+    """Two speakers, one target and one non-target each; rounds that draw one speaker twice or both once."""
+    from nessa_lib.evaluation.bootstrap import SpeakerBootstrap
+
+    labels = np.array([1, 0, 1, 0])
+    boot = SpeakerBootstrap(np.array(["a", "a", "b", "b"]), labels, n_rounds=3)
+    boot.counts = np.array([[1.0, 1.0], [2.0, 0.0], [0.0, 2.0]])
+    # Speaker a: target LLR 0 (1 bit), non-target LLR 0 (1 bit); speaker b: target +ln 3, non-target -ln 3:
+    # log2(1 + 1/3) bits each.
+    llr = np.array([0.0, 0.0, math.log(3.0), -math.log(3.0)])
+    b_bits = math.log2(4.0 / 3.0)
+    np.testing.assert_allclose(cal.cllr_rounds(llr, boot), [(1.0 + b_bits) / 2, 1.0, b_bits])
+    assert cal.cllr_rounds(llr, boot)[0] == pytest.approx(cal.cllr(llr, labels))  # uniform weights: the plain Cllr
+    # At p_target 0.5 (threshold 0): a's target is accepted (0 >= 0) and so is its non-target: FAR 1 for a, 0 for b.
+    np.testing.assert_allclose(cal.actual_dcf_rounds(llr, boot, p_target=0.5), [0.5, 1.0, 0.0])
+    assert cal.actual_dcf_rounds(llr, boot, p_target=0.5)[0] == cal.actual_dcf(llr, labels, p_target=0.5)
+
+
+def test_class_means_weights_trials_by_draws():
+    from nessa_lib.evaluation.bootstrap import SpeakerBootstrap
+
+    boot = SpeakerBootstrap(np.array(["a", "a", "b", "b", "b"]), np.array([1, 0, 1, 1, 0]), n_rounds=2)
+    boot.counts = np.array([[1.0, 2.0], [3.0, 0.0]])
+    tar, non = boot.class_means(np.array([1.0, 10.0, 2.0, 4.0, 20.0]))
+    # Round 0: targets 1 (x1), 2 and 4 (x2 each): (1 + 4 + 8) / 5; non-targets 10 (x1), 20 (x2): 50 / 3.
+    np.testing.assert_allclose(tar, [13 / 5, 1.0])
+    np.testing.assert_allclose(non, [50 / 3, 10.0])
+    with pytest.raises(ValueError, match="values have shape"):
+        boot.class_means(np.zeros(3))
+
+
+def test_system_calibration_intervals_and_fitted_calibrations():
+    from nessa_lib.evaluation.bootstrap import SpeakerBootstrap
+
+    rng = np.random.default_rng(3)
+    cs, cy = gaussian_trials(300, 3000, rng)
+    es, ey = gaussian_trials(300, 3000, rng)
+    boot = SpeakerBootstrap(rng.integers(0, 30, size=es.size).astype(str), ey, n_rounds=200, seed=0)
+    fitted = {}
+    t = cal.system_calibration({"s": cs}, cy, {"s": es}, ey, [0.01, 0.1], boot=boot, calibrations=fitted)
+    assert list(t.columns[:8]) == ["cllr", "cllr_lo", "cllr_hi", "min_cllr", "act_dcf_p0.01", "act_dcf_p0.01_lo",
+                                   "act_dcf_p0.01_hi", "min_dcf_p0.01"]
+    for col in ("cllr", "act_dcf_p0.01"):
+        assert (t[f"{col}_lo"] <= t[col]).all() and (t[col] <= t[f"{col}_hi"]).all()
+        assert (t[f"{col}_lo"] < t[f"{col}_hi"]).all()
+    assert fitted["s"] == cal.fit_calibration(cs, cy)
+    assert t.loc[("s", 0.01), "cllr"] == pytest.approx(cal.cllr(fitted["s"].apply(es), ey))
+    assert "cllr_lo" not in cal.system_calibration({"s": cs}, cy, {"s": es}, ey, [0.01]).columns
+
+
 # ---------------------------------------------------------------------------------------------
 # The calibration file
 

@@ -100,3 +100,28 @@ def test_read_params_file_names_the_file(tmp_path):
     (tmp_path / "params.yaml").write_text("- 1\n")
     with pytest.raises(ValueError, match="params.yaml: the top level must be a mapping"):
         schema.read_params_file("params.yaml", root=tmp_path)
+
+
+@dataclasses.dataclass(frozen=True)
+class Inner:
+    top_k: int = field(ge=2)
+    size: int = field(ge=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Outer:
+    inner: Inner = field()
+
+
+def test_a_nested_mapping_is_checked_key_by_key():
+    """A field annotated with a dataclass is a YAML mapping whose keys are checked like a section's."""
+    p = schema.build(Outer, {"s": {"inner": {"top_k": 3, "size": 0}}}, "s")
+    assert p.inner == Inner(3, 0)
+    for body, message in [({"top_k": 1, "size": 0}, "params.yaml: s.inner.top_k must be >= 2, got 1"),
+                          ({"top_k": 2}, "params.yaml: s.inner.size is missing"),
+                          ({"top_k": 2, "size": 0, "k": 1}, "s.inner has unknown key 'k'; valid: ['top_k', 'size']"),
+                          ({"top_k": "2", "size": 0}, "s.inner.top_k must be an integer, got '2'"),
+                          (5, "s.inner must be a mapping, got 5")]:
+        with pytest.raises(ValueError) as err:
+            schema.build(Outer, {"s": {"inner": body}}, "s")
+        assert message in str(err.value)

@@ -231,3 +231,33 @@ class SpeakerBootstrap:
         miss, fa = self.counts @ per(lab & ~acc), self.counts @ per(~lab & acc)
         with np.errstate(invalid="ignore", divide="ignore"):
             return fa / n_n, miss / n_t
+
+    def class_means(self, values) -> tuple[np.ndarray, np.ndarray]:
+        """Per-round mean of a per-trial quantity over the target and over the non-target trials, each trial
+        weighted by how often its speaker was drawn (e.g. the terms of Cllr,
+        :func:`nessa_lib.evaluation.calibration.cllr`).
+
+        Returns
+        -------
+        target_mean, nontarget_mean : ndarray, shape (n_rounds,)
+            NaN in a round that drew no trial of the class.
+
+        Examples
+        --------
+        >>> b = SpeakerBootstrap(np.array(["a", "a", "b", "b"]), np.array([1, 0, 1, 0]), n_rounds=1)
+        >>> b.counts = np.array([[2.0, 0.0]])  # speaker a drawn twice, b never
+        >>> [m.tolist() for m in b.class_means(np.array([1.0, 2.0, 3.0, 4.0]))]
+        [[1.0], [2.0]]
+        """
+        v = np.asarray(values, dtype=np.float64)
+        if v.shape != self.labels.shape:
+            raise ValueError(f"values have shape {v.shape}, the bootstrap's trials {self.labels.shape}")
+        k = len(self.names)
+
+        def per(mask, weights=None):
+            return np.bincount(self.cluster[mask], weights=weights, minlength=k).astype(np.float64)
+        lab = self.labels
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return ((self.counts @ per(lab, v[lab])) / (self.counts @ per(lab)),
+                    (self.counts @ per(~lab, v[~lab])) / (self.counts @ per(~lab)))
+

@@ -50,6 +50,8 @@ __all__ = [
     "actual_dcf",
     "threshold_report",
     "system_calibration",
+    "cllr_rounds",
+    "actual_dcf_rounds",
     "aligner_identity",
     "calibration_path",
     "save_calibration",
@@ -422,8 +424,47 @@ def threshold_report(cal_scores, cal_labels, eval_scores, eval_labels, fars, *, 
     return pd.DataFrame(rows).set_index("far_target")
 
 
+def cllr_rounds(llr, boot) -> np.ndarray:
+    """:func:`cllr` in every speaker-bootstrap round of ``boot`` (a
+    :class:`nessa_lib.evaluation.bootstrap.SpeakerBootstrap` of the trials the LLRs score).
+
+    Examples
+    --------
+    >>> from nessa_lib.evaluation.bootstrap import SpeakerBootstrap
+    >>> b = SpeakerBootstrap(np.array(["a", "a", "b", "b"]), np.array([1, 0, 1, 0]), n_rounds=2)
+    >>> b.counts = np.array([[1.0, 1.0], [2.0, 0.0]])  # round 0 = the trials as they are; round 1 = speaker a twice
+    >>> llr = np.array([0.0, 0.0, np.inf, -np.inf])
+    >>> cllr_rounds(llr, b).tolist(), cllr(llr, [1, 0, 1, 0])
+    ([0.5, 1.0], 0.5)
+    """
+    v = np.asarray(llr, dtype=np.float64)
+    # Each trial's term of Cllr: log(1 + e^-llr) for a target, log(1 + e^llr) for a non-target (nats).
+    terms = np.where(boot.labels, np.logaddexp(0.0, -v), np.logaddexp(0.0, v))
+    tar, non = boot.class_means(terms)
+    return (tar + non) / (2.0 * math.log(2.0))
+
+
+def actual_dcf_rounds(llr, boot, p_target: float = 0.01, c_miss: float = 1.0, c_fa: float = 1.0) -> np.ndarray:
+    """:func:`actual_dcf` in every speaker-bootstrap round of ``boot`` (the Bayes threshold stays fixed).
+
+    Examples
+    --------
+    >>> from nessa_lib.evaluation.bootstrap import SpeakerBootstrap
+    >>> b = SpeakerBootstrap(np.array(["a", "a", "b", "b"]), np.array([1, 0, 1, 0]), n_rounds=2)
+    >>> b.counts = np.array([[1.0, 1.0], [0.0, 2.0]])
+    >>> llr = np.array([1.0, -1.0, -1.0, 1.0])  # speaker a right, speaker b wrong, at p_target 0.5
+    >>> actual_dcf_rounds(llr, b, p_target=0.5).tolist(), actual_dcf(llr, [1, 0, 1, 0], p_target=0.5)
+    ([1.0, 2.0], 1.0)
+    """
+    thr = bayes_threshold(p_target, c_miss, c_fa)
+    far, frr = boot.rates_at(llr, thr)
+    w_miss, w_fa = c_miss * float(p_target), c_fa * (1.0 - float(p_target))
+    return (w_miss * frr + w_fa * far) / min(w_miss, w_fa)
+
+
 def system_calibration(cal_scores: Mapping, cal_labels, eval_scores: Mapping, eval_labels, fars, *,
-                       p_target: float = 0.01, prior: float = 0.5, boot=None) -> pd.DataFrame:
+                       p_target: float = 0.01, prior: float = 0.5, boot=None,
+                       calibrations: dict | None = None) -> pd.DataFrame:
     """Every system calibrated on the calibration trials and judged on the evaluation trials.
 
     For each system (a key of both score mappings): a logistic calibration (:func:`fit_calibration`) fitted on
@@ -432,6 +473,11 @@ def system_calibration(cal_scores: Mapping, cal_labels, eval_scores: Mapping, ev
     ``act_dcf`` at ``p_target`` beside ``min_dcf`` (:func:`nessa_lib.evaluation.metrics.min_dcf`); and for each
     FAR target the threshold chosen on the calibration trials with the FAR and FRR it gives on evaluation and
     whether the target holds (:func:`threshold_report`).
+
+    With ``boot`` (a :class:`nessa_lib.evaluation.bootstrap.SpeakerBootstrap` of the evaluation trials), ``cllr``
+    and ``act_dcf_p<p>`` get 95 % speaker intervals (``_lo``, ``_hi``; the calibration stays fixed, as the
+    thresholds do), beside those of :func:`threshold_report`. ``calibrations``, if given, is filled with each
+    system's fitted :class:`Calibration` (for :func:`save_calibration`).
 
     Returns
     -------
@@ -457,10 +503,21 @@ def system_calibration(cal_scores: Mapping, cal_labels, eval_scores: Mapping, ev
         cal = fit_calibration(cs, cal_labels, prior=prior, what=f"calibration trials of {system!r}")
         llr = cal.apply(ev)
         t = threshold_report(cs, cal_labels, ev, eval_labels, fars, boot=boot)
-        t.insert(0, f"min_dcf_p{float(p_target)!r}", min_dcf(ev, eval_labels, p_target))
-        t.insert(0, f"act_dcf_p{float(p_target)!r}", actual_dcf(llr, eval_labels, p_target))
-        t.insert(0, "min_cllr", min_cllr(ev, eval_labels))
-        t.insert(0, "cllr", cllr(llr, eval_labels))
+        act = f"act_dcf_p{float(p_target)!r}"
+        head = {"cllr": cllr(llr, eval_labels), "min_cllr": min_cllr(ev, eval_labels),
+                act: actual_dcf(llr, eval_labels, p_target), f"min_dcf_p{float(p_target)!r}": min_dcf(ev, eval_labels,
+                                                                                                      p_target)}
+        if boot is not None:
+            from nessa_lib.evaluation.bootstrap import interval
+
+            head["cllr_lo"], head["cllr_hi"] = interval(cllr_rounds(llr, boot))
+            head[f"{act}_lo"], head[f"{act}_hi"] = interval(actual_dcf_rounds(llr, boot, p_target))
+        order = ["cllr", "cllr_lo", "cllr_hi", "min_cllr", act, f"{act}_lo", f"{act}_hi",
+                 f"min_dcf_p{float(p_target)!r}"]
+        for i, c in enumerate(c for c in order if c in head):
+            t.insert(i, c, head[c])
+        if calibrations is not None:
+            calibrations[system] = cal
         blocks[system] = t
     return pd.concat(blocks, names=["system"])
 

@@ -40,6 +40,29 @@ def score_lists(enroll_emb, test_emb, utt_ids, enroll: pd.DataFrame, trials: pd.
     >>> score_lists(e, e, ["u0", "u1", "u2"], enroll, trials).round(3)
     array([0.   , 0.995])
     """
+    ids, prof_ids, profiles = _profiles(enroll_emb, utt_ids, enroll, enroll_map)
+    return scoring.score_trials(profiles, prof_ids, test_emb, ids, trials["profile_id"].to_numpy().astype(str),
+                                trials["test_utt_id"].to_numpy().astype(str))
+
+
+def list_profiles(enroll_emb, utt_ids, enroll: pd.DataFrame, *, enroll_map=None) -> tuple[np.ndarray, np.ndarray]:
+    """The voice profiles :func:`score_lists` scores with: ``(profile_ids, profiles)``, the profiles averaged in
+    the enrollment space and then mapped by ``enroll_map`` (when given), one row per id (sorted).
+
+    Examples
+    --------
+    >>> e = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1]])
+    >>> enroll = pd.DataFrame({"profile_id": ["A", "A"], "utt_id": ["u0", "u1"]})
+    >>> ids, prof = list_profiles(e, ["u0", "u1", "u2"], enroll)
+    >>> ids.tolist(), prof.round(4).tolist()
+    (['A'], [[0.7071, 0.7071]])
+    """
+    _, prof_ids, profiles = _profiles(enroll_emb, utt_ids, enroll, enroll_map)
+    return prof_ids, profiles
+
+
+def _profiles(enroll_emb, utt_ids, enroll, enroll_map):
+    """``(utt_ids as str, profile_ids, profiles)`` of an enrollment list, or a ValueError naming a missing utterance."""
     # Ids are compared as strings: manifests and list files are text, pandas hands them over as objects.
     ids = np.asarray(utt_ids).astype(str)
     enroll_utts = enroll["utt_id"].to_numpy().astype(str)
@@ -54,8 +77,7 @@ def score_lists(enroll_emb, test_emb, utt_ids, enroll: pd.DataFrame, trials: pd.
                                                enroll["profile_id"].to_numpy().astype(str))
     if enroll_map is not None:
         profiles = enroll_map(profiles)
-    return scoring.score_trials(profiles, prof_ids, test_emb, ids, trials["profile_id"].to_numpy().astype(str),
-                                trials["test_utt_id"].to_numpy().astype(str))
+    return ids, prof_ids, profiles
 
 
 def evaluate_lists(enroll_emb, test_emb, utt_ids, enroll, trials, **kwargs) -> dict[str, float]:

@@ -55,7 +55,7 @@ STAGES = {
         Stage("train_encoder", 2, "encoders", "name", "models"),
         Stage("extract_embeddings", 3, "models", "name", "data"),
         Stage("fit_aligners", 4, "pairs", "pair", "models"),
-        Stage("evaluate", 5, None, None, None),
+        Stage("evaluate", 5, None, None, "models"),
     )
 }
 

@@ -26,6 +26,14 @@ SECTION = "evaluate"
 
 
 @dataclasses.dataclass(frozen=True)
+class AsNormParams:
+    """``evaluate.asnorm``: the AS-norm comparison's cohort (speakers of stage 04's fit pool) and top-k."""
+
+    top_k: int = field(ge=2)
+    cohort_speakers: int = field(ge=0)
+
+
+@dataclasses.dataclass(frozen=True)
 class Params:
     """The ``evaluate`` section of ``params.yaml`` (its comments say what each key does), + ``base.seed``, the
     pairs, fit splits and hyper-parameters of ``fit_aligners`` and stage 03's held-out ``check_condition``."""
@@ -44,6 +52,7 @@ class Params:
     check_rounds: int = field(ge=1)
     workers: int = field(ge=1)
     threads: int = field(ge=1)
+    asnorm: AsNormParams = field()
     pairs: dict = field(source="fit_aligners.pairs")
     fit_splits: tuple[str, ...] = field(source="fit_aligners.fit_splits")
     hparams: dict = field(source="fit_aligners.hparams")
@@ -51,7 +60,8 @@ class Params:
 
     def cross_checks(self) -> list[str]:
         """The FAR targets are distinct and ascending (the first is the strictest: ``rel_frr_change`` reads it),
-        the ablation's pair is one of the pairs, and the A/B case study names two different models."""
+        the ablation's pair is one of the pairs, the A/B case study names two different models, and AS-norm's
+        top-k fits in its cohort (when the cohort's size is set; else it is checked against each fit pool)."""
         out = []
         fars = list(self.far_targets)
         if not fars or fars != sorted(set(fars)):
@@ -62,6 +72,10 @@ class Params:
                        f"{list(self.pairs)}")
         if self.ab_model_a == self.ab_model_b:
             out.append(f"evaluate.ab_model_a and ab_model_b must differ, both are {self.ab_model_a!r}")
+        n = self.asnorm.cohort_speakers
+        if n and self.asnorm.top_k > n:
+            out.append(f"evaluate.asnorm.top_k ({self.asnorm.top_k}) must not exceed the cohort, "
+                       f"evaluate.asnorm.cohort_speakers ({n})")
         return out
 
 
@@ -223,7 +237,8 @@ def evaluate_study(study: Study, enroll: pd.DataFrame, trials: pd.DataFrame, *, 
 
 
 def calibration_study(study: Study, evaluated: Evaluated, trials: pd.DataFrame, *, fit_splits, calibration_split: str,
-                      k_enroll: int, manifest_df: pd.DataFrame, seed: int, fars, boot=None) -> pd.DataFrame:
+                      k_enroll: int, manifest_df: pd.DataFrame, seed: int, fars, boot=None,
+                      calibrations: dict | None = None) -> pd.DataFrame:
     """Every pair's systems calibrated on trials of ``calibration_split`` and judged on the evaluation trials.
 
     The calibration trials are built as the A/B case study builds its own (:func:`nessa_lib.evaluation.ab.
@@ -236,11 +251,14 @@ def calibration_study(study: Study, evaluated: Evaluated, trials: pd.DataFrame, 
     manifest_df : DataFrame
         The corpus manifest: its enrollment-condition flags make calibration profiles enrolled on clean audio, as
         the evaluation's are.
+    calibrations : dict, optional
+        Filled with ``{pair: {system: Calibration}}`` (for :func:`write_calibrations`).
 
     Returns
     -------
     DataFrame
-        Index ``(pair, system, far_target)``.
+        Index ``(pair, system, far_target)``; with ``boot``, 95 % speaker intervals on Cllr, actual DCF and the
+        evaluation FAR and FRR of every threshold.
     """
     from nessa_lib.data.manifest import enroll_flags
     from nessa_lib.evaluation import ab, calibration, tables
@@ -259,9 +277,150 @@ def calibration_study(study: Study, evaluated: Evaluated, trials: pd.DataFrame, 
                                                      rng=seed, enroll_flag=enroll_flags(manifest_df, ids))
         cal = first_seed_scores(tables.pair_scores(study.aligners[name], pool.x[rows], pool.y[rows], ids, cal_enroll,
                                                    cal_trials))
+        fitted = {}
         out[name] = calibration.system_calibration(cal, cal_trials["label"].to_numpy(), evaluated.scores[name],
-                                                   labels, fars, boot=boot)
+                                                   labels, fars, boot=boot, calibrations=fitted)
+        if calibrations is not None:
+            calibrations[name] = fitted
     return pd.concat(out, names=["pair"])
+
+
+def calibration_file(out_root, pair: str, system: str) -> Path:
+    """Where stage 05 writes a system's calibration file: ``<out_root>/<pair>/<stem>.calibration.json``, the stem
+    of the aligner file for a method (:func:`nessa_lib.evaluation.calibration.calibration_path` of
+    ``<pair>/<method>.safetensors``), ``XX`` / ``YY`` for the symmetric systems.
+
+    Examples
+    --------
+    >>> calibration_file("models/evaluate", "x-y", "nessa-m2").as_posix()
+    'models/evaluate/x-y/nessa-m2.calibration.json'
+    >>> calibration_file("models/evaluate", "x-y", "X/X").name
+    'XX.calibration.json'
+    """
+    from nessa_lib.evaluation.calibration import calibration_path
+
+    stem = {"X/X": "XX", "Y/Y": "YY"}.get(system, system)
+    return calibration_path(Path(out_root) / pair / f"{stem}.safetensors")
+
+
+def write_calibrations(study: Study, cal_table: pd.DataFrame, calibrations: dict, out_root) -> list[Path]:
+    """Write every system's calibration and chosen thresholds (:func:`calibration_study`) as the calibration
+    files ``python -m nessa_lib.migrate --calibration FILE`` reads (:func:`calibration_file`): a method's records
+    stage 04's aligner of its first seed (the one scored; ``models/fit_aligners/<pair>/<method>.safetensors``), so
+    it is refused with any other aligner; X/X and Y/Y record none. Returns the files written.
+    """
+    from nessa_lib.evaluation.calibration import save_calibration
+
+    written = []
+    for pair, systems in calibrations.items():
+        x, y = study.orientation(pair)
+        for system, cal in systems.items():
+            aligner = None if system in ("X/X", "Y/Y") else study.first_fit(pair, system)
+            label = {"X/X": f"{x}/{x}", "Y/Y": f"{y}/{y}"}.get(system, f"{x} profiles -> {y} tests, {system}")
+            path = calibration_file(out_root, pair, system)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_calibration(path, cal, cal_table.loc[(pair, system)], aligner=aligner, system=f"{pair}: {label}")
+            written.append(path)
+    return written
+
+
+def asnorm_study(study: Study, evaluated: Evaluated, enroll: pd.DataFrame, trials: pd.DataFrame, *, fit_splits,
+                 top_k: int, cohort_speakers: int, seed: int, fars, boot=None, workers: int = 1) -> pd.DataFrame:
+    """Every pair's systems (``X/X``, ``Y/Y``, each method's first seed: those of ``evaluated.scores``) scored
+    without and with AS-norm (:mod:`nessa_lib.evaluation.asnorm`) on the evaluation trials.
+
+    The cohort: one averaged embedding per speaker of the pair's fit pool (the ``fit_splits`` utterances the
+    aligners were fitted on; never an evaluation speaker), ``cohort_speakers`` of them drawn with ``seed`` (0:
+    all). Each side of a trial meets the cohort as the *other* side produces it (see the module docstring of
+    :mod:`nessa_lib.evaluation.asnorm`): the profiles the runtime-side cohort (Y, through the aligner's
+    ``map_runtime``), the test utterances the enrollment-side cohort (X averaged, then ``map_enrollment``, as
+    profiles are migrated). X/X and Y/Y use their own model's cohort on both sides.
+
+    Returns
+    -------
+    DataFrame
+        Index ``(pair, system, asnorm)``: :func:`nessa_lib.evaluation.asnorm.compare_norm` per pair, with 95 %
+        speaker intervals and the paired interval of the change when ``boot`` is given (the pairs' bootstraps in
+        ``workers`` processes; the same result for any ``workers``).
+
+    Raises
+    ------
+    ValueError
+        When ``top_k`` exceeds a pair's cohort (naming ``evaluate.asnorm.top_k``) or ``cohort_speakers`` the
+        speakers of a fit pool (naming ``evaluate.asnorm.cohort_speakers``).
+    """
+    from nessa_lib.evaluation import asnorm
+    from nessa_lib.parallel import run_jobs
+
+    labels = trials["label"].to_numpy()
+    jobs = []
+    for name in study.pairs:
+        x_model, y_model = study.orientation(name)
+        pool = study.fit_pool(x_model, y_model, fit_splits)
+        n_pool = len(np.unique(pool.speaker_ids))
+        if cohort_speakers > n_pool:
+            raise ValueError(f"evaluate.asnorm.cohort_speakers ({cohort_speakers}) exceeds the {n_pool} speakers of "
+                             f"pair {name!r}'s fit pool (fit_aligners.fit_splits {list(fit_splits)})")
+        size = cohort_speakers or n_pool
+        if top_k > size:
+            raise ValueError(f"evaluate.asnorm.top_k ({top_k}) exceeds the AS-norm cohort of pair {name!r}: {size} "
+                             f"speakers of its fit pool (fit_aligners.fit_splits {list(fit_splits)}, "
+                             f"evaluate.asnorm.cohort_speakers {cohort_speakers}); lower top_k")
+        # The same seed draws the same speakers for both models: the two cohorts hold the same voices, row for row.
+        _, cx = asnorm.speaker_cohort(pool.x, pool.speaker_ids, n_speakers=cohort_speakers, seed=seed)
+        _, cy = asnorm.speaker_cohort(pool.y, pool.speaker_ids, n_speakers=cohort_speakers, seed=seed)
+        x, y, ids = study.eval_pair(x_model, y_model)
+        off = evaluated.scores[name]
+        on = {}
+        for system, scores in off.items():
+            if system in ("X/X", "Y/Y"):
+                e, c = (x, cx) if system == "X/X" else (y, cy)
+                on[system] = asnorm.as_norm_lists(scores, e, e, ids, enroll, trials, cohort_for_profiles=c,
+                                                  cohort_for_tests=c, top_k=top_k)
+                continue
+            a = study.first_fit(name, system)
+            on[system] = asnorm.as_norm_lists(scores, x, a.map_runtime(y), ids, enroll, trials,
+                                              cohort_for_profiles=a.map_runtime(cy),
+                                              cohort_for_tests=a.map_enrollment(cx), top_k=top_k,
+                                              enroll_map=a.map_enrollment)
+        jobs.append((off, on, labels, tuple(fars), boot))
+    done = run_jobs(_compare_norm, jobs, workers=workers if boot is not None else 1)
+    return pd.concat(dict(zip(study.pairs, done)), names=["pair"])
+
+
+def _compare_norm(off, on, labels, fars, boot):
+    """One pair's AS-norm table (a worker job of :func:`asnorm_study`)."""
+    from nessa_lib.evaluation.asnorm import compare_norm
+
+    return compare_norm(off, on, labels, fars=fars, boot=boot)
+
+
+def asnorm_percent_table(table: pd.DataFrame, fars=DEFAULT_FARS) -> pd.DataFrame:
+    """The AS-norm table for reading: per pair and system, the EER and the FRR at the last FAR target without
+    and with AS-norm and the change (%, with 95 % intervals; the change's interval is paired).
+
+    Examples
+    --------
+    >>> idx = pd.MultiIndex.from_tuples([("x-y", "X/X", "off"), ("x-y", "X/X", "on")],
+    ...                                 names=["pair", "system", "asnorm"])
+    >>> t = pd.DataFrame({"eer": [0.1, 0.08], "eer_change": [np.nan, -0.02]}, index=idx)
+    >>> asnorm_percent_table(t, fars=()).values.tolist()
+    [[10.0, 8.0, -2.0]]
+    """
+    cols = {}
+    for m, label in [("eer", "EER %"), *([(frr_key(fars[-1]), f"FRR@{far_label(fars[-1])} %")] if fars else [])]:
+        for norm in ("off", "on"):
+            part = table.xs(norm, level="asnorm")
+            cols[f"{label} {norm}"] = (part[m] * 100).round(2)
+            if f"{m}_lo" in part:
+                cols[f"{label} {norm} 95 % CI"] = [f"{lo * 100:.2f}-{hi * 100:.2f}"
+                                                   for lo, hi in zip(part[f"{m}_lo"], part[f"{m}_hi"])]
+        on = table.xs("on", level="asnorm")
+        cols[f"{label} change"] = (on[f"{m}_change"] * 100).round(2)
+        if f"{m}_change_lo" in on:
+            cols[f"{label} change 95 % CI"] = [f"{lo * 100:.2f}-{hi * 100:.2f}"
+                                               for lo, hi in zip(on[f"{m}_change_lo"], on[f"{m}_change_hi"])]
+    return pd.DataFrame(cols)
 
 
 def nontarget_per_profile(trials: pd.DataFrame) -> int:

@@ -8,8 +8,9 @@ problem at once, each naming its key path, in one ``ValueError``. A field may al
 Problems between keys are a stage's ``cross_checks()`` method (a list of messages), run once every key is
 well-formed.
 
-Supported annotations: ``int``, ``float``, ``bool``, ``str``, ``X | None``, ``tuple[T, ...]`` (a YAML list) and
-``dict`` (a mapping checked by the code that uses it).
+Supported annotations: ``int``, ``float``, ``bool``, ``str``, ``X | None``, ``tuple[T, ...]`` (a YAML list),
+``dict`` (a mapping checked by the code that uses it) and a frozen dataclass of such fields (a YAML mapping whose
+keys are checked like a section's, each problem naming its full path, e.g. ``evaluate.asnorm.top_k``).
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ def _check_type(value, tp, key: str) -> tuple[object, list[str]]:
             return None, []
         rest = [t for t in options if t is not type(None)]
         return _check_type(value, rest[0], key) if len(rest) == 1 else (value, [])
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            return value, [f"{key} must be a mapping, got {value!r}"]
+        values, errors = _check_fields(tp, value, key)
+        return (tp(**values) if not errors else value), errors
     if origin is tuple:
         item = typing.get_args(tp)[0]
         if not isinstance(value, (list, tuple)):
@@ -99,6 +105,22 @@ def _check_range(value, meta: dict, key: str) -> list[str]:
             if op in meta and isinstance(v, (int, float)) and bad(v, meta[op]):
                 errors.append(f"{key} must be {word} {meta[op]}, got {v!r}")
     return errors
+
+
+def _check_fields(cls, body: dict, key: str) -> tuple[dict, list[str]]:
+    """The values of a nested dataclass's fields read from the mapping ``body`` at ``key``, and the problems."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    errors = [f"{key} has unknown key {k!r}; valid: {names}" for k in body if k not in names]
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in body:
+            errors.append(f"{key}.{f.name} is missing")
+            continue
+        value, errs = _check_type(body[f.name], hints[f.name], f"{key}.{f.name}")
+        errors += errs or _check_range(value, f.metadata, f"{key}.{f.name}")
+        values[f.name] = value
+    return values, errors
 
 
 def keys(cls, section: str) -> dict[str, str]:
