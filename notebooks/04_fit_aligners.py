@@ -7,8 +7,8 @@
 # > No evaluation data is read here.
 #
 # Settings: the `fit_aligners` section of `params.yaml`, including every method's hyper-parameters (`hparams`).
-# The NESSA methods are fitted `seeds` times (seeds `base.seed + seed_offset`, `+1`, ...), `workers` fits side by
-# side; stage 05 reports their mean and spread. The closed-form methods are deterministic and fitted once.
+# The NESSA methods are fitted `seeds` times (seeds `base.seed + seed_offset`, `+1`, ...), the seeds of a method
+# as one stacked ensemble (`ensemble`), `workers` fits side by side; stage 05 reports their mean and spread. The closed-form methods are deterministic and fitted once.
 # **Outputs**: `models/fit_aligners/<pair>/` (`<method>.safetensors`, `pair.json`) and
 # `reports/fit_aligners/<pair>/` (`metrics.json`, training curves).
 
@@ -43,7 +43,8 @@ timings = {}
 first = p.seed + p.seed_offset
 seeded = tables.fit_seeds(fit.x, fit.y, fit.speaker_ids, methods=p.methods, seeds=range(first, first + p.seeds),
                           hparams=p.hparams, workers=p.workers, progress=True, enroll_model_id=fit.enroll_model_id,
-                          runtime_model_id=fit.runtime_model_id, timings=timings, device=p.device)
+                          runtime_model_id=fit.runtime_model_id, timings=timings, device=p.device,
+                          ensemble=p.ensemble)
 folder.save_aligners(seeded, out, pair=pair, **spec)
 aligners = {m: a[0] for m, a in seeded.items()}  # the first seed: curves and the development check
 {m: round(t, 2) for m, t in timings.items()}

@@ -41,7 +41,7 @@ Modules: :mod:`~nessa_lib.align.hparams` (method names, hyper-parameter defaults
 """
 
 from nessa_lib.align.aligner import FORMAT_VERSION, Aligner, load  # noqa: F401
-from nessa_lib.align.fitting import fit  # noqa: F401
+from nessa_lib.align.fitting import fit, fit_ensemble  # noqa: F401
 from nessa_lib.align.hparams import (  # noqa: F401
     DEFAULT_HPARAMS,
     M3_DEFAULTS,
@@ -51,5 +51,5 @@ from nessa_lib.align.hparams import (  # noqa: F401
     hparams_schema,
 )
 
-__all__ = ["METHODS", "FORMAT_VERSION", "MLP_DEFAULTS", "M3_DEFAULTS", "DEFAULT_HPARAMS", "Aligner", "load", "fit",
+__all__ = ["METHODS", "FORMAT_VERSION", "MLP_DEFAULTS", "M3_DEFAULTS", "DEFAULT_HPARAMS", "Aligner", "load", "fit", "fit_ensemble",
            "hparams_schema", "check_hparams"]

@@ -20,7 +20,9 @@ def pair_agreement(aligner, x, y) -> np.ndarray:
     [1.0, 1.0, 1.0]
     """
     a, b = aligner.map_enrollment(x), aligner.map_runtime(y)  # unit rows
-    return np.sum(a.astype(np.float64) * b, axis=1)
+    return np.einsum("ij,ij->i", a.astype(np.float64), b) if len(a) <= (1 << 16) else np.concatenate(
+        [np.einsum("ij,ij->i", a[s:s + (1 << 16)].astype(np.float64), b[s:s + (1 << 16)])
+         for s in range(0, len(a), 1 << 16)])
 
 
 def agreement_summary(values) -> dict:

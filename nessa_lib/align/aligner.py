@@ -18,6 +18,8 @@ from nessa_lib.align.hparams import METHODS
 from nessa_lib.checks import as_embeddings, check_digest, data_digest
 
 FORMAT_VERSION = 1
+#: Rows mapped at once (a 256-wide hidden layer of 65,536 rows: 64 MB).
+MAP_CHUNK_ROWS = 1 << 16
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,10 +156,13 @@ class Aligner:
             )
         arr = as_embeddings(emb, name=f"{side} embeddings", dim=dim, source=source)
         module = self.enroll_map if side == "enrollment" else self.runtime_map
+        out = np.empty((len(arr), self.shared_dim), dtype=np.float32)
         with torch.no_grad():
-            x = _normalize(torch.as_tensor(arr, dtype=torch.float32))
-            out = _normalize(module(x))
-        return out.numpy()
+            # In chunks, so that mapping a million rows never holds a million rows of hidden activations.
+            for start in range(0, len(arr), MAP_CHUNK_ROWS):
+                x = _normalize(torch.as_tensor(arr[start:start + MAP_CHUNK_ROWS], dtype=torch.float32))
+                out[start:start + MAP_CHUNK_ROWS] = _normalize(module(x)).numpy()
+        return out
 
     def map_enrollment(self, emb_x, *, model_id: str | None = None, source: str | None = None) -> np.ndarray:
         """Map enrollment-model embeddings or voice profiles into the shared space.

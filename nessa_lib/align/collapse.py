@@ -92,7 +92,7 @@ def _measure(a, b, size: int, n_draws: int, rng) -> tuple[np.ndarray, np.ndarray
     rates, off = [], []
     for _ in range(n_draws):
         idx = rng.choice(len(a), size=size, replace=False) if size < len(a) else np.arange(len(a))
-        s = cross_cosines(a[idx], b[idx])
+        s = cross_cosines(a[idx].astype(np.float64), b[idx].astype(np.float64))
         rates.append(np.mean(np.argmax(s, axis=1) == np.arange(size)))
         off.append(s[~np.eye(size, dtype=bool)])
     return np.asarray(rates), np.concatenate(off)
@@ -129,7 +129,8 @@ def reference_statistics(a, b, *, sizes=None, seed: int = 0) -> dict:
     >>> r["pair_id"]["16"]["median"], r["nonpair_cosine"]["median"]
     (1.0, 0.0)
     """
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    # Subsets are taken to float64 one at a time (_measure): a million-row fit set is never copied whole.
+    a, b = np.asarray(a), np.asarray(b)
     n = len(a)
     sizes = sorted({int(s) for s in (sizes if sizes is not None else SIZES) if int(s) <= n})
     if not sizes:

@@ -22,7 +22,7 @@ import logging
 import numpy as np
 import torch
 
-from nessa_lib.align.aligner import _build_side, _normalize
+from nessa_lib.align.aligner import _build_side, _Identity, _normalize
 from nessa_lib.batches import speaker_batches, utterances_by_speaker
 from nessa_lib.losses import supcon_loss
 
@@ -48,28 +48,21 @@ def _speaker_split(speakers: np.ndarray, val_fraction: float, rng: np.random.Gen
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
-def _train(method, x, y, speakers, hp, seed, progress, device: str = "cpu"):
-    """Train the MLP side(s) of a NESSA variant; returns (enroll_map, runtime_map, specs, history).
-
-    ``device``: where the MLPs and the data live while training. The weights are initialised on the CPU (same
-    seed, same initial weights anywhere) and the fitted maps are returned on the CPU; on the CPU every ``.to``
-    below is a no-op, so results are exactly those of the plain CPU code."""
-    from tqdm.auto import tqdm
-
-    rng = np.random.default_rng(seed)
-    dx, dy = x.shape[1], y.shape[1]
+def _specs(method: str, dx: int, dy: int, hp: dict) -> tuple[dict, dict]:
+    """The enrollment and runtime side-map specs of a NESSA variant."""
     mlp = dict(hidden_dim=int(hp["hidden_dim"]), n_hidden=int(hp["n_hidden"]), dropout=float(hp["dropout"]))
     if method == "nessa-m1":
-        enroll_spec, runtime_spec = {"kind": "identity"}, {"kind": "mlp", "d_in": dy, "d_out": dx, **mlp}
-    elif method == "nessa-m2":
-        enroll_spec, runtime_spec = {"kind": "mlp", "d_in": dx, "d_out": dy, **mlp}, {"kind": "identity"}
-    else:
-        if hp["reference"] not in ("enroll", "runtime"):
-            raise ValueError(f"nessa-m3 reference must be 'enroll' or 'runtime', got {hp['reference']!r}")
-        ds = dx if hp["reference"] == "enroll" else dy
-        enroll_spec = {"kind": "mlp", "d_in": dx, "d_out": ds, **mlp}
-        runtime_spec = {"kind": "mlp", "d_in": dy, "d_out": ds, **mlp}
+        return {"kind": "identity"}, {"kind": "mlp", "d_in": dy, "d_out": dx, **mlp}
+    if method == "nessa-m2":
+        return {"kind": "mlp", "d_in": dx, "d_out": dy, **mlp}, {"kind": "identity"}
+    if hp["reference"] not in ("enroll", "runtime"):
+        raise ValueError(f"nessa-m3 reference must be 'enroll' or 'runtime', got {hp['reference']!r}")
+    ds = dx if hp["reference"] == "enroll" else dy
+    return {"kind": "mlp", "d_in": dx, "d_out": ds, **mlp}, {"kind": "mlp", "d_in": dy, "d_out": ds, **mlp}
 
+
+def _hold_out(method: str, speakers: np.ndarray, hp: dict, rng: np.random.Generator):
+    """A member's training and early-stopping rows (whole speakers held out), refusing what cannot train."""
     vf = float(hp["val_fraction"])
     train_idx, val_idx = _speaker_split(speakers, vf, rng, min_val=2 if method == "nessa-m3" else 1)
     n_speakers, n_train_spk = len(np.unique(speakers)), len(np.unique(speakers[train_idx]))
@@ -82,82 +75,159 @@ def _train(method, x, y, speakers, hp, seed, progress, device: str = "cpu"):
     if vf > 0 and len(val_idx) == 0:
         logger.warning("%s: %d speaker(s) are too few to hold some out (need %d): early stopping validates on the "
                        "training data", method, n_speakers, MIN_SPEAKERS_TO_HOLD_OUT)
+    return train_idx, val_idx
+
+
+def _dropout_generator(seed: int, device: torch.device) -> torch.Generator:
+    """A member's own dropout stream, derived from its seed (independent of the initialisation's stream)."""
+    state = int(np.random.SeedSequence([int(seed), 1]).generate_state(1)[0])
+    return torch.Generator(device=device).manual_seed(state)
+
+
+def _train(method, x, y, speakers, hp, seeds, progress, device: str = "cpu"):
+    """Train the MLP side(s) of a NESSA variant once per seed, all seeds as one stacked ensemble
+    (:mod:`nessa_lib.align.ensemble`); returns one ``(enroll_map, runtime_map, enroll_spec, runtime_spec,
+    history)`` per seed, in the order of ``seeds``.
+
+    Each member's initialisation (``torch.manual_seed(seed)``, then the enrollment side, then the runtime side),
+    held-out speakers and batches (``numpy.random.default_rng(seed)``) are those of a fit with that seed alone, and
+    its dropout masks come from its own generator, so a member's result does not depend on the other members.
+    ``device``: where the MLPs and the data live while training; the weights are initialised on the CPU (same
+    seed, same initial weights anywhere) and the fitted maps are returned on the CPU.
+    """
+    from tqdm.auto import tqdm
+
+    from nessa_lib.align.ensemble import StackedAdamW, StackedMLP, apply_side, pad_batches, stacked_side, supcon_stacked
+
+    seeds = [int(s) for s in seeds]
+    dx, dy = x.shape[1], y.shape[1]
+    enroll_spec, runtime_spec = _specs(method, dx, dy, hp)
+    rngs = [np.random.default_rng(s) for s in seeds]
+    splits = [_hold_out(method, speakers, hp, r) for r in rngs]
     _, spk_codes = np.unique(speakers, return_inverse=True)
     dev = torch.device(device)
     X = torch.as_tensor(x, dtype=torch.float32).to(dev)
     Y = torch.as_tensor(y, dtype=torch.float32).to(dev)
     S = torch.as_tensor(spk_codes).to(dev)
     ref = X if (method == "nessa-m1" or (method == "nessa-m3" and hp["reference"] == "enroll")) else Y
+    m3 = method == "nessa-m3"
+    w_con, w_e, w_r = (float(hp[k]) for k in ("w_contrastive", "w_mse_enroll", "w_mse_runtime")) if m3 else (0, 0, 0)
 
-    # Fork the global torch RNG so fitting is reproducible and leaves the caller's state untouched.
-    with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
-        torch.manual_seed(seed)
-        emap, rmap = _build_side(enroll_spec).to(dev), _build_side(runtime_spec).to(dev)
-        params = list(emap.parameters()) + list(rmap.parameters())
-        opt = torch.optim.AdamW(params, lr=float(hp["lr"]), weight_decay=float(hp["weight_decay"]))
+    def batches(idx: np.ndarray, brng: np.random.Generator) -> list:
+        if m3:
+            # The encoders' P x K batching, one round per epoch: every speaker once, K utterances each.
+            by_spk = utterances_by_speaker(spk_codes[idx])
+            n_spk = min(int(hp["speakers_per_batch"]), len(by_spk))
+            if n_spk < 2:
+                return []
+            return [idx[np.asarray(b)] for b in speaker_batches(by_spk, n_spk, int(hp["utts_per_speaker"]), brng)]
+        perm = brng.permutation(idx)
+        bs = int(hp["batch_size"])
+        return [perm[s : s + bs] for s in range(0, len(perm), bs)]
 
-        def sqerr(a, b):  # squared L2 distance per pair, averaged: on unit vectors this is 2 - 2 cos
-            return ((a - b) ** 2).sum(1).mean()
+    def sqerr(a, b, w):  # squared L2 distance per pair, weighted mean per member: on unit vectors 2 - 2 cos
+        return (((a - b) ** 2).sum(-1) * w).sum(1) / w.sum(1).clamp(min=1)
 
-        def loss_on(idx: np.ndarray) -> torch.Tensor:
-            t = torch.as_tensor(idx).to(dev)
-            xe, ye = emap(X[t]), rmap(Y[t])
-            if method == "nessa-m1":
-                return sqerr(ye, X[t])
-            if method == "nessa-m2":
-                return sqerr(xe, Y[t])
-            za, zb, lab = _normalize(xe), _normalize(ye), S[t]
-            con = 0.5 * (supcon_loss(za, lab, hp["temperature"], candidates=zb)
-                         + supcon_loss(zb, lab, hp["temperature"], candidates=za))
-            r = ref[t]
-            return hp["w_contrastive"] * con + hp["w_mse_enroll"] * sqerr(xe, r) + hp["w_mse_runtime"] * sqerr(ye, r)
+    # Each member initialised as a fit with its seed alone; the global torch RNG is left untouched.
+    emaps, rmaps = [], []
+    for s in seeds:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(s)
+            emaps.append(_build_side(enroll_spec))
+            rmaps.append(_build_side(runtime_spec))
+    eside, rside = stacked_side(emaps), stacked_side(rmaps)
+    sides = [sd for sd in (eside, rside) if sd is not None]
+    for sd in sides:
+        sd.to(dev)
 
-        def batches(idx: np.ndarray, brng: np.random.Generator):
-            if method == "nessa-m3":
-                # The encoders' P x K batching, one round per epoch: every speaker once, K utterances each.
-                by_spk = utterances_by_speaker(spk_codes[idx])
-                n_spk = min(int(hp["speakers_per_batch"]), len(by_spk))
-                if n_spk < 2:
-                    return
-                for b in speaker_batches(by_spk, n_spk, int(hp["utts_per_speaker"]), brng):
-                    yield idx[np.asarray(b)]
+    def tensors() -> list:
+        return [t for sd in sides for t in sd.params.values()]
+
+    def losses(idx: np.ndarray, w: np.ndarray, gens) -> torch.Tensor:
+        t, wt = torch.as_tensor(idx, device=dev), torch.as_tensor(w, device=dev)
+        xe, ye = apply_side(eside, X[t], gens), apply_side(rside, Y[t], gens)
+        if method == "nessa-m1":
+            return sqerr(ye, X[t], wt)
+        if method == "nessa-m2":
+            return sqerr(xe, Y[t], wt)
+        za, zb, lab, valid = _normalize(xe), _normalize(ye), S[t], wt > 0
+        con = 0.5 * (supcon_stacked(za, zb, lab, valid, hp["temperature"])
+                     + supcon_stacked(zb, za, lab, valid, hp["temperature"]))
+        r = ref[t]
+        return w_con * con + w_e * sqerr(xe, r, wt) + w_r * sqerr(ye, r, wt)
+
+    total = None
+    if hp["lr_schedule"] == "cosine":
+        # Each member's schedule spans max_epochs of its own batches (members' training sets differ in size).
+        total = [int(hp["max_epochs"]) * len(batches(tr, np.random.default_rng(0))) for tr, _ in splits]
+    opt = StackedAdamW(tensors(), len(seeds), lr=float(hp["lr"]), weight_decay=float(hp["weight_decay"]),
+                       total_steps=total)
+    gens = [_dropout_generator(s, dev) for s in seeds]
+    # Validation batches are the same every epoch (a fixed generator; M3 samples them), as in a single fit.
+    val_batches = [batches(va, np.random.default_rng(s + 1)) if len(va) else None
+                   for s, (_, va) in zip(seeds, splits)]
+    alive = list(range(len(seeds)))  # member of each stack row
+    best = [np.inf] * len(seeds)
+    bad = [0] * len(seeds)
+    snaps: list = [None] * len(seeds)
+    history: list = [[] for _ in seeds]
+    patience = int(hp["patience"])
+    bar = tqdm(range(int(hp["max_epochs"])), desc=f"fit {method} x{len(seeds)}", disable=not progress, leave=False)
+    for epoch in bar:
+        per = [batches(splits[e][0], rngs[e]) for e in alive]
+        width = max((len(b) for bl in per for b in bl), default=1)
+        tot, n = np.zeros(len(alive)), np.zeros(len(alive))
+        for step in range(max(len(bl) for bl in per)):
+            idx, w, active = pad_batches([bl[step] if step < len(bl) else None for bl in per], width)
+            loss = losses(idx, w, [gens[e] for e in alive])
+            for t in tensors():
+                t.grad = None
+            (loss * torch.as_tensor(active, device=dev)).sum().backward()
+            opt.step(tensors(), active)
+            tot += np.where(active, loss.detach().cpu().numpy() * w.sum(1), 0.0)
+            n += w.sum(1)
+        with torch.no_grad():
+            val = tot / np.maximum(n, 1)  # no held-out speakers: validate on the training data (warned)
+            vper = [val_batches[e] for e in alive]
+            if any(vper):
+                sums, counts = np.zeros(len(alive)), np.zeros(len(alive))
+                vwidth = max(len(b) for v in vper if v for b in v)
+                for step in range(max(len(v) if v else 0 for v in vper)):
+                    idx, w, active = pad_batches([v[step] if v and step < len(v) else None for v in vper], vwidth)
+                    vl = losses(idx, w, None).cpu().numpy().astype(np.float64)
+                    sums, counts = sums + np.where(active, vl, 0.0), counts + active
+            for row, v in enumerate(vper):
+                if v is not None:
+                    val[row] = sums[row] / counts[row] if v else float("nan")
+        stop = []
+        for row, e in enumerate(alive):
+            history[e].append({"epoch": epoch + 1, "train_loss": tot[row] / max(n[row], 1), "val_loss": val[row]})
+            if val[row] < best[e] - 1e-6:
+                best[e], bad[e] = val[row], 0
+                snaps[e] = [sd.snapshot(row) for sd in sides]
             else:
-                perm = brng.permutation(idx)
-                bs = int(hp["batch_size"])
-                for s in range(0, len(perm), bs):
-                    yield perm[s : s + bs]
-
-        history, best, best_state, bad = [], np.inf, None, 0
-        bar = tqdm(range(int(hp["max_epochs"])), desc=f"fit {method}", disable=not progress, leave=False)
-        for epoch in bar:
-            emap.train(), rmap.train()
-            tot, n = 0.0, 0
-            for b in batches(train_idx, rng):
-                loss = loss_on(b)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                tot, n = tot + loss.item() * len(b), n + len(b)
-            emap.eval(), rmap.eval()
-            with torch.no_grad():
-                if len(val_idx):
-                    # A fixed generator gives the same validation batches every epoch (M3 samples them).
-                    vb = list(batches(val_idx, np.random.default_rng(seed + 1)))
-                    val = float(np.mean([float(loss_on(b)) for b in vb])) if vb else float("nan")
-                else:
-                    val = tot / max(n, 1)
-            history.append({"epoch": epoch + 1, "train_loss": tot / max(n, 1), "val_loss": val})
-            bar.set_postfix(train=f"{tot / max(n, 1):.4f}", val=f"{val:.4f}")
-            if val < best - 1e-6:
-                best, bad = val, 0
-                best_state = ({k: v.clone() for k, v in emap.state_dict().items()},
-                              {k: v.clone() for k, v in rmap.state_dict().items()})
-            else:
-                bad += 1
-                if bad >= int(hp["patience"]):
-                    break
-        if best_state is not None:
-            emap.load_state_dict(best_state[0])
-            rmap.load_state_dict(best_state[1])
-    emap, rmap = emap.cpu().eval(), rmap.cpu().eval()
-    return emap, rmap, enroll_spec, runtime_spec, history
+                bad[e] += 1
+                stop.append(bad[e] >= patience)
+                continue
+            stop.append(False)
+        bar.set_postfix(training=sum(not s for s in stop), val=f"{np.nanmean(val):.4f}")
+        if any(stop):
+            for row in (r for r, s in enumerate(stop) if s and snaps[alive[r]] is None):
+                snaps[alive[row]] = [sd.snapshot(row) for sd in sides]  # never improved: its last weights
+            rows = [r for r, s in enumerate(stop) if not s]
+            alive = [alive[r] for r in rows]
+            if not alive:
+                break
+            for sd in sides:
+                sd.keep(rows)
+            opt.keep(rows)
+    # Members still training at max_epochs end with their last weights unless an earlier epoch was better.
+    last = {e: [sd.snapshot(row) for sd in sides] for row, e in enumerate(alive)}
+    out = []
+    for e in range(len(seeds)):
+        snap = snaps[e] if snaps[e] is not None else last[e]
+        maps = [emaps[e], rmaps[e]]
+        for sd_i, side in enumerate(m for m in maps if not isinstance(m, _Identity)):
+            StackedMLP.load_into(side, snap[sd_i])
+        out.append((maps[0].cpu().eval(), maps[1].cpu().eval(), enroll_spec, runtime_spec, history[e]))
+    return out

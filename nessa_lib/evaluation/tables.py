@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from nessa_lib.align.aligner import Aligner
-from nessa_lib.align.fitting import fit
+from nessa_lib.align.fitting import fit, fit_ensemble
 from nessa_lib.align.hparams import METHODS, check_hparams
 from nessa_lib.evaluation import metrics, operating_points
 from nessa_lib.evaluation.lists import score_lists
@@ -123,11 +123,23 @@ def _fit_one(method, x, y, speakers, seed, kwargs):
     return a, time.perf_counter() - t
 
 
+def _fit_ensemble(method, x, y, speakers, seeds, kwargs):
+    """One timed ensemble fit of several seeds (a worker job of :func:`fit_seeds`); seconds per aligner."""
+    t = time.perf_counter()
+    out = fit_ensemble(method, x, y, speakers, seeds=seeds, **kwargs)
+    return out, (time.perf_counter() - t) / len(seeds)
+
+
 def fit_seeds(x_align, y_align, speakers_align, *, methods=METHODS, seeds=(0,), hparams: dict | None = None,
               enroll_model_id: str | None = None, runtime_model_id: str | None = None, workers: int = 1,
-              progress: bool = False, timings: dict | None = None, device: str = "cpu") -> dict[str, list[Aligner]]:
+              progress: bool = False, timings: dict | None = None, device: str = "cpu",
+              ensemble: bool = True) -> dict[str, list[Aligner]]:
     """Fit every method, the trained ones (:data:`NESSA_METHODS`) once per seed, side by side in ``workers``
     processes (:func:`nessa_lib.parallel.run_jobs`).
+
+    With ``ensemble`` (the default) the seeds of a trained method are one job, trained together as one stacked
+    ensemble (:func:`nessa_lib.align.fit_ensemble`); without, each seed is its own job. Each seed's aligner is
+    the same either way (a member of an ensemble is the fit of its seed alone): the choice is about speed.
 
     The closed-form methods are deterministic and fitted once (with ``seeds[0]``); a NESSA method's spread over
     seeds is the part of its result that is luck of the initialisation, the batches and the early-stopping split.
@@ -174,14 +186,21 @@ def fit_seeds(x_align, y_align, speakers_align, *, methods=METHODS, seeds=(0,), 
                   **hparams.get(m, {})))
             for m in methods for s in (seeds if m in NESSA_METHODS else seeds[:1])]
     # Longest fits first (M3, M1, then M2, the quickest here), so the odd last job of a round is a short one.
-    trained = sorted((j for j in jobs if j[0] in NESSA_METHODS), key=lambda j: ("nessa-m3", "nessa-m1",
-                                                                               "nessa-m2").index(j[0]))
-    done = {id(j): r for j, r in zip(trained, run_jobs(_fit_one, trained, workers=workers,
-                                                          progress="fit aligners" if progress else None))}
+    order = ("nessa-m3", "nessa-m1", "nessa-m2")
+    if ensemble:
+        trained = [(m, x, y, speakers, seeds, kw) for m in sorted((m for m in methods if m in NESSA_METHODS),
+                                                                  key=order.index)
+                   for kw in [next(j[5] for j in jobs if j[0] == m)]]
+        fitted = run_jobs(_fit_ensemble, trained, workers=workers, progress="fit aligners" if progress else None)
+        done = {(j[0], s): (a, sec) for j, (al, sec) in zip(trained, fitted) for s, a in zip(seeds, al)}
+    else:
+        trained = sorted((j for j in jobs if j[0] in NESSA_METHODS), key=lambda j: order.index(j[0]))
+        fitted = run_jobs(_fit_one, trained, workers=workers, progress="fit aligners" if progress else None)
+        done = {(j[0], j[4]): r for j, r in zip(trained, fitted)}
     out: dict[str, list] = {m: [] for m in methods}
     spent: dict[str, list] = {m: [] for m in methods}
     for j in jobs:
-        a, sec = done[id(j)] if id(j) in done else _fit_one(*j)
+        a, sec = done[(j[0], j[4])] if j[0] in NESSA_METHODS else _fit_one(*j)
         out[j[0]].append(a)
         spent[j[0]].append(sec)
     if timings is not None:

@@ -31,6 +31,7 @@ class Params:
     dev_split: str = field()
     seed_offset: int = field(ge=0)
     seeds: int = field(ge=1)
+    ensemble: bool = field()
     workers: int = field(ge=1)
     threads: int = field(ge=1)
     device: str = field()

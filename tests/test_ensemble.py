@@ -1,0 +1,134 @@
+"""The stacked-ensemble trainer (nessa_lib.align.ensemble): each member is the fit of its seed alone, its
+optimiser is torch's AdamW, its contrastive loss is supcon_loss, padded rows and idle members change nothing."""
+
+import numpy as np
+import pytest
+import torch
+
+from nessa_lib import align, toy
+from nessa_lib.align.aligner import _MLP
+from nessa_lib.align.ensemble import StackedAdamW, StackedMLP, pad_batches, supcon_stacked
+from nessa_lib.evaluation.tables import fit_seeds
+from nessa_lib.losses import supcon_loss
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return toy.make_paired_spaces(40, 6, d_latent=8, d_x=12, d_y=16, warp_x="nonlinear", warp_y="nonlinear",
+                                  rng=np.random.default_rng(0))
+
+
+def _same(a, b, x, y):
+    return (np.array_equal(a.map_enrollment(x), b.map_enrollment(x))
+            and np.array_equal(a.map_runtime(y), b.map_runtime(y)) and a.history == b.history)
+
+
+@pytest.mark.parametrize("method", ["nessa-m1", "nessa-m2", "nessa-m3"])
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_member_is_the_fit_of_its_seed_alone(pairs, method, schedule):
+    # Patience 2 with a fast learning rate: members stop at different epochs and leave the stack.
+    hp = dict(hidden_dim=16, max_epochs=25, patience=2, lr=0.01, lr_schedule=schedule)
+    ens = align.fit_ensemble(method, pairs.x, pairs.y, pairs.speakers, seeds=[5, 6, 7], **hp)
+    alone = [align.fit(method, pairs.x, pairs.y, pairs.speakers, seed=s, **hp) for s in (5, 6, 7)]
+    assert [a.seed for a in ens] == [5, 6, 7]
+    for a, b in zip(ens, alone):
+        assert _same(a, b, pairs.x, pairs.y)
+    if schedule == "constant":
+        assert len({len(a.history) for a in ens}) > 1, "members should stop at different epochs here"
+
+
+def test_fit_seeds_ensemble_or_not_gives_the_same_aligners(pairs):
+    kw = dict(methods=["linear", "nessa-m2"], seeds=[0, 1], hparams={"nessa-m2": dict(hidden_dim=8, max_epochs=4)})
+    a = fit_seeds(pairs.x, pairs.y, pairs.speakers, ensemble=True, **kw)
+    b = fit_seeds(pairs.x, pairs.y, pairs.speakers, ensemble=False, **kw)
+    assert [al.seed for al in a["nessa-m2"]] == [0, 1]
+    for u, v in zip(a["nessa-m2"], b["nessa-m2"]):
+        assert _same(u, v, pairs.x, pairs.y)
+
+
+def test_stacked_adamw_is_torch_adamw():
+    torch.manual_seed(0)
+    w0 = torch.randn(2, 3, 4)
+    grads = [torch.randn(2, 3, 4) for _ in range(5)]
+    ref = [w0[i].clone().requires_grad_(True) for i in range(2)]
+    opts = [torch.optim.AdamW([r], lr=0.01, weight_decay=0.1) for r in ref]
+    st = w0.clone().requires_grad_(True)
+    opt = StackedAdamW([st], 2, lr=0.01, weight_decay=0.1)
+    for g in grads:
+        for i in range(2):
+            ref[i].grad = g[i].clone()
+            opts[i].step()
+        st.grad = g.clone()
+        opt.step([st], np.array([True, True]))
+    for i in range(2):
+        torch.testing.assert_close(st[i].detach(), ref[i].detach(), rtol=1e-6, atol=1e-7)
+
+
+def test_an_idle_member_is_not_updated_at_all():
+    w = torch.ones(2, 3, requires_grad=True)
+    opt = StackedAdamW([w], 2, lr=0.1, weight_decay=0.5)
+    w.grad = torch.ones(2, 3)
+    opt.step([w], np.array([True, False]))
+    assert torch.equal(w[1].detach(), torch.ones(3))  # no step, no weight decay
+    assert not torch.equal(w[0].detach(), torch.ones(3))
+    assert opt.steps.tolist() == [1, 0] and torch.equal(opt.m[0][1], torch.zeros(3))
+
+
+def test_cosine_schedule_by_hand():
+    # 10 steps, warm-up 10 % = 1 step: rate lr*1 at step 0, then 0.5*(1+cos(pi*(k/10-0.1)/0.9)).
+    opt = StackedAdamW([torch.zeros(1, 1)], 1, lr=1.0, weight_decay=0.0, total_steps=[10])
+    rates = []
+    for k in range(10):
+        rates.append(float(opt.rates()[0]))
+        opt.steps += 1
+    expected = [1.0] + [0.5 * (1 + np.cos(np.pi * (k / 10 - 0.1) / 0.9)) for k in range(1, 10)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-12)
+    assert rates[1] == pytest.approx(1.0) and rates[9] < 0.04
+
+
+def test_supcon_stacked_is_supcon_loss_and_ignores_padding():
+    g = torch.Generator().manual_seed(0)
+    a = torch.nn.functional.normalize(torch.randn(2, 6, 5, generator=g), dim=-1)
+    b = torch.nn.functional.normalize(torch.randn(2, 6, 5, generator=g), dim=-1)
+    lab = torch.tensor([[0, 0, 1, 1, 2, 2], [3, 1, 3, 1, 2, 2]])
+    valid = torch.tensor([[True] * 6, [True, True, True, True, False, False]])
+    out = supcon_stacked(a, b, lab, valid, 0.2)
+    torch.testing.assert_close(out[0], supcon_loss(a[0], lab[0], 0.2, candidates=b[0]))
+    torch.testing.assert_close(out[1], supcon_loss(a[1, :4], lab[1, :4], 0.2, candidates=b[1, :4]))
+
+
+def test_stacked_mlp_round_trip_and_dropout_per_member():
+    torch.manual_seed(1)
+    mlps = [_MLP(4, 3, 5, 2, 0.5) for _ in range(2)]
+    for m in mlps:  # the output layer starts at zero; make it matter
+        torch.nn.init.normal_(m.body[-1].weight)
+    st = StackedMLP(mlps)
+    x = torch.randn(2, 7, 4)
+    with torch.no_grad():
+        for i, m in enumerate(mlps):
+            m.eval()
+            torch.testing.assert_close(st.forward(x)[i], m(x[i]))
+        # Dropout: member 1's masks come from its own generator only.
+        g = [torch.Generator().manual_seed(s) for s in (1, 2)]
+        both = st.forward(x, g)[1]
+        st.keep([1])
+        alone = st.forward(x[1:], [torch.Generator().manual_seed(2)])[0]
+    torch.testing.assert_close(both, alone)
+    back = StackedMLP.load_into(_MLP(4, 3, 5, 2, 0.5).eval(), st.snapshot(0))
+    with torch.no_grad():
+        torch.testing.assert_close(back(x[1]), mlps[1](x[1]))
+
+
+def test_pad_batches_weights_and_idle_members():
+    idx, w, active = pad_batches([np.array([3, 1]), None], width=3)
+    assert idx.tolist() == [[3, 1, 0], [0, 0, 0]] and w.tolist() == [[1, 1, 0], [0, 0, 0]]
+    assert active.tolist() == [True, False]
+
+
+def test_fit_ensemble_refuses_closed_form_and_repeated_seeds(pairs):
+    with pytest.raises(ValueError, match="closed-form"):
+        align.fit_ensemble("linear", pairs.x, pairs.y, pairs.speakers, seeds=[0])
+    with pytest.raises(ValueError, match="distinct"):
+        align.fit_ensemble("nessa-m1", pairs.x, pairs.y, pairs.speakers, seeds=[1, 1])
+    with pytest.raises(ValueError, match="lr_schedule"):
+        align.fit_ensemble("nessa-m1", pairs.x, pairs.y, pairs.speakers, seeds=[0], lr_schedule="step")
