@@ -137,8 +137,11 @@ def test_outs_are_the_layout(stage):
     assert f"{report}/{Path(stage.executed_name).with_suffix('.html')}" in outs
     if stage.out_root:
         assert f"{stage.out_root}/{stage.name}" + (f"/{item}" if item else "") in outs
-    # Metrics are committed to git (cache: false), so a fresh clone has the published ones for `dvc metrics diff`.
-    assert body["metrics"] == [{f"{report}/metrics.json": {"cache": False}}]
+    # Metrics are committed to git (cache: false), so a fresh clone has the published ones for `dvc metrics diff`;
+    # the full metrics.json is an out, the DVC metric (`dvc exp show`'s columns) the stage's headline file if any.
+    assert {f"{report}/metrics.json": {"cache": False}} in body["outs"]
+    assert body.get("metrics", []) == ([{f"{report}/headline.json": {"cache": False}}]
+                                       if stage.name == "evaluate" else [])
 
 
 def test_plots_cover_the_pairs_of_params():
