@@ -6,6 +6,8 @@ takes a screenshot (``reports/screenshots/<page>.png``) and reads the DOM as the
 - the page rendered (the screenshot is not one flat colour);
 - the index links every stage's page and every link resolves to a file;
 - the index shows the main table with a row per system of every pair, and the figures it embeds exist;
+- the index has the claims with their verdicts, the A/B and ablation tables, figure captions and the provenance
+  block, and no raw column names;
 - each notebook page shows its title and has no error cell (papermill's "An Exception was encountered").
 
 Needs Chromium (`apt-get install chromium`); it is not part of the test suite, which must pass without it.
@@ -105,6 +107,11 @@ def main() -> int:
         check((REPORTS / ref).is_file(), index, f"broken link {ref}")
     main_table = pd.read_csv(REPORTS / "evaluate" / "main_table.csv")
     check(parsed.rows >= len(main_table) + 1, index, f"{parsed.rows} table rows for {len(main_table)} systems")
+    text = dom(browser, index)
+    for part in ("The paper's claims, as measured here", "A/B case study", "Ablation", "Provenance",
+                 "params.yaml sha256", "<figcaption>"):
+        check(part in text, index, f"the report has no {part!r}")
+    check("frr_at_far" not in text, index, "raw column names (frr_at_far...) in the report")
     print(f"ok   reports/index.html: {len(pages)} stage pages, {len(parsed.srcs)} figures, {parsed.rows} table rows")
     for page in pages:
         text = dom(browser, page)

@@ -9,7 +9,7 @@
 # stage 04 (`fit_splits`); thresholds are calibrated on the alignment split only; the evaluation trials are never
 # used to tune. Settings: the `evaluate` section of `params.yaml`.
 # **Outputs** (`reports/evaluate/`): `main_table.csv`, `findings.csv`, `ab_case_study.csv`, `calibration.csv`,
-# `asnorm.csv`, `ablation.csv`, `deployment_check.csv`, `metrics.json`, `figures/`, and `plots/` (DET and ablation
+# `asnorm.csv`, `ablation.csv`, `deployment_check.csv`, `metrics.json`, `headline.json`, `figures/`, and `plots/` (DET and ablation
 # curves as CSV for `dvc plots`); `models/evaluate/<pair>/<system>.calibration.json`: every system's calibration and
 # thresholds, the files `python -m nessa_lib.migrate --calibration` ships with migrated profiles.
 
@@ -22,7 +22,7 @@ import torch
 
 from nessa_lib import deployment, io, plots
 from nessa_lib.data import lists, manifest
-from nessa_lib.evaluation import ab, ablation, asnorm, bootstrap, findings, tables
+from nessa_lib.evaluation import ab, ablation, asnorm, bootstrap, findings, headline, tables
 from nessa_lib.pipeline import layout
 from nessa_lib.stages import evaluate as stage
 
@@ -215,3 +215,5 @@ print(stage.key_numbers(evaluated.tables))
 io.write_json({**tables.flat_metrics(evaluated.tables, ab_table, fars=p.far_targets),
                **asnorm.flat_metrics(asn, fars=p.far_targets)}, reports / "metrics.json")
 main.to_csv(reports / "main_table.csv")
+# The dozen figures `dvc exp show` and `dvc metrics diff` list, from the tables just written.
+headline.write_evaluate_headline(reports, ab_pair=headline.ab_pair_of(p.pairs, p.ab_model_a, p.ab_model_b))

@@ -141,13 +141,23 @@ def test_outs_are_the_layout(stage):
     assert f"{report}/{Path(stage.executed_name).with_suffix('.html')}" in outs
     if stage.out_root:
         assert f"{stage.out_root}/{stage.name}" + (f"/{item}" if item else "") in outs
-    # Metrics are committed to git (cache: false), so a fresh clone has the published ones for `dvc metrics diff`.
-    assert body["metrics"] == [{f"{report}/metrics.json": {"cache": False}}]
+    # Metrics are committed to git (cache: false), so a fresh clone has the published ones for `dvc metrics diff`;
+    # the full metrics.json is an out, the DVC metric (`dvc exp show`'s columns) the stage's headline file if any.
+    assert {f"{report}/metrics.json": {"cache": False}} in body["outs"]
+    assert body.get("metrics", []) == ([{f"{report}/headline.json": {"cache": False}}]
+                                       if stage.name == "evaluate" else [])
 
 
 def test_plots_cover_the_pairs_of_params():
-    ids = {next(iter(p)) for p in DVC["plots"]}
-    assert ids == {f"det_{p}" for p in PARAMS["fit_aligners"]["pairs"]} | {"ablation"}
+    """`dvc plots show` draws the study's own figures (image plots: the page needs no Vega from a CDN), one DET
+    figure per pair of params.yaml plus the ablation, each inside an out of the evaluate stage."""
+    plots = [p if isinstance(p, str) else next(iter(p)) for p in DVC["plots"]]
+    assert all(Path(p).suffix == ".png" for p in plots), "image plots only: a data plot loads Vega from the network"
+    names = {Path(p).stem for p in plots}
+    assert {f"det_{p}" for p in PARAMS["fit_aligners"]["pairs"]} | {"ablation"} <= names
+    assert not {n for n in names if n.startswith("det_")} - {f"det_{p}" for p in PARAMS["fit_aligners"]["pairs"]}
+    outs = [next(iter(o)) if isinstance(o, dict) else o for o in stage_body("evaluate")["outs"]]
+    assert all(any(p.startswith(o + "/") for o in outs) for p in plots)
 
 
 def test_params_file_is_valid_and_complete():

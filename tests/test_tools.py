@@ -60,6 +60,21 @@ def test_rows_come_from_the_dev_metrics_of_dvc_exp_show(sweep):
                                            "eer_xx": 0.08, "eer_yy": 0.03, "gain": 0.6, "fit_s": 9.0}]
 
 
+def test_committed_fit_metrics_are_read_from_the_experiment_commit(sweep):
+    """Stage 04's metrics.json is a committed out, not a DVC metric: collect reads it from each experiment's
+    commit (read(rev)) and rows_from_show finds the dev: keys there."""
+    dev = {"dev:nessa-m3:eer": 0.05, "dev:XX:eer": 0.08, "dev:YY:eer": 0.03, "dev:nessa-m3:gain_recovered": 0.6}
+    show = [{"rev": "main", "name": "main", "data": {}, "experiments": [
+        {"revs": [_rev("dev-hidden128-s1", {"reports/evaluate/headline.json": {"x": 1.0}})]},
+        {"revs": [_rev("other-exp", {})]}]}]
+    read = {"abc": {"reports/fit_aligners/x-y/metrics.json": dev}}.get
+    seen = []
+    rows = sweep.rows_from_show(sweep.add_committed_metrics(show, lambda rev: seen.append(rev) or read(rev)))
+    assert seen == ["abc"]  # only the sweep's experiments are read
+    assert rows == [{"pair": "x-y", "config": "hidden128", "seed": 1, "eer": 0.05, "eer_xx": 0.08,
+                     "eer_yy": 0.03, "gain": 0.6, "fit_s": None}]
+
+
 @pytest.mark.parametrize("args, message", [
     (["queue", "--configs", "default,nope"], "unknown configs ['nope']"),
     (["queue", "--set", "max_epochs"], "--set expects NAME=VALUE"),

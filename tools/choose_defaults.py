@@ -11,7 +11,8 @@ fits::
     python tools/choose_defaults.py collect --out dev_sweep.csv      # after `dvc queue status` shows them done
     python tools/choose_defaults.py queue --configs default --set max_epochs=50   # same override for every config
 
-`collect` reads `dvc exp show --json`: one row per (pair, configuration, seed) and a summary of the share of the
+`collect` reads `dvc exp show --json` and, since stage 04's metrics.json is a committed out rather than a DVC
+metric (dvc.yaml lists only the headline files as metrics), that file from each experiment's commit: one row per (pair, configuration, seed) and a summary of the share of the
 symmetric gain recovered, averaged over seeds. `dvc exp show` and `dvc exp diff` show the same experiments.
 """
 
@@ -120,6 +121,36 @@ def rows_from_show(show: list, prefix: str = PREFIX) -> list[dict]:
     return rows
 
 
+def add_committed_metrics(show: list, read, prefix: str = PREFIX) -> list:
+    """Put stage 04's ``reports/fit_aligners/<pair>/metrics.json`` of each ``<prefix>-...`` experiment into its
+    ``data.metrics``, as `dvc exp show --json` would if they were declared metrics.
+
+    ``read(rev)`` returns ``{path: metrics}`` for the files committed in the experiment's commit ``rev``.
+    """
+    for baseline in show:
+        for exp in baseline.get("experiments") or []:
+            for rev in exp.get("revs", []):
+                if not (rev.get("name") or "").startswith(prefix + "-") or rev.get("error") or not rev.get("data"):
+                    continue
+                metrics = rev["data"].setdefault("metrics", {})
+                for path, data in read(rev["rev"]).items():
+                    metrics.setdefault(path, {"data": data})
+    return show
+
+
+def _git_metrics(rev: str) -> dict:
+    """Stage 04's metrics.json files committed in ``rev`` (an experiment's commit)."""
+    ls = subprocess.run(["git", "ls-tree", "-r", "--name-only", rev, "reports/fit_aligners"], cwd=ROOT,
+                        text=True, capture_output=True)
+    out = {}
+    for path in ls.stdout.split():
+        if path.endswith("/metrics.json"):
+            shown = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, text=True, capture_output=True)
+            if shown.returncode == 0:
+                out[path] = json.loads(shown.stdout)
+    return out
+
+
 def _dvc(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=ROOT, text=True, capture_output=True)
 
@@ -173,7 +204,7 @@ def main(argv=None) -> int:
     if res.returncode:
         print(res.stderr, file=sys.stderr)
         return res.returncode
-    rows = rows_from_show(json.loads(res.stdout), args.prefix)
+    rows = rows_from_show(add_committed_metrics(json.loads(res.stdout), _git_metrics, args.prefix), args.prefix)
     if not rows:
         print(f"no finished experiments named {args.prefix}-<config>-s<seed> with development metrics")
         return 1

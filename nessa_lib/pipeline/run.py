@@ -20,6 +20,7 @@ tracker: SIGTERM, then SIGKILL after :data:`GRACE_S`), renders what was executed
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -59,6 +60,46 @@ def _on_signal(signum, frame) -> None:
     timer.daemon = True
     timer.start()
     raise StageInterrupted(signum, stopped)
+
+
+# tqdm (``tqdm.auto`` in the library) inside a papermill kernel: the notebook flavour needs ipywidgets and, without
+# it, warns (a red TqdmWarning box with the venv's path in every executed page) before falling back to text; and
+# text bars at tqdm's default 0.1 s interval leave hundreds of lines in the executed notebooks. The kernel and the
+# worker processes it starts inherit these: the warning ignored, the text bar redrawn at most every 30 s (tqdm
+# reads TQDM_* variables as its defaults), which --log-output also streams to the terminal.
+TQDM_MININTERVAL_S = 30
+
+
+def kernel_environment(environ=None) -> dict[str, str]:
+    """The variables the runner sets for the kernel (besides ``base.cpu_kernels``'s), given the current
+    environment: quiet, sparse tqdm progress bars.
+
+    >>> env = kernel_environment({})
+    >>> env["TQDM_MININTERVAL"], env["PYTHONWARNINGS"]
+    ('30', 'ignore:IProgress not found')
+    >>> kernel_environment({"PYTHONWARNINGS": "default"})["PYTHONWARNINGS"]
+    'default,ignore:IProgress not found'
+    """
+    environ = os.environ if environ is None else environ
+    warn = "ignore:IProgress not found"  # by message: -W cannot name tqdm's warning class before tqdm is imported
+    current = environ.get("PYTHONWARNINGS", "")
+    return {"TQDM_MININTERVAL": str(TQDM_MININTERVAL_S),
+            "PYTHONWARNINGS": current if warn in current.split(",") else ",".join(filter(None, (current, warn)))}
+
+
+@contextlib.contextmanager
+def _environment(variables: dict):
+    """Set ``variables`` in ``os.environ`` for the ``with`` block, then restore what was there."""
+    old = {k: os.environ.get(k) for k in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def read_notebook(path):
@@ -164,7 +205,8 @@ def run_stage(stage: str, item: str | None = None, *, root=None, params_file: st
     warm = threading.Thread(target=_import_html_exporter, name="import-nbconvert", daemon=True)
     warm.start()
     try:
-        with cpu_kernels.applied(kernels):  # the kernel (and the workers it starts) inherit the environment
+        # the kernel (and the workers it starts) inherit the environment
+        with cpu_kernels.applied(kernels), _environment(kernel_environment()):
             pm.execute_notebook(nb, str(out), parameters=parameters, cwd=str(root), kernel_name=KERNEL,
                                 progress_bar=progress and {"desc": f"{stage}{'@' + item if item else ''}"},
                                 log_output=log_output, request_save_on_cell_execute=True,

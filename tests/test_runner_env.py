@@ -1,0 +1,32 @@
+"""The kernel environment the runner sets (nessa_lib.pipeline.run.kernel_environment): a process started with it
+shows no TqdmWarning and draws tqdm bars at most every 30 s (tqdm reads TQDM_* variables as defaults)."""
+
+import os
+import subprocess
+import sys
+
+from nessa_lib.pipeline import run
+
+CHILD = """
+import io, warnings
+from tqdm import TqdmWarning
+from tqdm.auto import tqdm
+from tqdm.notebook import WARN_NOIPYW
+warnings.warn(WARN_NOIPYW, TqdmWarning)  # what tqdm.auto says in a kernel without ipywidgets
+print(tqdm(range(3), file=io.StringIO()).mininterval)
+"""
+
+
+def test_child_process_is_quiet_and_sparse():
+    env = {**os.environ, **run.kernel_environment()}
+    res = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "TqdmWarning" not in res.stderr and "IProgress" not in res.stderr
+    assert float(res.stdout.strip()) == run.TQDM_MININTERVAL_S
+
+
+def test_environment_is_restored():
+    before = dict(os.environ)
+    with run._environment(run.kernel_environment()):
+        assert os.environ["TQDM_MININTERVAL"] == "30"
+    assert dict(os.environ) == before
