@@ -19,10 +19,19 @@ def pair_agreement(aligner, x, y) -> np.ndarray:
     >>> pair_agreement(fit("identity", e, e, [0, 1, 2]), e, e).tolist()
     [1.0, 1.0, 1.0]
     """
-    a, b = aligner.map_enrollment(x), aligner.map_runtime(y)  # unit rows
-    return np.einsum("ij,ij->i", a.astype(np.float64), b) if len(a) <= (1 << 16) else np.concatenate(
-        [np.einsum("ij,ij->i", a[s:s + (1 << 16)].astype(np.float64), b[s:s + (1 << 16)])
-         for s in range(0, len(a), 1 << 16)])
+    return row_cosines(aligner.map_enrollment(x), aligner.map_runtime(y))
+
+
+def row_cosines(a, b, chunk_rows: int = 1 << 16) -> np.ndarray:
+    """Dot product of each row of ``a`` with the same row of ``b`` (unit rows: their cosine), in float64.
+
+    Examples
+    --------
+    >>> row_cosines(np.array([[1.0, 0.0], [0.6, 0.8]]), np.array([[1.0, 0.0], [0.0, 1.0]]))
+    array([1. , 0.8])
+    """
+    return np.concatenate([np.einsum("ij,ij->i", a[s:s + chunk_rows].astype(np.float64), b[s:s + chunk_rows])
+                           for s in range(0, len(a), chunk_rows)]) if len(a) else np.zeros(0)
 
 
 def agreement_summary(values) -> dict:

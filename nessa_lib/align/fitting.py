@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from nessa_lib.align.agreement import agreement_summary, pair_agreement
+from nessa_lib.align.agreement import agreement_summary, row_cosines
 from nessa_lib.align.aligner import Aligner
 from nessa_lib.align.closed_form import CLOSED_FORM, _unit
 from nessa_lib.align.collapse import reference_statistics
 from nessa_lib.align.hparams import resolve_hparams
 from nessa_lib.align.nessa import _train
 from nessa_lib.checks import as_embeddings
+
+#: Fit statistics (agreement, collapse reference) of a larger fit set are measured on this many random rows.
+FIT_STATISTICS_ROWS = 1 << 18
 
 
 def fit(
@@ -155,7 +158,15 @@ def _checked(method, enroll_emb, runtime_emb, speakers, hparams):
             "paired inputs differ in length: "
             f"{len(x)} enrollment, {len(y)} runtime embeddings, {len(speakers)} speaker labels"
         )
-    return hp, _unit(x, "enrollment embeddings"), _unit(y, "runtime embeddings"), speakers
+    if method in CLOSED_FORM:
+        return hp, _unit(x, "enrollment embeddings"), _unit(y, "runtime embeddings"), speakers
+    # The NESSA trainer normalises each batch as it reads it: no normalised copy of the whole set (a million pairs).
+    for arr, name in ((x, "enrollment embeddings"), (y, "runtime embeddings")):
+        zero = np.flatnonzero(np.einsum("ij,ij->i", arr, arr) == 0)
+        if len(zero):
+            raise ValueError(f"{name} has {len(zero)} all-zero row(s) (no direction to score), first at "
+                             f"{zero[:5].tolist()}")
+    return hp, x, y, speakers
 
 
 def _aligner(method, x, y, hp, trained, shared, seed, enroll_model_id, runtime_model_id) -> Aligner:
@@ -176,9 +187,14 @@ def _aligner(method, x, y, hp, trained, shared, seed, enroll_model_id, runtime_m
         seed=int(seed),
         history=history,
     )
+    if len(x) > FIT_STATISTICS_ROWS:
+        # A random subset of a very large fit set (seeded): the statistics are medians and percentiles.
+        keep = np.sort(np.random.default_rng(seed).choice(len(x), FIT_STATISTICS_ROWS, replace=False))
+        x, y = x[keep], y[keep]
+    a, b = aligner.map_enrollment(x), aligner.map_runtime(y)
     # The agreement of the two sides on the fit data: what a deployment check compares new traffic with.
-    aligner.fit_agreement = agreement_summary(pair_agreement(aligner, x, y))
+    aligner.fit_agreement = agreement_summary(row_cosines(a, b))
     # And how spread out the mapped fit data is (non-pair cosines, pair identification rate at several sample
     # sizes): a deployment check sees a collapsed or scrambled space by comparing a sample with these.
-    aligner.fit_reference = reference_statistics(aligner.map_enrollment(x), aligner.map_runtime(y), seed=seed)
+    aligner.fit_reference = reference_statistics(a, b, seed=seed)
     return aligner

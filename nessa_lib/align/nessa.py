@@ -109,14 +109,18 @@ def _train(method, x, y, speakers, hp, seeds, progress, device: str = "cpu"):
     X = torch.as_tensor(x, dtype=torch.float32).to(dev)
     Y = torch.as_tensor(y, dtype=torch.float32).to(dev)
     S = torch.as_tensor(spk_codes).to(dev)
-    ref = X if (method == "nessa-m1" or (method == "nessa-m3" and hp["reference"] == "enroll")) else Y
     m3 = method == "nessa-m3"
     w_con, w_e, w_r = (float(hp[k]) for k in ("w_contrastive", "w_mse_enroll", "w_mse_runtime")) if m3 else (0, 0, 0)
+
+    by_speaker: dict = {}  # each row set's speakers, grouped once (M3 draws batches from them every epoch)
 
     def batches(idx: np.ndarray, brng: np.random.Generator) -> list:
         if m3:
             # The encoders' P x K batching, one round per epoch: every speaker once, K utterances each.
-            by_spk = utterances_by_speaker(spk_codes[idx])
+            key = (id(idx), len(idx))
+            if key not in by_speaker:
+                by_speaker[key] = (idx, utterances_by_speaker(spk_codes[idx]))
+            by_spk = by_speaker[key][1]
             n_spk = min(int(hp["speakers_per_batch"]), len(by_spk))
             if n_spk < 2:
                 return []
@@ -145,15 +149,16 @@ def _train(method, x, y, speakers, hp, seeds, progress, device: str = "cpu"):
 
     def losses(idx: np.ndarray, w: np.ndarray, gens) -> torch.Tensor:
         t, wt = torch.as_tensor(idx, device=dev), torch.as_tensor(w, device=dev)
-        xe, ye = apply_side(eside, X[t], gens), apply_side(rside, Y[t], gens)
+        xt, yt = _normalize(X[t]), _normalize(Y[t])  # unit rows, normalised as they are read
+        xe, ye = apply_side(eside, xt, gens), apply_side(rside, yt, gens)
         if method == "nessa-m1":
-            return sqerr(ye, X[t], wt)
+            return sqerr(ye, xt, wt)
         if method == "nessa-m2":
-            return sqerr(xe, Y[t], wt)
+            return sqerr(xe, yt, wt)
         za, zb, lab, valid = _normalize(xe), _normalize(ye), S[t], wt > 0
         con = 0.5 * (supcon_stacked(za, zb, lab, valid, hp["temperature"])
                      + supcon_stacked(zb, za, lab, valid, hp["temperature"]))
-        r = ref[t]
+        r = xt if hp["reference"] == "enroll" else yt
         return w_con * con + w_e * sqerr(xe, r, wt) + w_r * sqerr(ye, r, wt)
 
     total = None
