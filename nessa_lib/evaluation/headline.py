@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     """``python -m nessa_lib.evaluation.headline [REPORT_DIR]``: (re)write the headline from the written tables."""
     import argparse
 
-    from nessa_lib.pipeline import params as params_mod
+    import yaml  # params.yaml read directly: the evaluation layer does not import the pipeline's
 
     ap = argparse.ArgumentParser(description=main.__doc__.split("\n")[0])
     ap.add_argument("report_dir", nargs="?", default="reports/evaluate")
@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     ab = args.ab_pair
     if ab is None:
-        p = params_mod.load_params()
+        p = yaml.safe_load(Path("params.yaml").read_text())
         ab = ab_pair_of(p["fit_aligners"]["pairs"], p["evaluate"]["ab_model_a"], p["evaluate"]["ab_model_b"])
     print(write_evaluate_headline(args.report_dir, ab_pair=ab, ab_method=args.ab_method))
     return 0
