@@ -396,8 +396,8 @@ def learning_curve(x, y, speakers, *, methods=("nessa-m2", "nessa-m3"), n_eval: 
     jobs, rows = [], []
     for method in methods:
         for n in grid:
-            idx = np.sort(np.concatenate([rows_of[s] if utts_per_speaker is None else rows_of[s][: int(utts_per_speaker)]
-                                          for s in order[:n]]))
+            u = None if utts_per_speaker is None else int(utts_per_speaker)
+            idx = np.sort(np.concatenate([rows_of[s][:u] for s in order[:n]]))
             rows.append(dict(method=method, n_voices=n, n_pairs=len(idx)))
             jobs.append((method, xf[idx], yf[idx], sf[idx], seed, dict(hparams.get(method, {}))))
     # Largest fits first, so the last job is a short one; results keep the grid's order.
