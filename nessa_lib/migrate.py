@@ -11,6 +11,17 @@ Input and output are pickle-free embedding files (:mod:`nessa_lib.embeddings`); 
 carries the id of the space it now lives in (:func:`space_id`). The input is never modified, and nothing is
 written unless every row maps.
 
+At the next upgrade, profiles go through a chain of aligners, in upgrade order (:mod:`nessa_lib.chain`)::
+
+    python -m nessa_lib.migrate v1-v2/nessa-m2.safetensors v2-v3/nessa-m2.safetensors profiles_v1.npz \\
+        profiles_v3.npz
+
+Each aligner must take the profiles the one before it left: its enrollment model id is the space they live in
+(after M2, the runtime model's; after M1 or linear, still the old model's; after M3, a new space that only an
+aligner fitted from it accepts). A chain that does not connect is refused before anything is read, naming both
+files and both ids; the output's provenance lists every aligner of the chain (file, sha256, method, ids), and
+``--check`` checks the whole chain (the first model's sample against the last model's).
+
 Before trusting an aligner with real profiles, check it on a small paired sample of the target traffic (the same
 utterances embedded by X and by Y, :mod:`nessa_lib.deployment`)::
 
@@ -49,6 +60,11 @@ from nessa_lib.encoders.hub import file_sha256
 logger = logging.getLogger(__name__)
 
 SIDES = ("enrollment", "runtime")
+_CHAIN_CALIBRATION = ("a calibration file is made for one aligner's scores; a chain's scores differ from its last "
+                      "aligner's (each hop adds its errors), so no threshold ships with a chained migration: "
+                      "migrate without a calibration (--no-calibration) and calibrate the chain on trials of its own")
+_CHAIN_RUNTIME = ("a chain of aligners migrates stored profiles (the enrollment side); the runtime side of a chain is "
+                  "its last aligner's runtime side: map runtime embeddings with that aligner alone")
 PROVENANCE_KEY = "provenance"  # the .npz entry holding the migration record (a 0-d unicode array of JSON)
 PROVENANCE_FORMAT = "nessa-migration"
 
@@ -89,8 +105,9 @@ def migrate_embeddings(aligner: align.Aligner, emb: embeddings.EmbeddingSet, *, 
 
     Parameters
     ----------
-    aligner : Aligner
-        A fitted aligner (:func:`nessa_lib.align.load`).
+    aligner : Aligner or nessa_lib.chain.AlignerChain
+        A fitted aligner (:func:`nessa_lib.align.load`), or a chain of them (:func:`nessa_lib.chain.load_chain`,
+        enrollment side only).
     emb : EmbeddingSet
         Profiles or embeddings made by the model the aligner expects on ``side``.
     side : {"enrollment", "runtime"}
@@ -123,8 +140,13 @@ def migrate_embeddings(aligner: align.Aligner, emb: embeddings.EmbeddingSet, *, 
     """
     from tqdm.auto import tqdm
 
+    from nessa_lib.chain import AlignerChain
+
     if side not in SIDES:
         raise ValueError(f"side must be one of {list(SIDES)}, got {side!r}")
+    is_chain = isinstance(aligner, AlignerChain)
+    if is_chain and side != "enrollment" and len(aligner.aligners) > 1:
+        raise ValueError(_CHAIN_RUNTIME)
     expected = aligner.enroll_model_id if side == "enrollment" else aligner.runtime_model_id
     if expected is None:
         logger.warning("%s: the aligner records no %s model id, so the model that made these embeddings (%s) "
@@ -145,7 +167,9 @@ def migrate_embeddings(aligner: align.Aligner, emb: embeddings.EmbeddingSet, *, 
         if out is None:
             out = np.empty((n, part.shape[1]), dtype=part.dtype)
         out[s:s + len(part)] = part
-    return embeddings.EmbeddingSet(out, emb.utt_ids, emb.speaker_ids, space_id(aligner))
+    space = (aligner.space_id if is_chain and side == "enrollment" else
+             space_id(aligner.aligners[-1] if is_chain else aligner))
+    return embeddings.EmbeddingSet(out, emb.utt_ids, emb.speaker_ids, space)
 
 
 def calibration_record(path, aligner) -> dict:
@@ -193,7 +217,14 @@ def _write_with_provenance(out_path: Path, emb: embeddings.EmbeddingSet, provena
 
 def migrate_file(aligner_path, in_path, out_path, *, side: str = "enrollment", overwrite: bool = False,
                  progress: bool = False, calibration=None) -> embeddings.EmbeddingSet:
-    """Migrate one embedding file through an aligner file; see the module docstring.
+    """Migrate one embedding file through an aligner file, or a chain of them; see the module docstring.
+
+    ``aligner_path`` is one path, or a sequence of paths in upgrade order (v1 -> v2, v2 -> v3, ...): the profiles
+    then go through every aligner's enrollment side (:mod:`nessa_lib.chain`); a chain whose model ids do not
+    connect is refused (:class:`nessa_lib.chain.ChainError`, naming both files and both ids) before anything is
+    read or written. A chain migrates the enrollment side only and ships no calibration. Its provenance
+    (``format_version`` 2) has ``aligner`` None and ``chain``: one record per aligner, in order (file, sha256,
+    method, model ids, fingerprint, ``profile_space``: where it left the profiles).
 
     Refuses (``ValueError`` / ``FileExistsError`` / ``IsADirectoryError``, naming the file) to write over its input,
     into a directory or, unless ``overwrite``, over an existing file; the output is written atomically, only once
@@ -210,7 +241,7 @@ def migrate_file(aligner_path, in_path, out_path, *, side: str = "enrollment", o
     >>> import numpy as np, tempfile, os
     >>> d = tempfile.mkdtemp()
     >>> x = np.random.default_rng(0).normal(size=(12, 3)).astype("float32")
-    >>> align.fit("nessa-m2", x, x[:, ::-1], np.arange(12) // 3, max_epochs=2, hidden_dim=8,
+    >>> align.fit("nessa-m2", x, x[:, ::-1].copy(), np.arange(12) // 3, max_epochs=2, hidden_dim=8,
     ...           enroll_model_id="X@1", runtime_model_id="Y@1").save(os.path.join(d, "m2.safetensors"))
     >>> embeddings.save_embeddings(os.path.join(d, "profiles.npz"), embeddings.EmbeddingSet(
     ...     x[:2], np.array(["p1", "p2"]), np.array(["s1", "s2"]), "X@1"))
@@ -227,20 +258,46 @@ def migrate_file(aligner_path, in_path, out_path, *, side: str = "enrollment", o
         raise IsADirectoryError(f"{out_path} is a directory; name the file to write the migrated embeddings to")
     if out_path.exists() and not overwrite:
         raise FileExistsError(f"{out_path} exists; pass overwrite=True to replace it")
+    from nessa_lib.chain import load_chain
     from nessa_lib.evaluation.calibration import aligner_identity
 
-    aligner = align.load(aligner_path)
+    paths = _aligner_paths(aligner_path)
+    if len(paths) > 1:
+        if side != "enrollment":
+            raise ValueError(_CHAIN_RUNTIME)
+        if calibration is not None:
+            raise ValueError(_CHAIN_CALIBRATION)
+        aligner = load_chain(paths)  # ChainError naming the break, before the input is read
+    else:
+        aligner = align.load(paths[0])
     cal = None if calibration is None else calibration_record(calibration, aligner)
     emb = embeddings.load_embeddings(in_path)
     out = migrate_embeddings(aligner, emb, side=side, source=str(in_path), progress=progress)
     del emb  # the input's rows are no longer needed: the writer's own temporaries may use their memory
-    provenance = dict(format=PROVENANCE_FORMAT, format_version=1, side=side, input=in_path.name,
-                      space_id=out.model_id,
-                      aligner=dict(file=Path(aligner_path).name, sha256=file_sha256(aligner_path),
-                                   **aligner_identity(aligner)),
-                      calibration=cal)
+    if len(paths) == 1:
+        provenance = dict(format=PROVENANCE_FORMAT, format_version=1, side=side, input=in_path.name,
+                          space_id=out.model_id,
+                          aligner=dict(file=paths[0].name, sha256=file_sha256(paths[0]), **aligner_identity(aligner)),
+                          calibration=cal)
+    else:
+        from nessa_lib.chain import profile_space
+
+        links = [dict(file=p.name, sha256=file_sha256(p), **aligner_identity(a), profile_space=profile_space(a))
+                 for p, a in zip(paths, aligner.aligners)]
+        provenance = dict(format=PROVENANCE_FORMAT, format_version=2, side=side, input=in_path.name,
+                          space_id=out.model_id, aligner=None, chain=links, calibration=None)
     _write_with_provenance(out_path, out, provenance)
     return out
+
+
+def _aligner_paths(aligner_path) -> list[Path]:
+    """One aligner path or a sequence of them (a chain), as a non-empty list of paths."""
+    if isinstance(aligner_path, (str, Path)):
+        return [Path(aligner_path)]
+    paths = [Path(p) for p in aligner_path]
+    if not paths:
+        raise ValueError("no aligner file given")
+    return paths
 
 
 def read_provenance(path) -> dict | None:
@@ -317,23 +374,43 @@ def shipped_threshold(path, far: float) -> float:
 
 
 def check_files(aligner_path, x_path, y_path, *, n_rounds: int = 500, seed: int = 0):
-    """:func:`nessa_lib.deployment.deployment_check` of an aligner file on two paired embedding files.
+    """:func:`nessa_lib.deployment.deployment_check` of an aligner file (or a chain) on two paired embedding files.
 
     The files must hold the same utterances, embedded by the aligner's enrollment model (``x_path``) and runtime
-    model (``y_path``); embeddings of other models are refused, naming the file. When the files carry speaker
+    model (``y_path``); embeddings of other models are refused, naming the file. ``aligner_path`` may be a
+    sequence of aligner files (a chain, :mod:`nessa_lib.chain`): ``x_path`` is then embedded by the first
+    aligner's enrollment model and ``y_path`` by the last one's runtime model, and the report notes that the
+    chain is measured against its last aligner's fit statistics. When the files carry speaker
     labels, the EERs and the comparison with keeping X are added; labels that give fewer than two speakers with
     two or more utterances each (or label only some rows) are refused with a ``ValueError`` naming the files,
     rather than silently checking without them. Files without labels are checked on the label-free statistics.
     """
+    from nessa_lib.chain import load_chain
     from nessa_lib.deployment import deployment_check
 
-    aligner = align.load(aligner_path)
+    paths = _aligner_paths(aligner_path)
+    aligner = align.load(paths[0]) if len(paths) == 1 else load_chain(paths)
     a = embeddings.load_embeddings(x_path, dim=aligner.enroll_dim, model_id=aligner.enroll_model_id)
     b = embeddings.load_embeddings(y_path, dim=aligner.runtime_dim, model_id=aligner.runtime_model_id)
     x, y, _, spk = embeddings.paired(a, b, names=(str(x_path), str(y_path)))
     labelled = (spk.astype(str) != "").any()
-    return deployment_check(aligner, x, y, spk if labelled else None, n_rounds=n_rounds, seed=seed,
-                            source=f"{x_path}, {y_path}")
+    report = deployment_check(aligner, x, y, spk if labelled else None, n_rounds=n_rounds, seed=seed,
+                              source=f"{x_path}, {y_path}")
+    if len(paths) > 1:
+        note = (f"the chain's yardsticks (pair agreement, non-pair cosines, pair identification) are its last "
+                f"aligner's fit data ({paths[-1].name}: one hop), as no fit data of the whole chain exists; each "
+                "hop adds its errors, so a chain may fall below them without a domain problem, and the comparison "
+                "with keeping X (speaker labels) is the check that decides")
+        report.notes.append(note)
+        report.message += f" Note: {note}."
+    return report
+
+
+def _spaces(chain) -> list[str]:
+    """Where each aligner of a chain leaves the profiles (``?`` where it records no id), for the CLI."""
+    from nessa_lib.chain import profile_space
+
+    return [profile_space(a) or "?" for a in chain.aligners]
 
 
 def _cli_message(exc: BaseException) -> str:
@@ -345,11 +422,17 @@ def _cli_message(exc: BaseException) -> str:
 
 
 def main(argv=None) -> int:
-    """Command line: ``python -m nessa_lib.migrate ALIGNER IN OUT [--side runtime] [--force] [--calibration FILE]``."""
-    ap = argparse.ArgumentParser(prog="python -m nessa_lib.migrate", description=__doc__.split("\n")[0])
-    ap.add_argument("aligner", help="aligner file (.safetensors) written by nessa_lib.align")
-    ap.add_argument("input", help="embedding file (.npz) made by the model the aligner expects on --side")
-    ap.add_argument("output", help="where to write the migrated embeddings (.npz)")
+    """Command line: ``python -m nessa_lib.migrate ALIGNER [ALIGNER ...] IN OUT [--side runtime] [--force]
+    [--calibration FILE]`` (several aligners: a chain, :mod:`nessa_lib.chain`)."""
+    ap = argparse.ArgumentParser(prog="python -m nessa_lib.migrate", description=__doc__.split("\n")[0],
+                                 usage="%(prog)s [options] ALIGNER [ALIGNER ...] INPUT OUTPUT")
+    # One list, split here: argparse cannot place a variable number of aligners before two fixed positionals
+    # when options sit between them.
+    ap.add_argument("files", nargs="+", metavar="ALIGNER [ALIGNER ...] INPUT OUTPUT",
+                    help="aligner file(s) (.safetensors, written by nessa_lib.align; several in upgrade order make a "
+                         "chain v1 -> v2 -> v3 whose model ids must connect), then the embedding file (.npz) made "
+                         "by the model the (first) aligner expects on --side, then where to write the migrated "
+                         "embeddings (.npz)")
     ap.add_argument("--side", choices=SIDES, default="enrollment",
                     help="aligner side to map through (default: enrollment, i.e. stored profiles)")
     ap.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
@@ -368,12 +451,34 @@ def main(argv=None) -> int:
                            help="record no calibration, even if a file lies beside the aligner")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if len(args.files) < 3:
+        ap.error(f"expected ALIGNER [ALIGNER ...] INPUT OUTPUT, got {len(args.files)} path(s): {args.files}")
+    aligners, args.input, args.output = args.files[:-2], args.files[-2], args.files[-1]
+    args.aligner = aligners[0] if len(aligners) == 1 else aligners
     if args.strict and not args.check:
         ap.error("--strict needs --check SAMPLE_X SAMPLE_Y")
+    if len(aligners) > 1:
+        # The chain is checked first: a break stops everything, before any sample or profile is read.
+        from nessa_lib.chain import load_chain
+
+        if args.side != "enrollment":
+            print(f"error: {_CHAIN_RUNTIME}", file=sys.stderr)
+            return 1
+        if args.calibration:
+            print(f"error: --calibration {args.calibration}: {_CHAIN_CALIBRATION}; nothing migrated", file=sys.stderr)
+            return 1
+        try:
+            chain = load_chain(aligners)
+        except Exception as exc:  # noqa: BLE001 - one line naming the files and ids
+            print(f"error: chain of {len(aligners)} aligners: {_cli_message(exc)}; nothing migrated",
+                  file=sys.stderr)
+            return 1
+        print(f"chain of {len(aligners)} aligners connects: {chain.enroll_model_id} -> "
+              + " -> ".join(f"{a.method} -> {s}" for a, s in zip(chain.aligners, _spaces(chain))))
     cal_path = None
     if args.calibration:
         cal_path = Path(args.calibration)
-    elif not args.no_calibration:
+    elif not args.no_calibration and len(aligners) == 1:
         from nessa_lib.evaluation.calibration import calibration_path
 
         beside = calibration_path(args.aligner)
@@ -395,7 +500,7 @@ def main(argv=None) -> int:
         except Exception as exc:  # noqa: BLE001 - see below
             print(f"error: deployment check: {_cli_message(exc)}", file=sys.stderr)
             return 1
-        checked = f"{args.aligner} on {args.check[0]}, {args.check[1]}"
+        checked = f"{' + '.join(aligners)} on {args.check[0]}, {args.check[1]}"
         if report.ok:
             print(f"deployment check passed ({checked}): {report.message}")
         elif args.strict:
@@ -422,7 +527,9 @@ def main(argv=None) -> int:
         return 1
     print(f"migrated {len(out.utt_ids):,} rows of {args.input} ({args.side} side) into space {out.model_id} "
           f"({out.dim}-d): {args.output}")
-    if cal is None:
+    if len(aligners) > 1:
+        print("no calibration recorded: a chain ships no threshold (calibrate the chain on trials of its own)")
+    elif cal is None:
         print("no calibration recorded: no threshold ships with the output (--calibration FILE to ship one)")
     else:
         thr = ", ".join(f"FAR {r['far_target']:g}: {r['threshold']:.6g}" for r in cal["thresholds"]) or "none"

@@ -98,3 +98,60 @@ def make_paired_spaces(
     x = fx(z) + noise_x * srng.normal(size=(len(z), d_x))
     y = fy(z) + noise_y * srng.normal(size=(len(z), d_y))
     return PairedSpaces(x=x, y=y, speakers=speakers + speaker_offset)
+
+
+@dataclass
+class ModelVersions:
+    """The same utterances embedded by several synthetic versions of a model (v1, v2, v3, ...)."""
+
+    embeddings: list  # one (n, d_k) array per version, in version order
+    speakers: np.ndarray  # (n,) integer speaker labels
+
+
+def make_model_versions(
+    n_speakers: int,
+    utts_per_speaker: int,
+    *,
+    noises=(0.6, 0.4, 0.2),
+    dims=None,
+    warps=None,
+    d_latent: int = 16,
+    session_noise: float = 0.3,
+    warp_gain: float = 1.0,
+    rng: np.random.Generator,
+    speaker_offset: int = 0,
+) -> ModelVersions:
+    """Several model versions of one latent speaker space, for chains of upgrades (v1 -> v2 -> v3).
+
+    Like :func:`make_paired_spaces` with more than two models: every version embeds the same utterances' latents
+    through its own map and adds its own noise (``noises``: larger = worse; the default makes each version better
+    than the one before, as upgrades are). The maps are drawn before the speakers, so generators seeded alike
+    with different ``speaker_offset`` give the same versions and new voices.
+
+    Parameters
+    ----------
+    noises : sequence of float
+        Model noise of each version; its length is the number of versions.
+    dims : sequence of int, optional
+        Embedding dimension of each version (default ``d_latent`` for all).
+    warps : sequence of {"rotation", "nonlinear"}, optional
+        Map of each version (default: rotation for the first, nonlinear for the others).
+
+    Examples
+    --------
+    >>> v = make_model_versions(3, 2, dims=(4, 5, 6), d_latent=4, rng=np.random.default_rng(0))
+    >>> [e.shape for e in v.embeddings], v.speakers.tolist()
+    ([(6, 4), (6, 5), (6, 6)], [0, 0, 1, 1, 2, 2])
+    """
+    k = len(noises)
+    dims = [d_latent] * k if dims is None else list(dims)
+    warps = ["rotation"] + ["nonlinear"] * (k - 1) if warps is None else list(warps)
+    if not (len(dims) == len(warps) == k):
+        raise ValueError(f"noises, dims and warps must have one entry per version, got {k}, {len(dims)}, {len(warps)}")
+    maps = [_warp(d_latent, d, w, rng, warp_gain) for d, w in zip(dims, warps)]
+    srng = np.random.default_rng([int(rng.integers(2**31)), speaker_offset])
+    centers = srng.normal(size=(n_speakers, d_latent))
+    speakers = np.repeat(np.arange(n_speakers), utts_per_speaker)
+    z = centers[speakers] + session_noise * srng.normal(size=(len(speakers), d_latent))
+    embs = [f(z) + s * srng.normal(size=(len(z), d)) for f, s, d in zip(maps, noises, dims)]
+    return ModelVersions(embeddings=embs, speakers=speakers + speaker_offset)
