@@ -148,8 +148,9 @@ def _checked(method, enroll_emb, runtime_emb, speakers, hparams):
     # The closed forms solve in float64; the MLPs train in float32, so NESSA inputs stay float32 (a million
     # 192-d pairs: 1.5 GB instead of 3).
     dtype = np.float64 if method in CLOSED_FORM else np.float32
-    x = as_embeddings(enroll_emb, name="enrollment embeddings").astype(dtype, copy=False)
-    y = as_embeddings(runtime_emb, name="runtime embeddings").astype(dtype, copy=False)
+    # Contiguous rows: torch shares the array's memory and cannot take negative strides (x[:, ::-1]).
+    x = np.ascontiguousarray(as_embeddings(enroll_emb, name="enrollment embeddings"), dtype=dtype)
+    y = np.ascontiguousarray(as_embeddings(runtime_emb, name="runtime embeddings"), dtype=dtype)
     speakers = np.asarray(speakers)
     if speakers.ndim != 1:
         raise ValueError(f"speakers must be 1-D, got shape {speakers.shape}")
