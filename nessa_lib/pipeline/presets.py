@@ -111,7 +111,7 @@ def _load(y, file):
 def _plain(node):
     """A round-trip document as plain Python values (dict, list, int, float, str, bool, None)."""
     if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
+        return {_plain(k): _plain(v) for k, v in node.items()}
     if isinstance(node, (list, tuple)):
         return [_plain(v) for v in node]
     from ruamel.yaml.scalarbool import ScalarBoolean
