@@ -113,16 +113,6 @@ def test_dry_run_prints_the_diff_and_writes_nothing(root, monkeypatch, capsys):
     assert sorted(f.name for f in root.iterdir()) == ["dvc.yaml", "p.yaml", "params.yaml"]
 
 
-def test_a_broken_parameters_file_is_named_without_a_traceback(root, monkeypatch, capsys):
-    monkeypatch.chdir(root)
-    (root / "dvc.yaml").write_text("stages: {}\n")
-    (root / "p.yaml").write_text("base: {seed: 3}\n")
-    (root / "params.yaml").write_text("train_encoder:\n  batch_size: 16 threads: 2\n")
-    assert main(["p.yaml"]) == 2
-    err = capsys.readouterr().err
-    assert "params.yaml: not valid YAML" in err and "Traceback" not in err
-
-
 def test_preset_applies_to_a_params_file_rewritten_by_dvc(root):
     """`dvc exp run -S` rewrites params.yaml in its own YAML style (ruamel round trip: '' quotes, empty nulls,
     wrapped flow lists); a preset must still apply to it."""
@@ -135,3 +125,93 @@ def test_preset_applies_to_a_params_file_rewritten_by_dvc(root):
     assert out["fit_aligners"]["hparams"]["nessa-m3"]["hidden_dim"] == 128
     assert out["prepare_data"]["source"] == "voxceleb"
 
+
+
+def _cli_root(root, monkeypatch):
+    monkeypatch.chdir(root)
+    (root / "dvc.yaml").write_text("stages: {}\n")  # marks the repository root for relative paths
+    (root / "sub").mkdir()  # an --out that cannot be replaced by a file
+    return root
+
+
+@pytest.mark.parametrize("preset, params, args, message", [
+    # the merged line of issue 22, in the parameters file: file, line, column and the line itself, on one line
+    ("base: {seed: 3}\n", "train_encoder:\n  batch_size: 16 threads: 2\n", [],
+     "params.yaml, line 2, column 25: not valid YAML: mapping values are not allowed here (`batch_size: 16 threads: 2`)"),
+    ("base:\n\tseed: 3\n", None, [], "p.yaml, line 2, column 1: not valid YAML: found character '\\t'"),
+    ("base: {seed: 3, seed: 4}\n", None, [], "p.yaml, line 1, column 17: not valid YAML: found duplicate key"),
+    # a tag the stages cannot read (PyYAML raised a traceback before)
+    ("base: {seed: !custom 3}\n", None, [], "as it would be written, line 4, column 9: not valid YAML: could not"),
+    ("base: {sed: 3}\n", None, [], "preset key base.sed is not in the parameters file"),
+    ("base: {seed: 3}\n", "- a\n- list\n", [], "params.yaml: the top level must be a mapping"),
+    ("base: {seed: 3}\n", None, ["--base", "missing.yaml"], "parameters file not found"),
+    ("base: {seed: 3}\n", None, ["--out", "sub"], "Is a directory"),
+    ("base: {seed: 3}\n", None, ["--dry-run", "--base", "missing.yaml"], "parameters file not found"),
+])
+def test_cli_errors_are_one_line_with_exit_2_and_leave_no_file(root, monkeypatch, capsys, preset, params, args, message):
+    _cli_root(root, monkeypatch)
+    (root / "p.yaml").write_text(preset)
+    if params is not None:
+        (root / "params.yaml").write_text(params)
+    before = {f.name: f.read_bytes() for f in root.iterdir() if f.is_file()}
+    assert main(["p.yaml", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert {f.name: f.read_bytes() for f in root.iterdir() if f.is_file()} == before  # nothing written or left
+    assert sorted(f.name for f in root.iterdir()) == sorted([*before, "sub"]) and not list((root / "sub").iterdir())
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    (lambda t: t.replace("  batch_size: 16\n  threads: 2", "  batch_size: 16 threads: 2"), "mapping values are not allowed"),
+    (lambda t: t.replace("  batch_size: 16\n", ""), "would not write back the merged values faithfully"),
+])
+def test_a_faulty_yaml_writer_writes_nothing(root, monkeypatch, capsys, corrupt, message):
+    """The written text is read back and compared with the merged values first: a writer that merges lines or
+    drops a key (what issue 22 saw) is refused with one line, and params.yaml stays as it was."""
+    from nessa_lib.pipeline import presets
+
+    make = presets._round_trip_yaml
+
+    def faulty():
+        y = make()
+        dump = y.dump
+
+        def corrupting(data, stream):
+            import io
+            buf = io.StringIO()
+            dump(data, buf)
+            stream.write(corrupt(buf.getvalue()))
+        y.dump = corrupting
+        return y
+
+    monkeypatch.setattr(presets, "_round_trip_yaml", faulty)
+    _cli_root(root, monkeypatch)
+    (root / "p.yaml").write_text("base: {seed: 3}\n")
+    before = (root / "params.yaml").read_text()
+    assert "  batch_size: 16\n  threads: 2" in before
+    assert main(["p.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "nothing written" in err and len(err.strip().splitlines()) == 1, err
+    assert (root / "params.yaml").read_text() == before
+    assert sorted(f.name for f in root.iterdir()) == ["dvc.yaml", "p.yaml", "params.yaml", "sub"]
+
+
+def test_dry_run_on_a_params_file_rewritten_by_dvc_shows_only_the_preset_lines(root, monkeypatch, capsys):
+    """After `dvc exp run -S` (DVC's writer: '' quotes, empty nulls, wrapped flow lists) --dry-run prints the diff
+    against that file, in place, and writes nothing; applying it then gives the same text the diff announced."""
+    from dvc.utils.serialize import modify_yaml
+
+    shutil.copy(paths.repo_root() / "presets" / "voxceleb1-train.yaml", root / "v.yaml")
+    _cli_root(root, monkeypatch)
+    with modify_yaml(str(root / "params.yaml")) as d:
+        d["extract_embeddings"]["batch_size"] = 32
+    before = (root / "params.yaml").read_text()
+    assert main(["v.yaml", "--dry-run"]) == 0
+    diff = capsys.readouterr().out
+    assert diff.startswith("--- params.yaml\n+++ params.yaml (with v.yaml)\n")
+    assert "-  batch_size: 32\n+  batch_size: 64\n" in diff
+    assert (root / "params.yaml").read_text() == before
+    assert main(["v.yaml"]) == 0
+    assert load_params(root / "params.yaml")["extract_embeddings"]["batch_size"] == 64
+    assert sorted(f.name for f in root.iterdir()) == ["dvc.yaml", "params.yaml", "sub", "v.yaml"]

@@ -11,10 +11,16 @@ Usage::
 
     python -m nessa_lib.pipeline.presets presets/voxceleb1-pretrained.yaml            # rewrites params.yaml
     python -m nessa_lib.pipeline.presets presets/voxceleb1-pretrained.yaml --out vox.yaml
+    python -m nessa_lib.pipeline.presets presets/voxceleb1-pretrained.yaml --dry-run  # prints the diff only
     git diff params.yaml                                                               # what changed
     dvc repro
 
 ``git checkout params.yaml`` returns to the default study.
+
+Any valid ``params.yaml`` is accepted, including the one ``dvc exp run -S`` rewrites in its own style (ruamel's:
+``''`` quotes, empty nulls, wrapped flow lists). A file that is not valid YAML is refused in one line naming the
+file, the line and the column (exit status 2); the text to write is read back and compared with the merged values
+before it replaces anything, so a broken file is never written, and no temporary file is left on any path.
 """
 
 from __future__ import annotations
@@ -79,14 +85,74 @@ def _round_trip_yaml():
     return y
 
 
+def _yaml_problem(file, err) -> str:
+    """One line for a YAML error of ``file``: where (line, column, the line's text) and what."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    what = getattr(err, "problem", None) or getattr(err, "context", None) or str(err).splitlines()[0]
+    if mark is None:
+        return f"{file}: not valid YAML: {what}"
+    where = f"{file}, line {mark.line + 1}, column {mark.column + 1}"
+    buffer = getattr(mark, "buffer", None)
+    text = buffer.splitlines()[mark.line].strip() if buffer and mark.line < len(buffer.splitlines()) else ""
+    return f"{where}: not valid YAML: {what}" + (f" (`{text}`)" if text else "")
+
+
+def _load(y, file):
+    """``file`` read with the round-trip loader ``y``; invalid YAML is a one-line ``ValueError``."""
+    from ruamel.yaml.error import YAMLError
+
+    text = file.read_text()
+    try:
+        return y.load(text)
+    except YAMLError as err:
+        raise ValueError(_yaml_problem(file, err)) from None
+
+
+def _plain(node):
+    """A round-trip document as plain Python values (dict, list, int, float, str, bool, None)."""
+    if isinstance(node, dict):
+        return {_plain(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [_plain(v) for v in node]
+    from ruamel.yaml.scalarbool import ScalarBoolean
+
+    if isinstance(node, (bool, ScalarBoolean)):  # before int: both are ints
+        return bool(node)
+    for kind in (int, float, str):
+        if isinstance(node, kind):
+            return kind(node)
+    return node
+
+
+def _read_back(text: str, target, intended):
+    """``text`` (what would be written to ``target``) read back as the stages will read it (PyYAML).
+
+    Refuses, as a one-line ``ValueError``, text that is not YAML, or that does not read back as ``intended``
+    (guards against the YAML writer merging lines or dropping values: such a file is never written).
+    """
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        again = YAML(typ="safe", pure=True).load(text)
+        plain = yaml.safe_load(text)
+    except (YAMLError, yaml.YAMLError) as err:
+        raise ValueError(_yaml_problem(f"{target} as it would be written", err) + "; nothing written") from None
+    if again != _plain(intended):
+        raise ValueError(f"{target}: the YAML writer would not write back the merged values faithfully; "
+                         "nothing written (please report this with the preset and the parameters file)")
+    return plain
+
+
 def apply_preset(preset, *, base=PARAMS_FILE, out=PARAMS_FILE, root=None, dry_run: bool = False) -> Path:
     """Write ``base`` with the changes of ``preset`` to ``out`` (all repository-relative); return ``out``.
 
     With ``dry_run`` nothing is written; the unified diff between ``out`` (or ``base`` when ``out`` does not exist)
     and what would be written is printed instead.
 
-    The result is checked with :func:`~nessa_lib.pipeline.params.load_params` before it replaces ``out``: an
-    unknown key or a mistyped value leaves ``out`` untouched.
+    The result is read back (it must give exactly the merged values) and checked like
+    :func:`~nessa_lib.pipeline.params.load_params` before it replaces ``out``: invalid YAML (a ``ValueError`` of one
+    line naming file, line and column), an unknown key or a mistyped value leaves ``out`` untouched.
 
     Examples
     --------
@@ -102,24 +168,16 @@ def apply_preset(preset, *, base=PARAMS_FILE, out=PARAMS_FILE, root=None, dry_ru
     preset_file = paths.resolve(preset, root)
     if not preset_file.is_file():
         raise FileNotFoundError(f"preset not found: {preset_file}")
-    from ruamel.yaml.error import YAMLError
-
     y = _round_trip_yaml()
     # Read with the round-trip loader too: values keep their written form (a float such as 2.0e-6 read as a
     # Python float would be written back as 2e-06, which PyYAML, and so load_params, reads as a string).
-    try:
-        changes = y.load(preset_file.read_text())
-    except YAMLError as err:
-        raise ValueError(f"{preset_file}: not valid YAML: {err}") from None
+    changes = _load(y, preset_file)
     if not isinstance(changes, dict) or not changes:
         raise ValueError(f"{preset_file}: a preset must be a non-empty mapping laid out like params.yaml")
     base_file = paths.resolve(base, root)
     if not base_file.is_file():
         raise FileNotFoundError(f"parameters file not found: {base_file}")
-    try:
-        data = y.load(base_file.read_text())
-    except YAMLError as err:
-        raise ValueError(f"{base_file}: not valid YAML: {err}") from None
+    data = _load(y, base_file)
     if not isinstance(data, dict):
         raise ValueError(f"{base_file}: the top level must be a mapping of sections")
     try:
@@ -131,15 +189,18 @@ def apply_preset(preset, *, base=PARAMS_FILE, out=PARAMS_FILE, root=None, dry_ru
     target = paths.resolve(out, root)
     # The merged text is checked as the stages will read it (PyYAML) before anything is written, and written in
     # one atomic step: a bad preset writes nothing and leaves no file behind.
-    found = problems(yaml.safe_load(buf.getvalue()), f"{target.name} (with {preset_file.name})")
+    found = problems(_read_back(buf.getvalue(), target, data), f"{target.name} (with {preset_file.name})")
     if found:
         raise ValueError(f"{preset_file} gives an invalid parameters file:\n" + "\n".join(found))
     if dry_run:
         import difflib
 
         before = (target if target.is_file() else base_file).read_text().splitlines(keepends=True)
-        sys.stdout.writelines(difflib.unified_diff(before, buf.getvalue().splitlines(keepends=True),
-                                                   str(out), f"{out} (with {preset_file.name})"))
+        diff = list(difflib.unified_diff(before, buf.getvalue().splitlines(keepends=True),
+                                         str(out), f"{out} (with {preset_file.name})"))
+        sys.stdout.writelines(diff)
+        if not diff:
+            print(f"{out}: no change (it already has the values of {preset_file.name})", file=sys.stderr)
         return target
     atomic_write_text(target, buf.getvalue())
     return target
