@@ -1,7 +1,7 @@
 """Chains of aligners: stored profiles carried through several model upgrades (v1 -> v2 -> v3 ...).
 
 A product that upgrades its speaker model every year migrates its stored profiles at each upgrade. With NESSA M2
-the profiles land in the new model's own space (:func:`nessa_lib.migrate.space_id` is the runtime model's id), so
+the profiles land in the new model's own space (:func:`space_id` is the runtime model's id), so
 the next upgrade's aligner, fitted v2 -> v3, takes them as they are: the chain *connects*. The rule this module
 checks is exactly that: after aligner ``k`` the profiles live in ``space_id(aligner_k)``, and aligner ``k + 1``
 must have been fitted for that model on its enrollment side (same id, same dimension).
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nessa_lib import align
+from nessa_lib import align, embeddings
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +44,39 @@ class ChainError(ValueError):
     """A chain of aligners whose model ids or dimensions do not connect (the message names the break)."""
 
 
+def space_id(aligner: align.Aligner) -> str:
+    """Model id of the space an aligner maps into: what a migrated file records as its ``model_id``.
+
+    Where one side of the aligner is the identity, the shared space *is* that side's model space: NESSA M2 maps
+    profiles into the runtime model's space (so migrated profiles carry the runtime model's id and are scored
+    against its plain embeddings), M1 and ``linear`` keep the enrollment model's space. Otherwise (M3,
+    procrustes, speaker-logit) the space is new, and its id is ``<method>@<hash of the aligner>``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(12, 3))
+    >>> space_id(align.fit("linear", x, x, np.arange(12) // 3, enroll_model_id="X@1", runtime_model_id="Y@1"))
+    'X@1'
+    >>> space_id(align.fit("procrustes", x, x, np.arange(12) // 3)).startswith("procrustes@")
+    True
+    """
+    if aligner.runtime_spec["kind"] == "identity" and aligner.runtime_model_id:
+        return aligner.runtime_model_id
+    if aligner.enroll_spec["kind"] == "identity" and aligner.enroll_model_id:
+        return aligner.enroll_model_id
+    # Not the training record nor the fit reference statistics (added in a later version): a file that gained
+    # them must keep the space id its migrated profiles carry.
+    meta = {k: v for k, v in aligner.metadata().items() if k not in ("history", "fit_reference")}
+    tensors = {f"enroll.{k}": v for k, v in aligner.enroll_map.state_dict().items()}
+    tensors.update({f"runtime.{k}": v for k, v in aligner.runtime_map.state_dict().items()})
+    return embeddings.fingerprint(tensors, meta, aligner.method)
+
+
 def profile_space(aligner: align.Aligner) -> str | None:
     """Model id of the space an aligner migrates profiles into, or ``None`` when the aligner does not record it.
 
-    As :func:`nessa_lib.migrate.space_id`, except that an aligner with an identity side but no recorded id for
+    As :func:`space_id`, except that an aligner with an identity side but no recorded id for
     that side gives ``None`` (its space cannot be named, so a chain through it cannot be checked).
 
     Examples
@@ -58,8 +87,6 @@ def profile_space(aligner: align.Aligner) -> str | None:
     >>> profile_space(align.fit("linear", x, x, np.arange(12) // 3)) is None
     True
     """
-    from nessa_lib.migrate import space_id
-
     if aligner.runtime_spec["kind"] == "identity":
         return aligner.runtime_model_id
     if aligner.enroll_spec["kind"] == "identity":
@@ -167,9 +194,7 @@ class AlignerChain:
 
     @property
     def space_id(self) -> str:
-        """The space the chain migrates profiles into: :func:`nessa_lib.migrate.space_id` of the last aligner."""
-        from nessa_lib.migrate import space_id
-
+        """The space the chain migrates profiles into: :func:`space_id` of the last aligner."""
         return space_id(self.aligners[-1])
 
     def map_enrollment(self, emb_x, *, model_id: str | None = None, source: str | None = None) -> np.ndarray:

@@ -55,6 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from nessa_lib import align, embeddings
+from nessa_lib.chain import AlignerChain, space_id  # noqa: F401 (part of this module's API since before chains)
 from nessa_lib.encoders.hub import file_sha256
 
 logger = logging.getLogger(__name__)
@@ -67,35 +68,6 @@ _CHAIN_RUNTIME = ("a chain of aligners migrates stored profiles (the enrollment 
                   "its last aligner's runtime side: map runtime embeddings with that aligner alone")
 PROVENANCE_KEY = "provenance"  # the .npz entry holding the migration record (a 0-d unicode array of JSON)
 PROVENANCE_FORMAT = "nessa-migration"
-
-
-def space_id(aligner: align.Aligner) -> str:
-    """Model id of the space an aligner maps into: what a migrated file records as its ``model_id``.
-
-    Where one side of the aligner is the identity, the shared space *is* that side's model space: NESSA M2 maps
-    profiles into the runtime model's space (so migrated profiles carry the runtime model's id and are scored
-    against its plain embeddings), M1 and ``linear`` keep the enrollment model's space. Otherwise (M3,
-    procrustes, speaker-logit) the space is new, and its id is ``<method>@<hash of the aligner>``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> x = np.random.default_rng(0).normal(size=(12, 3))
-    >>> space_id(align.fit("linear", x, x, np.arange(12) // 3, enroll_model_id="X@1", runtime_model_id="Y@1"))
-    'X@1'
-    >>> space_id(align.fit("procrustes", x, x, np.arange(12) // 3)).startswith("procrustes@")
-    True
-    """
-    if aligner.runtime_spec["kind"] == "identity" and aligner.runtime_model_id:
-        return aligner.runtime_model_id
-    if aligner.enroll_spec["kind"] == "identity" and aligner.enroll_model_id:
-        return aligner.enroll_model_id
-    # Not the training record nor the fit reference statistics (added in a later version): a file that gained
-    # them must keep the space id its migrated profiles carry.
-    meta = {k: v for k, v in aligner.metadata().items() if k not in ("history", "fit_reference")}
-    tensors = {f"enroll.{k}": v for k, v in aligner.enroll_map.state_dict().items()}
-    tensors.update({f"runtime.{k}": v for k, v in aligner.runtime_map.state_dict().items()})
-    return embeddings.fingerprint(tensors, meta, aligner.method)
 
 
 def migrate_embeddings(aligner: align.Aligner, emb: embeddings.EmbeddingSet, *, side: str = "enrollment",
@@ -140,7 +112,6 @@ def migrate_embeddings(aligner: align.Aligner, emb: embeddings.EmbeddingSet, *, 
     """
     from tqdm.auto import tqdm
 
-    from nessa_lib.chain import AlignerChain
 
     if side not in SIDES:
         raise ValueError(f"side must be one of {list(SIDES)}, got {side!r}")

@@ -12,6 +12,8 @@
 # `asnorm.csv`, `ablation.csv`, `deployment_check.csv`, `metrics.json`, `headline.json`, `figures/`, and `plots/` (DET and ablation
 # curves as CSV for `dvc plots`); `models/evaluate/<pair>/<system>.calibration.json`: every system's calibration and
 # thresholds, the files `python -m nessa_lib.migrate --calibration` ships with migrated profiles.
+# `reports/evaluate/scores/<pair>/<system>.txt`: every trial's score, one file per system (WeSpeaker layout:
+# `<profile> <test utt> <score> target|nontarget`), for re-scoring with other tools.
 
 # %% tags=["parameters"]
 params_file: str = "params.yaml"  # the study's parameters (repo-relative); this stage reads evaluate
@@ -22,7 +24,7 @@ import torch
 
 from nessa_lib import deployment, io, plots
 from nessa_lib.data import lists, manifest
-from nessa_lib.evaluation import ab, ablation, asnorm, bootstrap, findings, headline, tables
+from nessa_lib.evaluation import ab, ablation, asnorm, bootstrap, findings, headline, score_files, tables
 from nessa_lib.pipeline import layout
 from nessa_lib.stages import evaluate as stage
 
@@ -67,6 +69,11 @@ for name, curve in evaluated.det.items():
                      eer_intervals=stage.det_legend_intervals(evaluated.tables[name]))
     stage.det_grid(curve).to_csv(curves / f"det_{name}.csv", index=False)
 plots.gain_recovered_bars(evaluated.tables, path=figures / "gain_recovered.png");
+
+# %%
+# Every trial's score, one file per system of every pair (WeSpeaker layout), for re-scoring with other tools.
+written = score_files.write_study_scores(evaluated.scores, trials, reports / "scores")
+print(f"{len(written)} score files in {reports / 'scores'}: <profile> <test utt> <score> target|nontarget")
 
 # %%
 plots.score_distributions_grid(stage.before_after_panels(evaluated, trials.label),

@@ -23,6 +23,8 @@ PACKAGES = [  # (prefix, rank, group)
     ("nessa_lib.evaluation", 3, "evaluation"),
     ("nessa_lib.deployment", 4, "deployment"),
     ("nessa_lib.migrate", 4, "deployment"),
+    ("nessa_lib.chain", 4, "deployment"),  # chains of migrations: beside migrate, which applies them
+    ("nessa_lib.plan", 4, "deployment"),  # a team's learning curve: a tool for planning an upgrade
     ("nessa_lib.stages.schema", 5, "stages.schema"),
     ("nessa_lib.stages", 6, None),  # each stage module is its own group: stages never import each other
     ("nessa_lib.pipeline", 7, "pipeline"),
