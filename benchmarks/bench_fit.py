@@ -63,6 +63,7 @@ def part1(pairs: list[str], n_seeds: int) -> None:
 
     from nessa_lib import embeddings
     from nessa_lib.align import fit_ensemble
+    from nessa_lib.align.closed_form import _unit
     from nessa_lib.align.fitting import _aligner, _checked
     from nessa_lib.stages import fit_aligners as stage
 
@@ -81,7 +82,8 @@ def part1(pairs: list[str], n_seeds: int) -> None:
                                             spec["runtime_model"], ["train"])
         for method in NESSA:
             hp_old, x, y, s = _checked(method, fit.x, fit.y, fit.speaker_ids, old_hp[method])
-            x, y = x.astype(np.float64), y.astype(np.float64)  # the old loop's inputs were float64
+            # The old loop's inputs: unit rows in float64 (the new path normalises each batch as it reads it).
+            x, y = _unit(x.astype(np.float64)), _unit(y.astype(np.float64))
             t = time.perf_counter()
             olds = []
             for seed in seeds:
@@ -178,7 +180,9 @@ def main() -> int:
     import torch
 
     print(f"cores={os.cpu_count()} torch={torch.__version__} capability={torch.backends.cpu.get_cpu_capability()}")
-    if not args.skip_pairs:
+    if not args.skip_pairs and not (ROOT / "data/extract_embeddings").is_dir():
+        print("part 1 skipped: no study embeddings (run `dvc repro` or `make pull` first)")
+    elif not args.skip_pairs:
         from nessa_lib.stages import fit_aligners as stage
 
         part1(args.pairs or list(stage.load().pairs), args.seeds)

@@ -37,7 +37,8 @@ trial is a plain dot product of the two mapped vectors.
 Modules: :mod:`~nessa_lib.align.hparams` (method names, hyper-parameter defaults and their schema),
 :mod:`~nessa_lib.align.aligner` (the :class:`Aligner`, its file format, :func:`load`),
 :mod:`~nessa_lib.align.closed_form` (identity, linear, procrustes, speaker-logit),
-:mod:`~nessa_lib.align.nessa` (training M1/M2/M3) and :mod:`~nessa_lib.align.fitting` (:func:`fit`).
+:mod:`~nessa_lib.align.nessa` (training M1/M2/M3), :mod:`~nessa_lib.align.ensemble` (several seeds trained as one
+stacked ensemble) and :mod:`~nessa_lib.align.fitting` (:func:`fit`, :func:`fit_ensemble`).
 """
 
 from nessa_lib.align.aligner import FORMAT_VERSION, Aligner, load  # noqa: F401
