@@ -248,6 +248,91 @@ def test_cllr_and_actual_dcf_per_round_hand_computed():
     assert cal.actual_dcf_rounds(llr, boot, p_target=0.5)[0] == cal.actual_dcf(llr, labels, p_target=0.5)
 
 
+def two_speaker_boot(speakers, labels, counts):
+    from nessa_lib.evaluation.bootstrap import SpeakerBootstrap
+
+    boot = SpeakerBootstrap(np.asarray(speakers), np.asarray(labels), n_rounds=len(counts))
+    boot.counts = np.asarray(counts, dtype=float)
+    return boot
+
+
+def test_min_cllr_rounds_hand_computed():
+    """Speaker a: non-target at 1, target at 2; speaker b: non-target at 3, target at 4."""
+    s, y = np.array([1.0, 2.0, 3.0, 4.0]), np.array([0, 1, 0, 1])
+    boot = two_speaker_boot(["a", "a", "b", "b"], y, [[1, 1], [2, 0], [0, 2], [1, 2], [3, 1]])
+    # [1, 1]: min_cllr's own case, 0.5 bit. [2, 0] and [0, 2]: one speaker's trials, separated: 0.
+    # [1, 2]: in score order non-target x1, target x1, non-target x2, target x2; PAV pools the middle pair to 1/3
+    # (one target, two non-targets). Equal class weights (3, 3): that block's LLR is log(1/2), so its target costs
+    # log2(1 + 2) and each of its non-targets log2(1 + 1/2): (log2 3 / 3 + 2 log2(3/2) / 3) / 2.
+    # [3, 1]: non x3, target x3, non x1, target x1: the middle pair pools to 3/4 with class weights (4, 4): LLR
+    # log 3, target costs log2(4/3) (x3), the non-target log2(4): (3 log2(4/3) / 4 + 2 / 4) / 2.
+    want = [0.5, 0.0, 0.0, (math.log2(3) + 2 * math.log2(1.5)) / 6, (0.75 * math.log2(4 / 3) + 0.5) / 2]
+    np.testing.assert_allclose(cal.min_cllr_rounds(s, y, boot), want, rtol=0, atol=1e-15)
+    assert cal.min_cllr_rounds(s, y, boot)[0] == pytest.approx(cal.min_cllr(s, y), abs=1e-15)
+
+
+def test_min_cllr_rounds_pools_tied_scores():
+    # Speaker a: a target at 2; b: a non-target at 2 (tied with a's target); c: a non-target at 1, a target at 3.
+    s, y = np.array([2.0, 2.0, 1.0, 3.0]), np.array([1, 0, 0, 1])
+    boot = two_speaker_boot(["a", "b", "c", "c"], y, [[2, 1, 1]])
+    # The tie is one value: two targets, one non-target, 2/3, between the 0 at 1 and the 1 at 3 (no violation).
+    # Class weights (3, 2), so its LLR is log(2/1) - log(3/2) = log(4/3): two targets cost log2(1 + 3/4) each, the
+    # non-target log2(1 + 4/3). Ordering the tie non-target-first instead would separate the classes (0 bits).
+    want = (2 * math.log2(7 / 4) / 3 + math.log2(7 / 3) / 2) / 2
+    assert cal.min_cllr_rounds(s, y, boot)[0] == pytest.approx(want, abs=1e-15)
+    assert cal.min_cllr([2.0, 2.0, 2.0, 1.0, 3.0], [1, 1, 0, 0, 1]) == pytest.approx(want, abs=1e-15)
+
+
+def test_min_cllr_rounds_nan_without_a_class_and_refuses_other_labels():
+    y = np.array([1, 1, 0, 0])
+    boot = two_speaker_boot(["a", "a", "b", "b"], y, [[2, 0], [1, 1]])  # a has only targets
+    r = cal.min_cllr_rounds([0.1, 0.9, 0.5, 0.2], y, boot)
+    assert math.isnan(r[0]) and r[1] == pytest.approx(cal.min_cllr([0.1, 0.9, 0.5, 0.2], y))
+    with pytest.raises(ValueError, match="not those of the bootstrap"):
+        cal.min_cllr_rounds([0.1, 0.9, 0.5, 0.2], [1, 0, 1, 0], boot)
+    with pytest.raises(ValueError, match="NaN"):
+        cal.min_cllr_rounds([0.1, np.nan, 0.5, 0.2], y, boot)
+
+
+@pytest.mark.parametrize("decimals", [None, 1])  # distinct scores, and scores with many ties of both classes
+def test_min_cllr_rounds_is_min_cllr_of_the_resampled_trials(decimals):
+    from nessa_lib.evaluation.bootstrap import SpeakerBootstrap
+
+    rng = np.random.default_rng(8)
+    s, y = gaussian_trials(150, 1500, rng, mu_t=1.5)
+    if decimals is not None:
+        s = np.round(s, decimals)
+    boot = SpeakerBootstrap(rng.integers(0, 25, size=s.size).astype(str), y, n_rounds=30, seed=1)
+    boot.counts[0] = 1.0  # round 0: every speaker once = the trials as they are
+    got = cal.min_cllr_rounds(s, y, boot)
+    assert abs(got[0] - cal.min_cllr(s, y)) < 1e-12
+    for r in range(1, boot.n_rounds):
+        w = boot.counts[r][boot.cluster].astype(int)
+        assert abs(got[r] - cal.min_cllr(np.repeat(s, w), np.repeat(y, w))) < 1e-12, r
+
+
+def test_min_cllr_rounds_matches_weighted_isotonic_regression():
+    sklearn_isotonic = pytest.importorskip("sklearn.isotonic")
+    from nessa_lib.evaluation.bootstrap import SpeakerBootstrap
+
+    rng = np.random.default_rng(9)
+    s, y = gaussian_trials(100, 900, rng, mu_t=1.0)
+    s = np.round(s, 2)  # ties: sklearn pools equal scores too (weighted mean of their labels)
+    boot = SpeakerBootstrap(rng.integers(0, 20, size=s.size).astype(str), y, n_rounds=10, seed=2)
+    got = cal.min_cllr_rounds(s, y, boot)
+    for r in range(boot.n_rounds):
+        w = boot.counts[r][boot.cluster]
+        keep = w > 0
+        sw, yw, ww = s[keep], y[keep], w[keep]
+        post = sklearn_isotonic.IsotonicRegression().fit_transform(sw, yw, sample_weight=ww)
+        n_t, n_n = ww[yw == 1].sum(), ww[yw == 0].sum()
+        with np.errstate(divide="ignore"):
+            llr = np.log(post) - np.log1p(-post) - math.log(n_t / n_n)
+        cost_t = np.logaddexp(0.0, -llr[yw == 1]) @ ww[yw == 1] / n_t
+        cost_n = np.logaddexp(0.0, llr[yw == 0]) @ ww[yw == 0] / n_n
+        assert got[r] == pytest.approx((cost_t + cost_n) / (2 * math.log(2)), abs=1e-12), r
+
+
 def test_class_means_weights_trials_by_draws():
     from nessa_lib.evaluation.bootstrap import SpeakerBootstrap
 
@@ -270,14 +355,14 @@ def test_system_calibration_intervals_and_fitted_calibrations():
     boot = SpeakerBootstrap(rng.integers(0, 30, size=es.size).astype(str), ey, n_rounds=200, seed=0)
     fitted = {}
     t = cal.system_calibration({"s": cs}, cy, {"s": es}, ey, [0.01, 0.1], boot=boot, calibrations=fitted)
-    assert list(t.columns[:8]) == ["cllr", "cllr_lo", "cllr_hi", "min_cllr", "act_dcf_p0.01", "act_dcf_p0.01_lo",
-                                   "act_dcf_p0.01_hi", "min_dcf_p0.01"]
-    for col in ("cllr", "act_dcf_p0.01"):
+    assert list(t.columns[:10]) == ["cllr", "cllr_lo", "cllr_hi", "min_cllr", "min_cllr_lo", "min_cllr_hi",
+                                    "act_dcf_p0.01", "act_dcf_p0.01_lo", "act_dcf_p0.01_hi", "min_dcf_p0.01"]
+    for col in ("cllr", "min_cllr", "act_dcf_p0.01"):
         assert (t[f"{col}_lo"] <= t[col]).all() and (t[col] <= t[f"{col}_hi"]).all()
         assert (t[f"{col}_lo"] < t[f"{col}_hi"]).all()
     assert fitted["s"] == cal.fit_calibration(cs, cy)
     assert t.loc[("s", 0.01), "cllr"] == pytest.approx(cal.cllr(fitted["s"].apply(es), ey))
-    assert "cllr_lo" not in cal.system_calibration({"s": cs}, cy, {"s": es}, ey, [0.01]).columns
+    assert not {"cllr_lo", "min_cllr_lo"} & set(cal.system_calibration({"s": cs}, cy, {"s": es}, ey, [0.01]).columns)
 
 
 # ---------------------------------------------------------------------------------------------

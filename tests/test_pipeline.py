@@ -495,6 +495,7 @@ def test_whole_pipeline_smoke(tmp_path, run_study):
     assert {"X/X", "Y/Y", "nessa-m2"} <= set(cal["system"]) and cal["cllr"].between(0, 10).all()
     assert (cal["min_cllr"] <= cal["cllr"] + 1e-9).all() and (cal["far_eval_lo"] <= cal["far_eval_hi"]).all()
     assert (cal["cllr_lo"] <= cal["cllr"] + 1e-9).all() and (cal["cllr"] <= cal["cllr_hi"] + 1e-9).all()
+    assert (cal["min_cllr_lo"] <= cal["min_cllr_hi"]).all() and cal["min_cllr_lo"].between(0, 10).all()
     assert (cal["act_dcf_p0.01_lo"] <= cal["act_dcf_p0.01_hi"]).all()
     # AS-norm on and off for the same systems, with intervals and the paired change.
     asn = pd.read_csv(rep / "asnorm.csv")

@@ -51,6 +51,7 @@ __all__ = [
     "threshold_report",
     "system_calibration",
     "cllr_rounds",
+    "min_cllr_rounds",
     "actual_dcf_rounds",
     "aligner_identity",
     "calibration_path",
@@ -444,6 +445,100 @@ def cllr_rounds(llr, boot) -> np.ndarray:
     return (tar + non) / (2.0 * math.log(2.0))
 
 
+def min_cllr_rounds(scores, labels, boot) -> np.ndarray:
+    """:func:`min_cllr` in every speaker-bootstrap round of ``boot`` (a
+    :class:`nessa_lib.evaluation.bootstrap.SpeakerBootstrap` of the trials the scores come from).
+
+    Each round is the min-Cllr of its resampled trial list (every trial repeated by its speaker's draw count):
+    weighted pool-adjacent-violators on the scores sorted once, with the draws as weights, tied scores pooled
+    first and the LLRs taken against the round's own target proportion, as :func:`min_cllr` does. A round with
+    weight 1 for every speaker gives :func:`min_cllr` of the plain trials (to rounding, ~1e-15); a round that
+    drew no target or no non-target trial gives NaN.
+
+    Cost: the sort, the pooling of ties and of runs of one label (their PAV values are always equal) are shared
+    by all rounds; a round is one sparse product for its class weights per pooled unit and one O(n)
+    :func:`scipy.optimize.isotonic_regression`. Measured on one core of the 2-core dev VM
+    (``benchmarks/bench_min_cllr.py``, 1,000 rounds of 31,350 trials, 4.3 % targets): 0.11 s per system with
+    distinct scores, 0.06 s with scores rounded to 0.01, about 180x faster than resampling and calling
+    :func:`min_cllr` per round; half targets (fewer runs to pool): 0.56 s.
+
+    Parameters
+    ----------
+    scores : array_like of float, shape (n,)
+        The system's scores (any monotone map of them gives the same result).
+    labels : array_like of {0, 1} or bool, shape (n,)
+        1 = target; must be the labels ``boot`` was built with.
+    boot : SpeakerBootstrap
+
+    Returns
+    -------
+    ndarray, shape (boot.n_rounds,)
+        min-Cllr (bits) of each round.
+
+    Examples
+    --------
+    >>> from nessa_lib.evaluation.bootstrap import SpeakerBootstrap
+    >>> s, y = np.array([1.0, 2.0, 3.0, 4.0]), np.array([0, 1, 0, 1])
+    >>> b = SpeakerBootstrap(np.array(["a", "a", "b", "b"]), y, n_rounds=2)
+    >>> b.counts = np.array([[1.0, 1.0], [2.0, 0.0]])  # round 0 = the trials as they are; round 1 = speaker a twice
+    >>> min_cllr_rounds(s, y, b).tolist(), min_cllr(s, y)
+    ([0.5, 0.0], 0.5)
+    """
+    from scipy import sparse
+    from scipy.optimize import isotonic_regression
+
+    from nessa_lib.evaluation.bootstrap import _chunk_rounds
+
+    _split(scores, labels, "min_cllr_rounds")
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels) == 1
+    if s.shape != boot.labels.shape or not np.array_equal(y, boot.labels):
+        raise ValueError("min_cllr_rounds: the labels are not those of the bootstrap's trials")
+    order = np.argsort(s, kind="stable")
+    ss, ys, cl = s[order], y[order], boot.cluster[order]
+    # Units PAV never splits: tied scores (pooled by definition), then runs of tie groups of one label (within a
+    # run the fitted values are equal whatever the positive weights: a block's last element is at most its value,
+    # the next block's first at least its own, so a boundary between two equal labels cannot raise the fit).
+    new_value = np.r_[True, ss[1:] != ss[:-1]]
+    group = np.cumsum(new_value) - 1
+    n_groups = int(group[-1]) + 1
+    g_tar = np.bincount(group, weights=ys, minlength=n_groups)
+    g_all = np.bincount(group, minlength=n_groups).astype(np.float64)
+    kind = np.where(g_tar == g_all, 1, np.where(g_tar == 0, 0, -1))  # 1 all targets, 0 none, -1 mixed
+    same_run = (kind[1:] == kind[:-1]) & (kind[1:] >= 0)
+    unit_of_group = np.cumsum(np.r_[True, ~same_run]) - 1
+    unit = unit_of_group[group]
+    n_units, n_spk = int(unit[-1]) + 1, len(boot.names)
+
+    # Per class, how many trials of each speaker fall in each unit: the round's unit weights are counts @ M.
+    def per_unit(mask):
+        return sparse.csr_matrix((np.ones(int(mask.sum())), (unit[mask], cl[mask])), shape=(n_units, n_spk))
+    m_tar, m_non = per_unit(ys), per_unit(~ys)
+    out = np.full(boot.n_rounds, np.nan)
+    chunk = _chunk_rounds(n_units)
+    zero = np.zeros(1)
+    for r0 in range(0, boot.n_rounds, chunk):
+        c = boot.counts[r0:r0 + chunk].T
+        tar_w, non_w = np.asarray((m_tar @ c).T), np.asarray((m_non @ c).T)  # (rounds, units), exact integers
+        for r, (tw, nw) in enumerate(zip(tar_w, non_w), start=r0):
+            w = tw + nw
+            keep = w > 0
+            tw, nw, w = tw[keep], nw[keep], w[keep]
+            cum_t, cum_n = np.concatenate([zero, np.cumsum(tw)]), np.concatenate([zero, np.cumsum(nw)])
+            n_t, n_n = cum_t[-1], cum_n[-1]
+            if n_t == 0 or n_n == 0:
+                continue
+            blocks = isotonic_regression(tw / w, weights=w).blocks
+            bt, bn = np.diff(cum_t[blocks]), np.diff(cum_n[blocks])  # class weights of each PAV block, exact
+            mixed = (bt > 0) & (bn > 0)  # pure blocks get LLR +-inf and cost nothing
+            bt, bn = bt[mixed], bn[mixed]
+            post = bt / (bt + bn)
+            llr = np.log(post) - np.log1p(-post) - math.log(n_t / n_n)
+            c_llr = (bt @ np.logaddexp(0.0, -llr)) / n_t + (bn @ np.logaddexp(0.0, llr)) / n_n
+            out[r] = c_llr / (2.0 * math.log(2.0))
+    return out
+
+
 def actual_dcf_rounds(llr, boot, p_target: float = 0.01, c_miss: float = 1.0, c_fa: float = 1.0) -> np.ndarray:
     """:func:`actual_dcf` in every speaker-bootstrap round of ``boot`` (the Bayes threshold stays fixed).
 
@@ -474,9 +569,10 @@ def system_calibration(cal_scores: Mapping, cal_labels, eval_scores: Mapping, ev
     FAR target the threshold chosen on the calibration trials with the FAR and FRR it gives on evaluation and
     whether the target holds (:func:`threshold_report`).
 
-    With ``boot`` (a :class:`nessa_lib.evaluation.bootstrap.SpeakerBootstrap` of the evaluation trials), ``cllr``
-    and ``act_dcf_p<p>`` get 95 % speaker intervals (``_lo``, ``_hi``; the calibration stays fixed, as the
-    thresholds do), beside those of :func:`threshold_report`. ``calibrations``, if given, is filled with each
+    With ``boot`` (a :class:`nessa_lib.evaluation.bootstrap.SpeakerBootstrap` of the evaluation trials), ``cllr``,
+    ``min_cllr`` and ``act_dcf_p<p>`` get 95 % speaker intervals (``_lo``, ``_hi``; the calibration stays fixed, as
+    the thresholds do, while ``min_cllr`` is re-optimised in each round: :func:`min_cllr_rounds`), beside those of
+    :func:`threshold_report`. ``calibrations``, if given, is filled with each
     system's fitted :class:`Calibration` (for :func:`save_calibration`).
 
     Returns
@@ -511,8 +607,9 @@ def system_calibration(cal_scores: Mapping, cal_labels, eval_scores: Mapping, ev
             from nessa_lib.evaluation.bootstrap import interval
 
             head["cllr_lo"], head["cllr_hi"] = interval(cllr_rounds(llr, boot))
+            head["min_cllr_lo"], head["min_cllr_hi"] = interval(min_cllr_rounds(ev, eval_labels, boot))
             head[f"{act}_lo"], head[f"{act}_hi"] = interval(actual_dcf_rounds(llr, boot, p_target))
-        order = ["cllr", "cllr_lo", "cllr_hi", "min_cllr", act, f"{act}_lo", f"{act}_hi",
+        order = ["cllr", "cllr_lo", "cllr_hi", "min_cllr", "min_cllr_lo", "min_cllr_hi", act, f"{act}_lo", f"{act}_hi",
                  f"min_dcf_p{float(p_target)!r}"]
         for i, c in enumerate(c for c in order if c in head):
             t.insert(i, c, head[c])
