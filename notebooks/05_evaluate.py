@@ -126,8 +126,8 @@ stage.ab_percent_table(ab_table)
 # judged on the evaluation trials by Cllr (bits; min-Cllr is what optimal calibration on the evaluation trials
 # would leave, so Cllr − min-Cllr is the calibration's own loss) and actual DCF beside minDCF at P_target = 1 %;
 # and, per FAR target, the threshold chosen on the calibration trials with the FAR and FRR it gives on evaluation
-# (95 % speaker intervals) and whether the target holds. Cllr and actual DCF carry 95 % speaker intervals too (the
-# calibration fixed, the evaluation speakers resampled). `calibration.csv`; and each system's calibration and
+# (95 % speaker intervals) and whether the target holds. Cllr, min-Cllr and actual DCF carry 95 % speaker intervals
+# too (the calibration fixed, the evaluation speakers resampled; min-Cllr re-optimised in each round). `calibration.csv`; and each system's calibration and
 # thresholds as the file `python -m nessa_lib.migrate --calibration FILE` reads, in `models/evaluate/<pair>/`:
 # `<method>.calibration.json` records stage 04's aligner of the method's first seed (the one scored), so `migrate`
 # refuses it with any other aligner; `XX` / `YY.calibration.json` record none.
