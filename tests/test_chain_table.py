@@ -69,6 +69,20 @@ def test_composed_chain_beats_no_upgrade_with_intervals(table):
     assert all(isinstance(v, float) for v in flat.values())
 
 
+def test_chain_table_is_the_same_for_any_workers():
+    v = _versions(20, 0)
+    ids = np.array([f"u{i}" for i in range(len(v.speakers))])
+    enroll, trials = alignment_trials(v.speakers, ids, k_enroll=2, n_nontarget_per_profile=5, rng=0)
+    boot = bootstrap.SpeakerBootstrap(trials["profile_id"].to_numpy(), trials["label"].to_numpy(), n_rounds=50,
+                                      seed=0)
+    lin = [{"linear": align.fit("linear", v.embeddings[k], v.embeddings[k + 1], v.speakers)} for k in (0, 1)]
+    direct = {"direct-linear": align.fit("linear", v.embeddings[0], v.embeddings[2], v.speakers)}
+    one, two = (chains.chain_table(v.embeddings, ids, enroll, trials, direct, hops=lin, boot=boot, fars=(0.05,),
+                                   workers=w) for w in (1, 2))
+    pd.testing.assert_frame_equal(one, two)
+    assert one.index.tolist()[-2:] == ["hop1-linear", "hop2-linear"]
+
+
 def test_upgrade_routes_refuse_a_chain_that_does_not_connect():
     x = np.random.default_rng(0).normal(size=(20, 3)).astype("float32")
     ab = align.fit("nessa-m2", x, x, np.arange(20) // 4, max_epochs=2, hidden_dim=8, enroll_model_id="v1",

@@ -29,6 +29,7 @@ import pandas as pd
 
 from nessa_lib.evaluation import operating_points, tables
 from nessa_lib.evaluation.lists import score_lists
+from nessa_lib.parallel import run_jobs
 
 
 def version_label(k: int) -> str:
@@ -49,7 +50,8 @@ def _scores(aligners, e_from, e_to, utt_ids, enroll, trials):
     return tables.aligned_scores(aligners, e_from, e_to, utt_ids, enroll, trials)
 
 
-def _leg(scores: dict, labels, boot, fars, fit_s=None) -> tuple[pd.DataFrame, dict]:
+def _leg(scores: dict, labels, boot, fars, fit_s=None) -> pd.DataFrame:
+    """One leg's table with ``excess_eer`` over its ``Y/Y`` (a worker job of :func:`chain_table`)."""
     rounds: dict = {}
     table = tables.table_from_scores(scores, labels, boot=boot, rounds=rounds, fars=fars, fit_s=fit_s)
     ref = table.loc[tables.SYMMETRIC_Y, "eer"]
@@ -62,12 +64,12 @@ def _leg(scores: dict, labels, boot, fars, fit_s=None) -> tuple[pd.DataFrame, di
                  for s in table.index]
         table["excess_eer_lo"] = [v[0] for v in lo_hi]
         table["excess_eer_hi"] = [v[1] for v in lo_hi]
-    return table, rounds
+    return table
 
 
 def chain_table(embs: Sequence, utt_ids, enroll: pd.DataFrame, trials: pd.DataFrame, routes: Mapping, *,
                 hops: Sequence[Mapping] = (), names: Sequence[str] | None = None, boot=None,
-                fars=operating_points.DEFAULT_FARS, fit_s: Mapping | None = None) -> pd.DataFrame:
+                fars=operating_points.DEFAULT_FARS, fit_s: Mapping | None = None, workers: int = 1) -> pd.DataFrame:
     """Score a chain of upgrades' routes and hops on the evaluation trials (see the module docstring).
 
     Parameters
@@ -92,6 +94,8 @@ def chain_table(embs: Sequence, utt_ids, enroll: pd.DataFrame, trials: pd.DataFr
         FAR limits of the ``frr_at_far<far>`` columns.
     fit_s : mapping, optional
         Fit seconds of routes fitted for the table (NaN elsewhere).
+    workers : int
+        Processes for the legs' bootstraps (the same result for any ``workers``).
 
     Returns
     -------
@@ -133,8 +137,7 @@ def chain_table(embs: Sequence, utt_ids, enroll: pd.DataFrame, trials: pd.DataFr
     for system, a in routes.items():
         scores[system] = _scores(a, embs[0], embs[last], utt_ids, enroll, trials)
         rows[system] = (system, 0, last)
-    whole, _ = _leg(scores, labels, boot, fars, fit_s)
-    parts = [_describe(whole, rows, f"{v[0]} -> {v[last]}", f"{v[last]}/{v[last]}", names)]
+    legs = [(scores, rows, f"{v[0]} -> {v[last]}", f"{v[last]}/{v[last]}", dict(fit_s or {}))]
     for k, hop in enumerate(hops):
         scores = {tables.SYMMETRIC_X: sym[k], tables.SYMMETRIC_Y: sym[k + 1]}
         hop_rows = {}
@@ -142,11 +145,17 @@ def chain_table(embs: Sequence, utt_ids, enroll: pd.DataFrame, trials: pd.DataFr
             system = f"hop{k + 1}-{method}"
             scores[system] = _scores(a, embs[k], embs[k + 1], utt_ids, enroll, trials)
             hop_rows[system] = (system, k, k + 1)
-        if not hop_rows:
-            continue
-        leg, _ = _leg(scores, labels, boot, fars)
-        leg = leg.drop(index=[tables.SYMMETRIC_X, tables.SYMMETRIC_Y])  # already rows of the whole chain
-        parts.append(_describe(leg, hop_rows, f"hop {k + 1}", f"{v[k + 1]}/{v[k + 1]}", names))
+        if hop_rows:
+            legs.append((scores, hop_rows, f"hop {k + 1}", f"{v[k + 1]}/{v[k + 1]}", {}))
+    # The legs' bootstraps side by side (the same rounds in every process: the same result for any workers).
+    done = run_jobs(_leg, [(sc, labels, boot, tuple(fars), f) for sc, _, _, _, f in legs],
+                    workers=workers if boot is not None else 1)
+    parts = []
+    for i, ((_, leg_rows, leg, reference, _), table) in enumerate(zip(legs, done)):
+        if i:  # a hop's X/X and Y/Y are already rows of the whole chain
+            table = table.drop(index=[tables.SYMMETRIC_X, tables.SYMMETRIC_Y])
+            leg_rows = {s: r for s, r in leg_rows.items() if s in table.index}
+        parts.append(_describe(table, leg_rows, leg, reference, names))
     return pd.concat(parts)
 
 

@@ -639,7 +639,7 @@ def ablation_curve(ablation: pd.DataFrame) -> pd.DataFrame:
 
 
 def chain_study(study: Study, chain: list, enroll: pd.DataFrame, trials: pd.DataFrame, *, fit_splits, hparams: dict,
-                fars, boot=None, timings: dict | None = None) -> pd.DataFrame:
+                fars, boot=None, timings: dict | None = None, workers: int = 1) -> pd.DataFrame:
     """The chain-of-upgrades table (:func:`nessa_lib.evaluation.chains.chain_table`) of ``evaluate.chain``.
 
     Stored profiles enrolled with ``chain[0]`` (v1), tests by ``chain[-1]`` (vN), through every route of
@@ -648,7 +648,8 @@ def chain_study(study: Study, chain: list, enroll: pd.DataFrame, trials: pd.Data
     and M3 at the first upgrade followed by an M2 aligner fitted here from M3's space (on the second upgrade's
     fit pool of ``fit_splits``, M2's ``hparams``; one fit, M3's first seed: it is the table's only fit). Each
     hop's M2 and M3 aligners are rows of their own (what each hop costs). An empty ``chain`` gives an empty table.
-    ``timings`` gets the seconds of the fit from M3's space (``fit_s``).
+    ``timings`` gets the seconds of the fit from M3's space (``fit_s``); ``workers`` processes run the legs'
+    bootstraps.
     """
     from nessa_lib import chain as chains_of_aligners
     from nessa_lib.evaluation import chains
@@ -679,7 +680,7 @@ def chain_study(study: Study, chain: list, enroll: pd.DataFrame, trials: pd.Data
     if timings is not None:
         timings.update(fit_s)
     return chains.chain_table(embs, ids, enroll, trials, routes, hops=hops, names=chain, boot=boot, fars=fars,
-                              fit_s={"m3-then-nessa-m2": fit_s.get("fit_s", np.nan)})
+                              fit_s={"m3-then-nessa-m2": fit_s.get("fit_s", np.nan)}, workers=workers)
 
 
 def chain_embeddings(study: Study, models) -> tuple[list, np.ndarray]:
