@@ -282,3 +282,87 @@ def fit_from_space(method: str, prev: align.Aligner, y_prev, y_next, speakers, *
     mapped = prev.map_runtime(y_prev)
     return align.fit(method, mapped, y_next, speakers, enroll_model_id=space, runtime_model_id=runtime_model_id,
                      **kwargs)
+
+
+def fit_from_spaces(method: str, prevs, y_prev, y_next, speakers, *, runtime_model_id: str | None = None,
+                    timings: dict | None = None, **kwargs) -> list:
+    """:func:`fit_from_space` once for each of ``prevs`` (one per seed, say), with that aligner's own seed.
+
+    ``timings``, if given, gets ``{"fit_s": mean seconds per fit}``.
+
+    Examples
+    --------
+    >>> x = np.random.default_rng(0).normal(size=(20, 3)).astype("float32")
+    >>> m3s = [align.fit("nessa-m3", x, x, np.arange(20) // 4, seed=s, max_epochs=2, hidden_dim=8) for s in (0, 1)]
+    >>> [a.seed for a in fit_from_spaces("linear", m3s, x, x, np.arange(20) // 4)]
+    [0, 1]
+    """
+    import time
+
+    out, spent = [], []
+    for prev in prevs:
+        t = time.perf_counter()
+        out.append(fit_from_space(method, prev, y_prev, y_next, speakers, runtime_model_id=runtime_model_id,
+                                  seed=prev.seed, **kwargs))
+        spent.append(time.perf_counter() - t)
+    if timings is not None and spent:
+        timings["fit_s"] = float(np.mean(spent))
+    return out
+
+
+def _seeds(fits) -> list:
+    return list(fits) if isinstance(fits, (list, tuple)) else [fits]
+
+
+def upgrade_routes(hops, *, direct=None, from_m3_space=None, method: str = "nessa-m2") -> dict:
+    """The routes that carry stored v1 profiles to the last model of a chain of upgrades v1 -> v2 -> ... -> vN,
+    for :func:`nessa_lib.evaluation.chains.chain_table`; each route a list of chains, one per seed.
+
+    - ``composed-<method>``: the hops' ``method`` aligners one after another (profiles migrated at each upgrade,
+      as a product does; M2 by default, the method whose migrated profiles the next aligner takes). Seed ``s``
+      of every hop together, as many seeds as the hop with fewest.
+    - ``direct-<m>``: every aligner of ``direct`` (fitted v1 -> vN, one route per method).
+    - ``m3-then-<method>``: hop 1's ``nessa-m3`` aligners (profiles and runtime embeddings both moved into a new
+      space), then ``from_m3_space`` (the second upgrade's aligners fitted from that space, :func:`fit_from_spaces`:
+      one per M3 seed used, in order), then the later hops' ``method`` aligners.
+
+    Every chain is checked with :func:`make_chain` (``ChainError`` naming the break). A route whose aligners
+    are missing (a method not fitted) is left out.
+
+    Parameters
+    ----------
+    hops : sequence of mappings
+        For each upgrade, ``{method: aligner or [aligner per seed]}`` (stage 04's aligners of the pair).
+    direct : mapping, optional
+        ``{method: aligner or list}`` fitted v1 -> vN.
+    from_m3_space : sequence of Aligner, optional
+    method : str
+        The method composed at each upgrade.
+
+    Examples
+    --------
+    >>> x = np.random.default_rng(0).normal(size=(20, 3)).astype("float32")
+    >>> fit = lambda a, b: align.fit("nessa-m2", x, x, np.arange(20) // 4, max_epochs=2, hidden_dim=8,
+    ...                              enroll_model_id=a, runtime_model_id=b)
+    >>> r = upgrade_routes([{"nessa-m2": [fit("v1", "v2")]}, {"nessa-m2": [fit("v2", "v3")]}],
+    ...                    direct={"linear": align.fit("linear", x, x, np.arange(20) // 4)})
+    >>> {k: len(v) for k, v in r.items()}, r["composed-nessa-m2"][0].space_id
+    ({'composed-nessa-m2': 1, 'direct-linear': 1}, 'v3')
+    """
+    hops = list(hops)
+    routes = {}
+    if hops and all(method in h for h in hops):
+        per_hop = [_seeds(h[method]) for h in hops]
+        routes[f"composed-{method}"] = [
+            make_chain([fits[s] for fits in per_hop], [f"hop {k + 1} {method} seed {s}" for k in range(len(hops))])
+            for s in range(min(len(f) for f in per_hop))]
+    for m, fits in (direct or {}).items():
+        routes[f"direct-{m}"] = _seeds(fits)
+    if from_m3_space and len(hops) >= 2 and "nessa-m3" in hops[0] and all(method in h for h in hops[2:]):
+        m3s, later = _seeds(hops[0]["nessa-m3"]), [_seeds(h[method]) for h in hops[2:]]
+        routes[f"m3-then-{method}"] = [
+            make_chain([m3s[s], nxt, *(fits[s] for fits in later)],
+                       [f"hop 1 nessa-m3 seed {s}", f"hop 2 from M3's space seed {s}",
+                        *(f"hop {k + 3} {method} seed {s}" for k in range(len(later)))])
+            for s, nxt in enumerate(from_m3_space) if s < len(m3s) and all(s < len(f) for f in later)]
+    return routes

@@ -9,7 +9,7 @@
 # stage 04 (`fit_splits`); thresholds are calibrated on the alignment split only; the evaluation trials are never
 # used to tune. Settings: the `evaluate` section of `params.yaml`.
 # **Outputs** (`reports/evaluate/`): `main_table.csv`, `findings.csv`, `ab_case_study.csv`, `calibration.csv`,
-# `asnorm.csv`, `ablation.csv`, `deployment_check.csv`, `metrics.json`, `headline.json`, `figures/`, and `plots/` (DET and ablation
+# `asnorm.csv`, `ablation.csv`, `deployment_check.csv`, `chain.csv`, `metrics.json`, `headline.json`, `figures/`, and `plots/` (DET and ablation
 # curves as CSV for `dvc plots`); `models/evaluate/<pair>/<system>.calibration.json`: every system's calibration and
 # thresholds, the files `python -m nessa_lib.migrate --calibration` ships with migrated profiles.
 # `reports/evaluate/scores/<pair>/<system>.txt`: every trial's score, one file per system (WeSpeaker layout:
@@ -24,7 +24,7 @@ import torch
 
 from nessa_lib import deployment, io, plots
 from nessa_lib.data import lists, manifest
-from nessa_lib.evaluation import ab, ablation, asnorm, bootstrap, findings, headline, score_files, tables
+from nessa_lib.evaluation import ab, ablation, asnorm, bootstrap, chains, findings, headline, score_files, tables
 from nessa_lib.pipeline import layout
 from nessa_lib.stages import evaluate as stage
 
@@ -212,7 +212,29 @@ check.to_csv(reports / "deployment_check.csv")
 check.round(4)
 
 # %% [markdown]
-# ## 6 · Key numbers (checked by nbval on re-runs)
+# ## 6 · Chains of upgrades: v1 → v2 → v3 without re-enrolling anyone
+# Products upgrade their speaker model again and again. The models of `chain` (oldest first: v1, v2, v3) play
+# three yearly upgrades' versions; profiles are enrolled once with v1 and scored against v3's runtime embeddings:
+# **composed** (`composed-nessa-m2`): stage 04's M2 aligners v1 → v2 then v2 → v3, the profiles migrated at each
+# upgrade, as a product does; **direct** (`direct-nessa-m2`, `direct-nessa-m3`): the aligners of the pair v1 → v3,
+# fitted as if the v2 step had been skipped; **M3 first** (`m3-then-nessa-m2`): M3 at the first upgrade (profiles
+# and v2's runtime embeddings moved into a new space), then, at the second, an M2 aligner fitted here from that
+# space to v3 (`nessa_lib.chain.fit_from_space`; one fit, M3's first seed, `fit_s`). Each route's EER and share of
+# the v1 → v3 symmetric gain; the `hop` rows give what each upgrade costs alone (v1 profiles against v2 tests with
+# the share of the v1 → v2 gain, and so on); `EER over re-enrolled` is each row's EER minus its leg's re-enrolled
+# system (v3/v3, or the hop's new model). Same speaker-bootstrap rounds as the main table (paired intervals);
+# composed chains pair seed s of each hop, reported as the mean over seeds. `chain.csv`; `chain = []` skips it.
+
+# %%
+chain_timing = {}
+chain = stage.chain_study(study, list(p.chain), enroll, trials, fit_splits=p.fit_splits, hparams=p.hparams,
+                          fars=p.far_targets, boot=boot, timings=chain_timing, workers=p.workers)
+chain.to_csv(reports / "chain.csv")
+print(f"chain {' -> '.join(p.chain) or '(disabled)'}; fit from M3's space: {chain_timing or 'none'}")
+stage.chain_percent_table(chain, fars=p.far_targets)
+
+# %% [markdown]
+# ## 7 · Key numbers (checked by nbval on re-runs)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -220,7 +242,8 @@ print(stage.key_numbers(evaluated.tables))
 
 # %%
 io.write_json({**tables.flat_metrics(evaluated.tables, ab_table, fars=p.far_targets),
-               **asnorm.flat_metrics(asn, fars=p.far_targets)}, reports / "metrics.json")
+               **asnorm.flat_metrics(asn, fars=p.far_targets),
+               **chains.flat_metrics(chain, fars=p.far_targets)}, reports / "metrics.json")
 main.to_csv(reports / "main_table.csv")
 # The dozen figures `dvc exp show` and `dvc metrics diff` list, from the tables just written.
 headline.write_evaluate_headline(reports, ab_pair=headline.ab_pair_of(p.pairs, p.ab_model_a, p.ab_model_b))

@@ -363,11 +363,13 @@ def tiny_params() -> dict:
     p["fit_aligners"].update(methods=["identity", "linear", "speaker-logit", "nessa-m1", "nessa-m2"], threads=1,
                              seeds=2, workers=2,
                              pairs={"xv-ec": {"enroll_model": "xv", "runtime_model": "ec"},
-                                    "rz-ec": {"enroll_model": "rz", "runtime_model": "ec"}})
+                                    "rz-ec": {"enroll_model": "rz", "runtime_model": "ec"},
+                                    "rz-xv": {"enroll_model": "rz", "runtime_model": "xv"}})
     p["evaluate"].update(ab_model_a="xv", ab_model_b="ec", ab_methods=["nessa-m2", "nessa-m1"],
                          ablation_pair="xv-ec", ablation_method="nessa-m2", ablation_speakers=[4, 0],
                          ablation_utts=[2, 0], threads=1, bootstrap_rounds=50, check_rounds=50,
-                         asnorm={"top_k": 10, "cohort_speakers": 20})  # fit pool: 16 + 10 speakers
+                         asnorm={"top_k": 10, "cohort_speakers": 20},  # fit pool: 16 + 10 speakers
+                         chain=["rz", "xv", "ec"])
     return p
 
 
@@ -466,7 +468,7 @@ def test_whole_pipeline_smoke(tmp_path, run_study):
     rep = root / "reports" / "evaluate"
 
     main = pd.read_csv(rep / "main_table.csv")
-    assert set(main["pair"]) == {"xv-ec", "rz-ec"}
+    assert set(main["pair"]) == {"xv-ec", "rz-ec", "rz-xv"}
     systems = {"symmetric X/X", "symmetric Y/Y", "linear", "speaker-logit", "nessa-m1", "nessa-m2"}
     assert set(main.loc[main.pair == "xv-ec", "system"]) == systems | {"identity"}  # both 16-d
     assert set(main.loc[main.pair == "rz-ec", "system"]) == systems  # 256-d vs 16-d: identity is skipped
@@ -491,7 +493,7 @@ def test_whole_pipeline_smoke(tmp_path, run_study):
                                                           for s in ("as recorded", "+aug", "synthetic collapse")}
     # Every system of every pair calibrated on the alignment split and judged at every FAR target.
     cal = pd.read_csv(rep / "calibration.csv")
-    assert set(cal["pair"]) == {"xv-ec", "rz-ec"} and sorted(set(cal["far_target"])) == p["evaluate"]["far_targets"]
+    assert set(cal["pair"]) == {"xv-ec", "rz-ec", "rz-xv"} and sorted(set(cal["far_target"])) == p["evaluate"]["far_targets"]
     assert {"X/X", "Y/Y", "nessa-m2"} <= set(cal["system"]) and cal["cllr"].between(0, 10).all()
     assert (cal["min_cllr"] <= cal["cllr"] + 1e-9).all() and (cal["far_eval_lo"] <= cal["far_eval_hi"]).all()
     assert (cal["cllr_lo"] <= cal["cllr"] + 1e-9).all() and (cal["cllr"] <= cal["cllr_hi"] + 1e-9).all()
@@ -499,7 +501,7 @@ def test_whole_pipeline_smoke(tmp_path, run_study):
     assert (cal["act_dcf_p0.01_lo"] <= cal["act_dcf_p0.01_hi"]).all()
     # AS-norm on and off for the same systems, with intervals and the paired change.
     asn = pd.read_csv(rep / "asnorm.csv")
-    assert set(asn["pair"]) == {"xv-ec", "rz-ec"} and set(asn["asnorm"]) == {"off", "on"}
+    assert set(asn["pair"]) == {"xv-ec", "rz-ec", "rz-xv"} and set(asn["asnorm"]) == {"off", "on"}
     assert set(asn.loc[asn.pair == "rz-ec", "system"]) == set(cal.loc[cal.pair == "rz-ec", "system"])
     assert asn["eer"].between(0, 1).all() and (asn["eer_lo"] <= asn["eer_hi"]).all()
     on = asn[asn.asnorm == "on"]
@@ -513,6 +515,14 @@ def test_whole_pipeline_smoke(tmp_path, run_study):
                            {(a, {"X/X": "XX", "Y/Y": "YY"}.get(b, b)) for a, b in zip(cal["pair"], cal["system"])})
     saved = load_calibration(root / "models/evaluate/xv-ec/XX.calibration.json")
     assert saved.aligner is None and set(saved.thresholds) == set(p["evaluate"]["far_targets"])
+    # The chain of upgrades rz -> xv -> ec (no M3 here: no route through M3's space), in metrics.json too.
+    chain = pd.read_csv(rep / "chain.csv", index_col="system")
+    assert chain.index.tolist() == ["v1/v1", "v3/v3", "v2/v2", "composed-nessa-m2", "direct-nessa-m2",
+                                    "hop1-nessa-m2", "hop2-nessa-m2"]
+    assert chain["eer"].between(0, 1).all() and (chain["gain_recovered_lo"] <= chain["gain_recovered_hi"]).all()
+    assert chain.loc["composed-nessa-m2", ["profiles", "tests"]].tolist() == ["rz", "ec"]
+    flat = json.loads((rep / "metrics.json").read_text())
+    assert flat["chain:composed-nessa-m2:eer"] == pytest.approx(chain.loc["composed-nessa-m2", "eer"])
     sample = root / "data/extract_embeddings/xv/eval.npz"  # profiles of the enrollment model xv, to migrate
     m2_cal = root / "models/evaluate/xv-ec/nessa-m2.calibration.json"
     for aligner, ok in [("xv-ec/nessa-m2.safetensors", True), ("xv-ec/nessa-m2.seed1.safetensors", False),

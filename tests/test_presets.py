@@ -31,13 +31,13 @@ def test_merge_refuses_unknown_key_with_its_dotted_name():
 
 def test_apply_keeps_comments_and_changes_only_the_preset_keys(root):
     (root / "p.yaml").write_text("prepare_data: {n_speakers: 1200, n_eval_speakers: 400}\n"
-                                 "fit_aligners: {seeds: 5, methods: [linear]}\n")
+                                 "fit_aligners: {seeds: 5, methods: [linear, nessa-m2]}\n")  # evaluate.chain's M2
     apply_preset("p.yaml", root=root)
     text = (root / "params.yaml").read_text()
     old_lines = (paths.repo_root() / "params.yaml").read_text().splitlines()
     changed = [(a, b) for a, b in zip(old_lines, text.splitlines()) if a != b]
     assert len(text.splitlines()) == len(old_lines) and len(changed) == 4, changed  # only those lines
-    assert "  methods: [linear]" in text  # lists stay in params.yaml's flow style
+    assert "  methods: [linear, nessa-m2]" in text  # lists stay in params.yaml's flow style
     assert "# one seed for the whole study" in text
     new, old = load_params(root / "params.yaml"), load_params(paths.repo_root() / "params.yaml")
     assert new["prepare_data"]["n_eval_speakers"] == 400 and new["fit_aligners"]["seeds"] == 5

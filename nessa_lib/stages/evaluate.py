@@ -53,7 +53,9 @@ class Params:
     workers: int = field(ge=1)
     threads: int = field(ge=1)
     asnorm: AsNormParams = field()
+    chain: tuple[str, ...] = field()
     pairs: dict = field(source="fit_aligners.pairs")
+    methods: tuple[str, ...] = field(source="fit_aligners.methods")
     fit_splits: tuple[str, ...] = field(source="fit_aligners.fit_splits")
     hparams: dict = field(source="fit_aligners.hparams")
     check_condition: str = field(source="extract_embeddings.check_condition")
@@ -61,8 +63,10 @@ class Params:
     def cross_checks(self) -> list[str]:
         """The FAR targets are distinct and ascending (the first is the strictest: ``rel_frr_change`` reads it),
         the ablation's pair is one of the pairs, the A/B case study names two different models, and AS-norm's
-        top-k fits in its cohort (when the cohort's size is set; else it is checked against each fit pool)."""
-        out = []
+        top-k fits in its cohort (when the cohort's size is set; else it is checked against each fit pool), and
+        the chain of upgrades is empty or at least three distinct models whose consecutive pairs are fitted with
+        M2 (:func:`chain_problems`)."""
+        out = chain_problems(self.chain, self.pairs, self.methods)
         fars = list(self.far_targets)
         if not fars or fars != sorted(set(fars)):
             out.append(f"evaluate.far_targets must be distinct FAR fractions in ascending order, at least one, "
@@ -77,6 +81,49 @@ class Params:
             out.append(f"evaluate.asnorm.top_k ({self.asnorm.top_k}) must not exceed the cohort, "
                        f"evaluate.asnorm.cohort_speakers ({n})")
         return out
+
+
+def pair_of(pairs: dict, x_model: str, y_model: str) -> str | None:
+    """The name of the first pair of ``pairs`` (``fit_aligners.pairs``) fitted ``x_model -> y_model``, or ``None``.
+
+    Examples
+    --------
+    >>> pair_of({"a-b": {"enroll_model": "a", "runtime_model": "b"}}, "a", "b"), pair_of({}, "a", "b")
+    ('a-b', None)
+    """
+    return next((name for name, spec in pairs.items()
+                 if (spec.get("enroll_model"), spec.get("runtime_model")) == (x_model, y_model)), None)
+
+
+def chain_problems(chain, pairs: dict, methods) -> list[str]:
+    """What is wrong with ``evaluate.chain`` (empty: nothing, or the table is disabled): it must name at least
+    three distinct models, oldest first, each consecutive two a pair of ``fit_aligners.pairs``, and
+    ``fit_aligners.methods`` must include ``nessa-m2`` (the method composed at each upgrade).
+
+    Examples
+    --------
+    >>> pairs = {"a-b": {"enroll_model": "a", "runtime_model": "b"}, "b-c": {"enroll_model": "b", "runtime_model": "c"}}
+    >>> chain_problems(["a", "b", "c"], pairs, ["nessa-m2"]), chain_problems([], {}, [])
+    ([], [])
+    >>> print(chain_problems(["a", "c", "b"], pairs, ["nessa-m2"])[0])  # doctest: +NORMALIZE_WHITESPACE
+    evaluate.chain: upgrade a -> c is not a pair of fit_aligners.pairs (add e.g. 'a-c: {enroll_model: a,
+    runtime_model: c}'), so it has no aligners to chain
+    """
+    chain = list(chain)
+    if not chain:
+        return []
+    out = []
+    if len(chain) < 3 or len(set(chain)) != len(chain):
+        out.append(f"evaluate.chain must name at least three distinct models, oldest first (v1, v2, v3 ...), or be "
+                   f"empty to disable the chain table; got {chain}")
+    for a, b in zip(chain, chain[1:]):
+        if a != b and pair_of(pairs, a, b) is None:
+            out.append(f"evaluate.chain: upgrade {a} -> {b} is not a pair of fit_aligners.pairs (add e.g. "
+                       f"'{a}-{b}: {{enroll_model: {a}, runtime_model: {b}}}'), so it has no aligners to chain")
+    if "nessa-m2" not in methods:
+        out.append(f"evaluate.chain needs nessa-m2 in fit_aligners.methods (the aligner composed at each upgrade), "
+                   f"got {list(methods)}")
+    return out
 
 
 def load(params_file: str = schema.PARAMS_FILE, root=None) -> Params:
@@ -589,3 +636,80 @@ def ablation_curve(ablation: pd.DataFrame) -> pd.DataFrame:
     [[10.0, 0.2], [40.0, 0.1]]
     """
     return ablation[["n_pairs", "eer"]].astype(float).sort_values("n_pairs", kind="stable").reset_index(drop=True)
+
+
+def chain_study(study: Study, chain: list, enroll: pd.DataFrame, trials: pd.DataFrame, *, fit_splits, hparams: dict,
+                fars, boot=None, timings: dict | None = None, workers: int = 1) -> pd.DataFrame:
+    """The chain-of-upgrades table (:func:`nessa_lib.evaluation.chains.chain_table`) of ``evaluate.chain``.
+
+    Stored profiles enrolled with ``chain[0]`` (v1), tests by ``chain[-1]`` (vN), through every route of
+    :func:`nessa_lib.chain.upgrade_routes`: stage 04's M2 aligners of each consecutive pair composed (the
+    profiles migrated at each upgrade), the M2 and M3 aligners of the pair v1 -> vN where stage 04 fitted one,
+    and M3 at the first upgrade followed by an M2 aligner fitted here from M3's space (on the second upgrade's
+    fit pool of ``fit_splits``, M2's ``hparams``; one fit, M3's first seed: it is the table's only fit). Each
+    hop's M2 and M3 aligners are rows of their own (what each hop costs). An empty ``chain`` gives an empty table.
+    ``timings`` gets the seconds of the fit from M3's space (``fit_s``); ``workers`` processes run the legs'
+    bootstraps.
+    """
+    from nessa_lib import chain as chains_of_aligners
+    from nessa_lib.evaluation import chains
+
+    if not chain:
+        return pd.DataFrame(index=pd.Index([], name="system"))
+    problems = chain_problems(chain, study.pairs, METHODS)
+    if problems:
+        raise ValueError("; ".join(problems))
+    kept = ("nessa-m2", "nessa-m3")
+    hops = []
+    for a, b in zip(chain, chain[1:]):
+        fitted = study.aligners[pair_of(study.pairs, a, b)]
+        if "nessa-m2" not in fitted:
+            raise ValueError(f"evaluate.chain: stage 04 fitted no nessa-m2 aligner for {a} -> {b} "
+                             f"(pair {pair_of(study.pairs, a, b)!r}); fit_aligners.methods must include nessa-m2")
+        hops.append({m: fitted[m] for m in kept if m in fitted})
+    direct_pair = pair_of(study.pairs, chain[0], chain[-1])
+    direct = {m: study.aligners[direct_pair][m] for m in kept if direct_pair and m in study.aligners[direct_pair]}
+    from_space, fit_s = None, {}
+    if "nessa-m3" in hops[0]:
+        pool = study.fit_pool(chain[1], chain[2], fit_splits)
+        from_space = chains_of_aligners.fit_from_spaces(
+            "nessa-m2", hops[0]["nessa-m3"][:1], pool.x, pool.y, pool.speaker_ids,
+            runtime_model_id=pool.runtime_model_id, timings=fit_s, **hparams.get("nessa-m2", {}))
+    routes = chains_of_aligners.upgrade_routes(hops, direct=direct, from_m3_space=from_space)
+    embs, ids = chain_embeddings(study, chain)
+    if timings is not None:
+        timings.update(fit_s)
+    return chains.chain_table(embs, ids, enroll, trials, routes, hops=hops, names=chain, boot=boot, fars=fars,
+                              fit_s={"m3-then-nessa-m2": fit_s.get("fit_s", np.nan)}, workers=workers)
+
+
+def chain_embeddings(study: Study, models) -> tuple[list, np.ndarray]:
+    """Evaluation embeddings of every model of ``models`` on the same rows: ``([emb, ...], utt_ids)``."""
+    first = study.sets[models[0]]
+    embs, ids = [], None
+    for m in models:
+        a, b, utt, _ = embeddings.paired(first, study.sets[m], names=(models[0], m))
+        if ids is None:
+            ids, embs = utt, [a]
+        if m != models[0]:
+            embs.append(b)
+    return embs, ids
+
+
+def chain_percent_table(table: pd.DataFrame, fars=DEFAULT_FARS) -> pd.DataFrame:
+    """The chain table for reading: leg, models and reference, then EER, FRR at the last FAR target, the share of
+    the leg's gain recovered and the excess EER over the reference, in % with their 95 % intervals.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"leg": ["v1 -> v3"], "profiles": ["a"], "tests": ["c"], "reference": ["v3/v3"],
+    ...                   "eer": [0.1], "excess_eer": [0.02]}, index=["composed-nessa-m2"])
+    >>> chain_percent_table(t, fars=()).values.tolist()
+    [['v1 -> v3', 'a', 'c', 'v3/v3', 10.0, 2.0]]
+    """
+    if table.empty:
+        return table
+    frr = {frr_key(f): f"FRR@{far_label(f)} %" for f in fars[-1:]}
+    names = {"eer": "EER %", **frr, "gain_recovered": "gain recovered %", "excess_eer": "EER over re-enrolled %"}
+    shown = _percent_columns(table, names, {"eer", *frr, "gain_recovered", "excess_eer"})
+    return pd.concat([table[["leg", "profiles", "tests", "reference"]], shown], axis=1)
