@@ -110,7 +110,10 @@ def test_run_jobs_workers_do_not_outlive_their_parent(sig):
     outright takes its workers with it (Linux's parent-death signal)."""
     parent = subprocess.Popen([sys.executable, "-c", POOL], env=ENV, stderr=subprocess.PIPE, text=True)
     try:
-        procs = _wait_for_tree(parent.pid, 2, timeout=120)
+        # The resource tracker and both workers: with fewer, the signal can land while the pool is still being
+        # built (under load this took longer than the 30 s below to unwind).
+        procs = _wait_for_tree(parent.pid, 3, timeout=120)
+        time.sleep(1.0)  # the jobs submitted and running
         parent.send_signal(sig)
         parent.communicate(timeout=30)
     finally:
