@@ -97,7 +97,9 @@ def test_a_signal_to_the_runner_stops_the_kernel_and_its_workers(tmp_path, sig):
 
 
 POOL = textwrap.dedent('''\
-    import time
+    import signal, time
+    # As in a terminal: a job started in the background by a non-interactive shell inherits SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from nessa_lib.parallel import run_jobs
     run_jobs(time.sleep, [(300,)] * 4, workers=2)
     ''')
