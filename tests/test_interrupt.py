@@ -75,7 +75,8 @@ def _survivors(procs, timeout=10):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_to_the_runner_stops_the_kernel_and_its_workers(tmp_path, sig):
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")
-    (tmp_path / "params.yaml").write_text("base: {seed: 0, cpu_kernels: avx2}\n")
+    # The runner refuses a params file without the stage's section.
+    (tmp_path / "params.yaml").write_text("base: {seed: 0, cpu_kernels: avx2}\nprepare_data: {}\n")
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "notebooks/01_prepare_data.py").write_text(NOTEBOOK)
     runner = subprocess.Popen([sys.executable, "-m", "nessa_lib.pipeline.run", "prepare_data", "--no-progress"],
