@@ -369,7 +369,7 @@ def test_voxceleb1_pretrained_preset_end_to_end(tmp_path, offline, run_study):
                          "threads": 1},
         "evaluate": {"ab_methods": ["nessa-m2"], "ablation_method": "nessa-m2", "ablation_speakers": [6, 0],
                      "ablation_utts": [2, 0], "bootstrap_rounds": 20, "check_rounds": 20, "workers": 1,
-                     "threads": 1},
+                     "threads": 1, "asnorm": {"top_k": 5, "cohort_speakers": 0}},  # a fit pool of 12 voices
     }
     (root / "fixture.yaml").write_text(yaml.safe_dump(fixture))
     apply_preset("fixture.yaml", root=root)
