@@ -133,33 +133,18 @@ def plot(lc: lcm.LearningCurve, path, targets=(0.6, 0.8)) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import matplotlib.ticker  # noqa: F401  (matplotlib.ticker below)
+
+    from nessa_lib.plots import learning_curve_axes
 
     t = lc.table
     n_max = float(t["n_voices"].max())
     reach = [v for v in lc.targets["voices"] if np.isfinite(v)]
     right = min(16 * n_max, max([2 * n_max] + [1.2 * v for v in reach]))
-    grid = np.geomspace(float(t["n_voices"].min()), right, 200)
+    series = [dict(label=method, n=part["n_voices"].to_numpy(float), share=part["share"].to_numpy(float),
+                   lo=part["share_lo"].to_numpy(float), hi=part["share_hi"].to_numpy(float), curve=lc.curves[method],
+                   round_curves=lc.round_curves[method]) for method, part in t.groupby("method", sort=False)]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, (method, part) in enumerate(t.groupby("method", sort=False)):
-        color = f"C{i}"
-        lo, hi = lc.band(method, grid)
-        ax.fill_between(grid, 100 * lo, 100 * hi, color=color, alpha=0.15, lw=0)
-        ax.plot(grid, 100 * lc.curves[method](grid), color=color, label=f"{method} (fitted curve, 95 % band)")
-        yerr = 100 * np.abs(np.vstack([part["share"] - part["share_lo"], part["share_hi"] - part["share"]]))
-        ax.errorbar(part["n_voices"], 100 * part["share"], yerr=yerr, fmt="o", color=color, capsize=3)
-    for tgt in targets:
-        ax.axhline(100 * tgt, color="grey", ls=":", lw=1)
-    ax.axvline(n_max, color="grey", ls="--", lw=1, label=f"measured up to {n_max:,.0f} voices")
-    ax.set_xscale("log")
-    ax.set_xticks(sorted(set(t["n_voices"].tolist())))
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
-    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-    ax.tick_params(axis="x", labelrotation=45, labelsize=8)
-    ax.set_xlabel("paired voices used to fit")
-    ax.set_ylabel("share of the gain recovered (%)")
-    ax.set_ylim(max(-100, ax.get_ylim()[0]), min(150, ax.get_ylim()[1]))
-    ax.legend(fontsize=8, loc="lower right")
+    learning_curve_axes(ax, series, targets, n_right=right)
     ax.set_title("Learning curve of the paired data")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

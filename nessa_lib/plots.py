@@ -224,7 +224,8 @@ def gain_recovered_bars(tables: dict, path=None):
 
 
 def ablation_curves(df: pd.DataFrame, path=None):
-    """EER and gain recovered against the number of alignment pairs, one line per utterances-per-speaker.
+    """EER and gain recovered against the number of alignment pairs, one line per utterances-per-speaker (and line
+    style per method when ``df`` has a ``method`` column with several).
 
     ``df`` is :func:`nessa_lib.evaluation.ablation.alignment_ablation`'s table (``n_pairs``, ``utts_per_speaker``, ``eer``,
     ``gain_recovered``; ``utts_per_speaker`` -1 means all); ``eer_lo``/``eer_hi`` and ``gain_recovered_lo``/
@@ -244,9 +245,11 @@ def ablation_curves(df: pd.DataFrame, path=None):
 
     d = df.assign(utts=df["utts_per_speaker"].map(lambda u: "all" if u == -1 else str(u)),
                   eer=100 * df["eer"], gain_recovered=100 * df["gain_recovered"])  # percent in figures
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.3))
+    # Several methods (stage 05's ablation_methods): one line style per method, one colour per utterance setting.
+    style = "method" if "method" in d and d["method"].nunique() > 1 else None
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.3) if style is None else (10, 3.8))
     for ax, col in zip(axes, ("eer", "gain_recovered")):
-        sns.lineplot(data=d, x="n_pairs", y=col, hue="utts", marker="o", ax=ax, legend=ax is axes[0])
+        sns.lineplot(data=d, x="n_pairs", y=col, hue="utts", style=style, marker="o", ax=ax, legend=ax is axes[0])
         if f"{col}_lo" in df:  # 95 % speaker-bootstrap intervals as vertical bars
             ax.vlines(d["n_pairs"], 100 * df[f"{col}_lo"], 100 * df[f"{col}_hi"], color="0.35", lw=0.9)
         ax.set_xscale("log")
@@ -259,8 +262,99 @@ def ablation_curves(df: pd.DataFrame, path=None):
     axes[1].set_ylabel("gain recovered (%)")
     for y in (0.0, 60.0, 100.0):
         axes[1].axhline(y, color="0.6", lw=0.8, ls=":")
-    if axes[0].get_legend() is not None:
+    if axes[0].get_legend() is not None and style is None:
         axes[0].get_legend().set_title("utts / speaker")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def learning_curve_axes(ax, series, targets=(0.6, 0.8), n_right=None):
+    """Draw learning curves on ``ax``: measured shares with intervals, each fitted curve and its bootstrap band.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    series : list of dict
+        One per curve: ``label``, ``n`` (voices), ``share``, ``lo``, ``hi`` (arrays, fractions), ``curve`` (a
+        :class:`~nessa_lib.evaluation.learning_curve.SaturatingCurve`) and ``round_curves`` (its bootstrap fits).
+    targets : sequence of float
+        Target shares drawn as dotted lines.
+    n_right : float, optional
+        Right end of the curves (default twice the largest size measured).
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> from nessa_lib.evaluation.learning_curve import SaturatingCurve
+    >>> c = SaturatingCurve(0.9, 3.0, 0.5)
+    >>> fig, ax = plt.subplots()
+    >>> n = np.array([25.0, 50, 100, 200])
+    >>> learning_curve_axes(ax, [dict(label="m", n=n, share=c(n), lo=c(n) - 0.1, hi=c(n) + 0.1, curve=c,
+    ...                                 round_curves=[c, c])])
+    >>> ax.get_xscale()
+    'log'
+    """
+    import matplotlib.ticker as mticker
+
+    n_all = np.concatenate([np.asarray(s["n"], dtype=float) for s in series])
+    n_max = float(n_all.max())
+    grid = np.geomspace(float(n_all.min()), float(n_right or 2 * n_max), 200)
+    for i, s in enumerate(series):
+        color = f"C{i}"
+        # The 95 % band of the bootstrap curves (learning_curve.curve_band; not imported: every stage imports
+        # this module, and the fitting code would become a dependency of all of them).
+        lo, hi = np.percentile(np.array([c(grid) for c in s["round_curves"]]), [2.5, 97.5], axis=0)
+        ax.fill_between(grid, 100 * lo, 100 * hi, color=color, alpha=0.15, lw=0)
+        ax.plot(grid, 100 * s["curve"](grid), color=color, label=f"{s['label']} (fitted curve, 95 % band)")
+        share = np.asarray(s["share"], dtype=float)
+        yerr = 100 * np.abs(np.vstack([share - np.asarray(s["lo"]), np.asarray(s["hi"]) - share]))
+        ax.errorbar(s["n"], 100 * share, yerr=yerr, fmt="o", color=color, capsize=3)
+    for tgt in targets:
+        ax.axhline(100 * tgt, color="grey", ls=":", lw=1)
+    ax.axvline(n_max, color="grey", ls="--", lw=1, label=f"measured up to {n_max:,.0f} voices")
+    ax.set_xscale("log")
+    ax.set_xticks(sorted(set(n_all.tolist())))
+    ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.xaxis.set_minor_locator(mticker.NullLocator())
+    ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+    ax.set_xlabel("paired voices used to fit")
+    ax.set_ylabel("share of the gain recovered (%)")
+    ax.set_ylim(max(-100, ax.get_ylim()[0]), min(150, ax.get_ylim()[1]))
+    ax.legend(fontsize=8, loc="lower right")
+
+
+def ablation_learning_curves(ablation: pd.DataFrame, curves: dict, targets=(0.6, 0.8), path=None):
+    """The ablation's learning curves: one panel per utterances-per-voice setting, one curve per method.
+
+    ``ablation`` and ``curves`` are :func:`nessa_lib.stages.evaluate.ablation_study`'s; a series without a curve
+    (too few sizes) is left out. Returns the figure, or ``None`` when no series has a curve.
+
+    Examples
+    --------
+    >>> ablation_learning_curves(pd.DataFrame(columns=["method", "utts_per_speaker"]), {}) is None
+    True
+    """
+    import matplotlib.pyplot as plt
+
+    settings = sorted({u for _, u in curves}, key=lambda u: (u == -1, u))
+    if not settings:
+        return None
+    fig, axes = plt.subplots(1, len(settings), figsize=(6.2 * len(settings), 4.4), squeeze=False)
+    for ax, u in zip(axes[0], settings):
+        series = []
+        for (method, uu), f in curves.items():
+            if uu != u:
+                continue
+            part = ablation[(ablation["method"] == method) & (ablation["utts_per_speaker"] == u)]
+            part = part.drop_duplicates("n_speakers_used")
+            series.append(dict(label=method, n=part["n_speakers_used"].to_numpy(float),
+                               share=part["gain_recovered"].to_numpy(float),
+                               lo=part["gain_recovered_lo"].to_numpy(float),
+                               hi=part["gain_recovered_hi"].to_numpy(float), curve=f.curve,
+                               round_curves=f.round_curves))
+        learning_curve_axes(ax, series, targets)
+        ax.set_title(f"{'all' if u == -1 else u} utterances per voice")
     fig.tight_layout()
     return _save(fig, path)
 

@@ -9,7 +9,7 @@
 # stage 04 (`fit_splits`); thresholds are calibrated on the alignment split only; the evaluation trials are never
 # used to tune. Settings: the `evaluate` section of `params.yaml`.
 # **Outputs** (`reports/evaluate/`): `main_table.csv`, `findings.csv`, `ab_case_study.csv`, `calibration.csv`,
-# `asnorm.csv`, `ablation.csv`, `deployment_check.csv`, `chain.csv`, `metrics.json`, `headline.json`, `figures/`, and `plots/` (DET and ablation
+# `asnorm.csv`, `ablation.csv`, `learning_curve.csv`, `deployment_check.csv`, `chain.csv`, `metrics.json`, `headline.json`, `figures/`, and `plots/` (DET and ablation
 # curves as CSV for `dvc plots`); `models/evaluate/<pair>/<system>.calibration.json`: every system's calibration and
 # thresholds, the files `python -m nessa_lib.migrate --calibration` ships with migrated profiles.
 # `reports/evaluate/scores/<pair>/<system>.txt`: every trial's score, one file per system (WeSpeaker layout:
@@ -168,22 +168,38 @@ stage.asnorm_percent_table(asn, fars=p.far_targets)
 # %% [markdown]
 # ## 4 · How much alignment data does NESSA need?
 # The fit pool of stage 04, subsampled: the first `n` speakers (in a seeded order) and `u` utterances of each;
-# one fit (seed `base.seed`) per point, with 95 % speaker intervals on the evaluation trials. The all-data point is
-# stage 04's own fit of that seed, reused rather than fitted twice (`fit_s` NaN in the table).
+# one fit (seed `base.seed`) per point and method of `ablation_methods` (the same subsamples for every method), with
+# 95 % speaker intervals on the evaluation trials. The all-data point is stage 04's own fit of that seed, reused
+# rather than fitted twice (`fit_s` NaN in the table).
 
 # %%
 X, Y = study.orientation(p.ablation_pair)
 fit = study.fit_pool(X, Y, p.fit_splits)
-abl = ablation.alignment_ablation(
-    fit.x, fit.y, fit.speaker_ids, *study.eval_pair(X, Y), enroll, trials, method=p.ablation_method, seed=p.seed,
+abl, abl_curves, abl_targets = stage.ablation_study(
+    fit.x, fit.y, fit.speaker_ids, *study.eval_pair(X, Y), enroll, trials, methods=p.ablation_methods, seed=p.seed,
     n_speakers=ablation.grid(p.ablation_speakers), utts_per_speaker=ablation.grid(p.ablation_utts),
-    hparams=p.hparams, boot=boot, workers=p.workers, prefitted=study.first_fit(p.ablation_pair, p.ablation_method),
+    hparams=p.hparams, boot=boot, workers=p.workers, targets=p.learning_curve_targets,
+    prefitted={m: study.first_fit(p.ablation_pair, m) for m in p.ablation_methods},
 )
-print("all-data point:", "stage 04's fit" if abl.attrs["reused_fit"] else "fitted here")
 abl.to_csv(reports / "ablation.csv", index=False)
 stage.ablation_curve(abl).to_csv(curves / "ablation.csv", index=False)
 plots.ablation_curves(abl, path=figures / "ablation.png")
 abl.round(4)
+
+# %% [markdown]
+# ### The learning curve: how many paired voices for a share of the gain?
+# Each series of the ablation with at least four sizes gets a saturating curve, share(n) = a − b·n^(−c) in the
+# voices used (`nessa_lib.evaluation.learning_curve.fit_saturating`: an inverse power law, the usual shape of
+# learning curves; the ceiling `a` is bounded at 150 %), weighted by the inverse variance of each point's bootstrap
+# rounds and refitted on every round for the band and the interval of the voices needed for each target share of
+# `learning_curve_targets`. Beyond the largest size measured the curve is an extrapolation: the sentences say so.
+
+# %%
+abl_targets.to_csv(reports / "learning_curve.csv", index=False)
+plots.ablation_learning_curves(abl, abl_curves, p.learning_curve_targets, path=figures / "learning_curve.png")
+for sentence in abl_targets["statement"]:
+    print(sentence)
+abl_targets.drop(columns="statement").round(3)
 
 # %% [markdown]
 # ## 5 · Deployment check: would the A/B aligners hold on traffic recorded differently?

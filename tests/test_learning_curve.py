@@ -4,6 +4,7 @@ where more paired voices must help."""
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from nessa_lib import toy
@@ -103,3 +104,61 @@ def test_no_gain_to_recover_is_refused():
     p = toy.make_paired_spaces(60, 4, noise_x=0.1, noise_y=0.9, rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="not better than the old one"):
         lcm.learning_curve(p.x, p.y, p.speakers, methods=["linear"], n_eval=20, start=5, n_rounds=20)
+
+
+# --- the stage-05 ablation's curves (nessa_lib.stages.evaluate.ablation_study) ---------------------------------
+
+
+def test_fit_curve_is_what_learning_curve_fits():
+    """The refactored fit of a measured series gives learning_curve's own curve, band and target rows."""
+    from nessa_lib import toy
+    from nessa_lib.evaluation.learning_curve import fit_curve, learning_curve
+
+    p = toy.make_paired_spaces(70, 4, noise_x=0.8, rng=np.random.default_rng(1))
+    lc = learning_curve(p.x, p.y, p.speakers, methods=["linear"], n_eval=20, start=5, n_rounds=30,
+                        n_nontarget_per_profile=10)
+    part = lc.table[lc.table["method"] == "linear"]
+    f = fit_curve(part["n_voices"].to_numpy(float), part["share"].to_numpy(), lc.rounds["linear"], method="linear")
+    assert (f.curve.a, f.curve.b, f.curve.c) == (lc.curves["linear"].a, lc.curves["linear"].b, lc.curves["linear"].c)
+    assert len(f.round_curves) == len(lc.round_curves["linear"])
+    pd.testing.assert_frame_equal(f.targets.reset_index(drop=True), lc.targets.reset_index(drop=True))
+
+
+def test_fit_curve_refuses_rounds_of_another_grid():
+    from nessa_lib.evaluation.learning_curve import fit_curve
+
+    with pytest.raises(ValueError, match="rounds must be"):
+        fit_curve([1.0, 2, 4, 8], [0.1, 0.2, 0.3, 0.4], np.zeros((5, 3)), method="m")
+
+
+def test_ablation_study_curves_per_method_and_setting():
+    """Every method on the same nested subsamples; a curve per series with >= 4 sizes; a series with fewer is left
+    out; where more voices help (toy spaces) the linear map's share rises and its curve reaches a modest target."""
+    from nessa_lib import toy
+    from nessa_lib.evaluation.ab import alignment_trials
+    from nessa_lib.evaluation.bootstrap import SpeakerBootstrap
+    from nessa_lib.stages.evaluate import ablation_study
+
+    # Held-out voices of the same spaces: the last 20 of a 100-voice draw.
+    allp = toy.make_paired_spaces(100, 4, noise_x=0.8, rng=np.random.default_rng(0))
+    held = np.isin(allp.speakers, np.unique(allp.speakers)[80:])
+    x, y, spk = allp.x[~held], allp.y[~held], allp.speakers[~held]
+    ids = np.array([f"u{i}" for i in range(held.sum())])
+    enroll, trials = alignment_trials(allp.speakers[held], ids, k_enroll=1, n_nontarget_per_profile=10, rng=0)
+    boot = SpeakerBootstrap.from_lists(enroll, trials, dict(zip(ids, allp.speakers[held])), n_rounds=40, seed=0)
+    abl, curves, tg = ablation_study(x, y, spk, allp.x[held], allp.y[held], ids, enroll, trials,
+                                     methods=["linear", "procrustes"], n_speakers=(5, 10, 20, 40, None),
+                                     utts_per_speaker=(2, None), seed=0, hparams={}, boot=boot, targets=[0.5, 0.9])
+    assert abl["method"].tolist() == ["linear"] * 10 + ["procrustes"] * 10
+    # the same subsamples for both methods
+    a, b = abl[abl["method"] == "linear"], abl[abl["method"] == "procrustes"]
+    assert a["n_pairs"].tolist() == b["n_pairs"].tolist()
+    assert set(curves) == {("linear", 2), ("linear", -1), ("procrustes", 2), ("procrustes", -1)}
+    assert len(tg) == 8 and set(tg["target"]) == {0.5, 0.9}
+    lin = a[a["utts_per_speaker"] == -1].sort_values("n_speakers_used")
+    assert lin["gain_recovered"].iloc[-1] > lin["gain_recovered"].iloc[0]  # more voices help
+    # fewer than four sizes: no curve, no target rows
+    _, curves3, tg3 = ablation_study(x, y, spk, allp.x[held], allp.y[held], ids, enroll, trials, methods=["linear"],
+                                     n_speakers=(5, 10, None), utts_per_speaker=(None,), seed=0, hparams={},
+                                     boot=boot)
+    assert curves3 == {} and tg3.empty and list(tg3.columns)[:3] == ["method", "utts_per_speaker", "target"]

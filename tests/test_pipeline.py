@@ -366,7 +366,7 @@ def tiny_params() -> dict:
                                     "rz-ec": {"enroll_model": "rz", "runtime_model": "ec"},
                                     "rz-xv": {"enroll_model": "rz", "runtime_model": "xv"}})
     p["evaluate"].update(ab_model_a="xv", ab_model_b="ec", ab_methods=["nessa-m2", "nessa-m1"],
-                         ablation_pair="xv-ec", ablation_method="nessa-m2", ablation_speakers=[4, 0],
+                         ablation_pair="xv-ec", ablation_methods=["nessa-m2"], ablation_speakers=[4, 0], learning_curve_targets=[0.6, 0.8],
                          ablation_utts=[2, 0], threads=1, bootstrap_rounds=50, check_rounds=50,
                          asnorm={"top_k": 10, "cohort_speakers": 20},  # fit pool: 16 + 10 speakers
                          chain=["rz", "xv", "ec"])

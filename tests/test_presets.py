@@ -215,3 +215,18 @@ def test_dry_run_on_a_params_file_rewritten_by_dvc_shows_only_the_preset_lines(r
     assert main(["v.yaml"]) == 0
     assert load_params(root / "params.yaml")["extract_embeddings"]["batch_size"] == 64
     assert sorted(f.name for f in root.iterdir()) == ["dvc.yaml", "params.yaml", "sub", "v.yaml"]
+
+
+def test_replacing_an_entry_map_keeps_the_comments_of_the_next_key(root):
+    """ruamel attaches the comment lines before `hparams:` to the last pair: replacing the pairs must not drop them
+    (the documentation of the hyper-parameters would vanish from the written params.yaml)."""
+    (root / "p.yaml").write_text("fit_aligners:\n  pairs:\n    xvector-ecapa: {enroll_model: xvector, runtime_model: ecapa}\n"
+                                 "evaluate: {chain: []}\n")
+    before = (root / "params.yaml").read_text()
+    block = before[before.index("  # Hyper-parameters of each method"):before.index("  hparams:")]
+    assert block.count("#") >= 2
+    apply_preset("p.yaml", out="out.yaml", root=root)
+    text = (root / "out.yaml").read_text()
+    assert block + "  hparams:" in text
+    assert "xvector-ecapa-supcon" not in text and load_params("out.yaml", root=root)["fit_aligners"]["pairs"] == {
+        "xvector-ecapa": {"enroll_model": "xvector", "runtime_model": "ecapa"}}

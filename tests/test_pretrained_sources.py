@@ -367,7 +367,7 @@ def test_voxceleb1_pretrained_preset_end_to_end(tmp_path, offline, run_study):
         "extract_embeddings": {"train_utts_per_speaker": 2, "threads": 1, "check_utts_per_speaker": 2},
         "fit_aligners": {"methods": ["identity", "linear", "speaker-logit", "nessa-m2"], "seeds": 1, "workers": 1,
                          "threads": 1},
-        "evaluate": {"ab_methods": ["nessa-m2"], "ablation_method": "nessa-m2", "ablation_speakers": [6, 0],
+        "evaluate": {"ab_methods": ["nessa-m2"], "ablation_methods": ["nessa-m2"], "ablation_speakers": [6, 0],
                      "ablation_utts": [2, 0], "bootstrap_rounds": 20, "check_rounds": 20, "workers": 1,
                      "threads": 1, "asnorm": {"top_k": 5, "cohort_speakers": 0}},  # a fit pool of 12 voices
     }

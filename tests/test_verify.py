@@ -134,3 +134,16 @@ def test_encoder_spread_widens_the_tolerance():
     widened = verify.compare(runs[0], runs[1], spread)
     assert not alone["ok"].iloc[0] and alone["basis"].iloc[0] == "published 95 % interval"
     assert widened["ok"].iloc[0] and widened["basis"].iloc[0] == "encoder-training spread"
+
+
+def test_asnorm_and_chain_tables_are_compared():
+    """AS-norm on/off and the chain of upgrades are headline figures too: a moved chain EER is caught."""
+    from nessa_lib.pipeline.verify import figures
+
+    chain = pd.DataFrame({"system": ["M2 each upgrade"], "leg": ["v1 -> v3"], "eer": [0.05], "eer_lo": [0.04],
+                          "eer_hi": [0.06]})
+    asn = pd.DataFrame({"pair": ["x-y"], "system": ["X/X"], "asnorm": ["on"], "eer": [0.1], "eer_lo": [0.09],
+                        "eer_hi": [0.11]})
+    f = figures({"chain": chain, "asnorm": asn}).set_index("figure")
+    assert f.loc["chain: M2 each upgrade / v1 -> v3 / eer", "value"] == 0.05
+    assert f.loc["asnorm: x-y / X/X / on / eer", "hi"] == 0.11

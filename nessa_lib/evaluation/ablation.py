@@ -30,7 +30,7 @@ def _nested_order(speakers: np.ndarray, seed: int):
 def alignment_ablation(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids_eval, enroll: pd.DataFrame,
                        trials: pd.DataFrame, *, method: str = "nessa-m2", n_speakers=(25, 50, 100, None),
                        utts_per_speaker=(2, 4, 8, None), seed: int = 0, hparams: dict | None = None,
-                       boot=None, workers: int = 1, prefitted=None) -> pd.DataFrame:
+                       boot=None, workers: int = 1, prefitted=None, return_rounds: bool = False):
     """EER of one method fitted on subsamples of the alignment data: how much paired data does it need?
 
     The alignment speakers are put in an order drawn from ``seed``, and each speaker's utterances too; the
@@ -63,6 +63,9 @@ def alignment_ablation(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids
         fitting it again, and that row's ``fit_s`` is NaN. Only when its method, seed, hyper-parameters and number
         of fit pairs are this call's; otherwise that point is fitted here (logged). ``attrs["reused_fit"]`` says
         which.
+    return_rounds : bool
+        Also return the share of the gain per bootstrap round and row (needs ``boot``): what a learning curve's
+        band is refitted on (:func:`nessa_lib.evaluation.learning_curve.fit_curve`).
 
     Returns
     -------
@@ -71,6 +74,8 @@ def alignment_ablation(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids
         ``None`` as ``-1`` = all), ``n_speakers_used``, ``n_pairs``, ``eer``, ``gain_recovered``, ``fit_s`` (and
         the intervals, with ``boot``).
         ``attrs``: ``method``, ``eer_xx``, ``eer_yy``.
+    ndarray, shape (n_rounds, n_rows)
+        Only with ``return_rounds``: the share per bootstrap round (rows in the table's order).
 
     Examples
     --------
@@ -91,6 +96,8 @@ def alignment_ablation(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids
 
     hparams = hparams or {}
     check_hparams(hparams)
+    if return_rounds and boot is None:
+        raise ValueError("return_rounds needs boot (the bootstrap rounds to return)")
     speakers = np.asarray(speakers_align)
     x, y = np.asarray(x_align), np.asarray(y_align)
     labels = trials["label"].to_numpy()
@@ -123,7 +130,7 @@ def alignment_ablation(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids
     # Largest fits first, so the last fit of the queue is a small one (results keep the grid's order).
     order = sorted((i for i in range(len(jobs)) if i not in reused), key=lambda i: -len(jobs[i][1]))
     fitted = {**dict(zip(order, run_jobs(_fit_one, [jobs[i] for i in order], workers=workers))), **reused}
-    rows = []
+    rows, share_rounds = [], []
     for row, (a, sec) in zip(grid_rows, (fitted[i] for i in range(len(jobs)))):
         s = aligned_scores(a, x_eval, y_eval, utt_ids_eval, enroll, trials)
         e = metrics.eer(s, labels)
@@ -131,11 +138,13 @@ def alignment_ablation(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids
         if boot is not None:
             r = boot.metrics(s)["eer"]
             row["eer_lo"], row["eer_hi"] = interval(r)
-            row["gain_recovered_lo"], row["gain_recovered_hi"] = interval(gain_recovered_rounds(r_xx, r_yy, r))
+            g = gain_recovered_rounds(r_xx, r_yy, r)
+            row["gain_recovered_lo"], row["gain_recovered_hi"] = interval(g)
+            share_rounds.append(g)
         rows.append(row)
     df = pd.DataFrame(rows)
     df.attrs.update(method=method, eer_xx=eer_xx, eer_yy=eer_yy, reused_fit=bool(reused))
-    return df
+    return (df, np.column_stack(share_rounds)) if return_rounds else df
 
 
 def grid(values) -> tuple:

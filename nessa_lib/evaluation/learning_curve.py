@@ -253,9 +253,83 @@ class LearningCurve:
 
     def band(self, method: str, n, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
         """Pointwise ``(lo, hi)`` of the rounds' curves of ``method`` at sizes ``n`` (the bootstrap band)."""
-        n = np.atleast_1d(np.asarray(n, dtype=float))
-        vals = np.array([c(n) for c in self.round_curves[method]])
-        return (np.percentile(vals, 100 * alpha / 2, axis=0), np.percentile(vals, 100 * (1 - alpha / 2), axis=0))
+        return curve_band(self.round_curves[method], n, alpha)
+
+
+def curve_band(round_curves, n, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise ``(lo, hi)`` of bootstrap curves at sizes ``n``: the ``100 (1 - alpha)`` % band.
+
+    Examples
+    --------
+    >>> lo, hi = curve_band([SaturatingCurve(0.5, 1.0, 1.0), SaturatingCurve(0.7, 1.0, 1.0)], [10.0], alpha=0.0)
+    >>> round(float(lo[0]), 6), round(float(hi[0]), 6)
+    (0.4, 0.6)
+    """
+    n = np.atleast_1d(np.asarray(n, dtype=float))
+    vals = np.array([c(n) for c in round_curves])
+    return (np.percentile(vals, 100 * alpha / 2, axis=0), np.percentile(vals, 100 * (1 - alpha / 2), axis=0))
+
+
+@dataclass
+class CurveFit:
+    """One measured learning curve, fitted: what :func:`fit_curve` returns.
+
+    Attributes
+    ----------
+    curve : SaturatingCurve
+        The fit to the point estimates.
+    round_curves : list of SaturatingCurve
+        The fit to each bootstrap round's shares (rounds without a share, where X/X and Y/Y tie, left out).
+    targets : DataFrame
+        One row per target share, as :attr:`LearningCurve.targets`.
+    """
+
+    curve: SaturatingCurve
+    round_curves: list
+    targets: pd.DataFrame
+
+
+def fit_curve(n_voices, share, rounds, *, method: str, targets=(0.6, 0.8)) -> CurveFit:
+    """Fit the saturating curve to measured shares, refit it on every bootstrap round, extrapolate the targets.
+
+    Each size is weighted by ``1 / variance`` of its rounds (the small fits' shares are far noisier); the band
+    and the interval of the voices needed for each target come from the rounds' curves.
+
+    Parameters
+    ----------
+    n_voices, share : array_like, shape (n_sizes,)
+        Fit sizes (voices) and the share of the gain measured at each (at least 3 distinct sizes).
+    rounds : array_like, shape (n_rounds, n_sizes)
+        The share per speaker-bootstrap round and size (the same resampled speakers for every size).
+    method : str
+        Name used in the target rows and their sentences.
+    targets : sequence of float
+        Shares to extrapolate the voices for.
+
+    Returns
+    -------
+    CurveFit
+
+    Examples
+    --------
+    >>> n = np.array([25.0, 50, 100, 200])
+    >>> rng = np.random.default_rng(0)
+    >>> rounds = 0.9 - 3.0 * n ** -0.5 + rng.normal(0, 0.02, (50, 4))
+    >>> f = fit_curve(n, 0.9 - 3.0 * n ** -0.5, rounds, method="m", targets=[0.6])
+    >>> round(f.curve.a, 3), len(f.round_curves), f.targets["voices"].round().tolist()
+    (0.9, 50, [100.0])
+    """
+    n = np.asarray(n_voices, dtype=float)
+    s = np.asarray(share, dtype=float)
+    r = np.asarray(rounds, dtype=float)
+    if r.ndim != 2 or r.shape[1] != len(n):
+        raise ValueError(f"rounds must be (n_rounds, {len(n)} sizes), got {r.shape}")
+    ok = np.isfinite(r).all(axis=1)  # a round where X/X and Y/Y tie has no share
+    w = 1.0 / np.maximum(np.var(r[ok], axis=0), 1e-12) if ok.sum() > 1 else None
+    curve = fit_saturating(n, s, weights=w)
+    round_curves = [fit_saturating(n, rr, weights=w) for rr in r[ok]]
+    rows = [_target_row(method, float(t), curve, round_curves, n.max()) for t in targets]
+    return CurveFit(curve=curve, round_curves=round_curves, targets=pd.DataFrame(rows))
 
 
 def split_voices(speakers, n_eval: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -420,15 +494,11 @@ def learning_curve(x, y, speakers, *, methods=("nessa-m2", "nessa-m3"), n_eval: 
     curves, round_curves, trows = {}, {}, []
     for method in methods:
         part = table[table["method"] == method]
-        n = part["n_voices"].to_numpy(float)
         rounds[method] = np.column_stack(rounds[method])
-        ok = np.isfinite(rounds[method]).all(axis=1)  # a round where X/X and Y/Y tie has no share
-        # Each size weighted by 1 / variance of its rounds: the small fits' shares are far noisier.
-        w = 1.0 / np.maximum(np.var(rounds[method][ok], axis=0), 1e-12) if ok.sum() > 1 else None
-        curves[method] = fit_saturating(n, part["share"].to_numpy(), weights=w)
-        round_curves[method] = [fit_saturating(n, rr, weights=w) for rr in rounds[method][ok]]
-        for t in targets:
-            trows.append(_target_row(method, float(t), curves[method], round_curves[method], n.max()))
+        f = fit_curve(part["n_voices"].to_numpy(float), part["share"].to_numpy(), rounds[method], method=method,
+                      targets=targets)
+        curves[method], round_curves[method] = f.curve, f.round_curves
+        trows.extend(f.targets.to_dict("records"))
     table["curve"] = [curves[m](n) for m, n in zip(table["method"], table["n_voices"])]
     return LearningCurve(table=table, baselines=baselines, curves=curves, rounds=rounds, round_curves=round_curves,
                          targets=pd.DataFrame(trows), n_fit_voices=n_pool, n_eval_voices=int(n_eval),

@@ -144,6 +144,53 @@ def _read_back(text: str, target, intended):
     return plain
 
 
+def _section_key(lines, i) -> tuple[str, str]:
+    """``(top-level section, the line's key with its indentation)`` of line ``i``, e.g. ``("fit_aligners",
+    "  hparams:")``."""
+    section = ""
+    for line in reversed(lines[:i]):
+        if line[:1].isalpha() or line[:1] == "_":
+            section = line.split(":", 1)[0]
+            break
+    return section, lines[i].split(":", 1)[0] + ":"
+
+
+def restore_comment_blocks(original: str, written: str) -> str:
+    """Put back the full-line comment blocks of ``original`` that the YAML writer dropped from ``written``.
+
+    ruamel attaches the comment lines that precede a key to the *last value before them*: when a preset replaces
+    a whole entry map (the encoders, the pairs), the comments that document the next key go with the old map. Each
+    block of ``original`` missing from ``written`` is inserted again before the same key of the same section.
+    Comments carry no values, so the merged values are unchanged (and are read back before anything is written).
+
+    Examples
+    --------
+    >>> orig = "a:\n  x: 1\n  # about y\n  y: 2\n"
+    >>> restore_comment_blocks(orig, "a:\n  x: 5\n  y: 2\n")
+    'a:\n  x: 5\n  # about y\n  y: 2\n'
+    """
+    src = original.splitlines(keepends=True)
+    out = written.splitlines(keepends=True)
+    i = 0
+    while i < len(src):
+        if not src[i].lstrip().startswith("#"):
+            i += 1
+            continue
+        j = i
+        while j < len(src) and src[j].lstrip().startswith("#"):
+            j += 1
+        block = src[i:j]
+        if j < len(src) and src[j].strip() and "".join(block) not in written:
+            want = _section_key(src, j)
+            at = next((k for k in range(len(out)) if out[k].strip() and not out[k].lstrip().startswith("#")
+                       and _section_key(out, k) == want), None)
+            if at is not None:
+                out[at:at] = block
+                written = "".join(out)
+        i = j
+    return "".join(out)
+
+
 def apply_preset(preset, *, base=PARAMS_FILE, out=PARAMS_FILE, root=None, dry_run: bool = False) -> Path:
     """Write ``base`` with the changes of ``preset`` to ``out`` (all repository-relative); return ``out``.
 
@@ -186,6 +233,7 @@ def apply_preset(preset, *, base=PARAMS_FILE, out=PARAMS_FILE, root=None, dry_ru
         raise ValueError(f"{preset_file}: {err.args[0]}") from None
     buf = io.StringIO()
     y.dump(data, buf)
+    buf = io.StringIO(restore_comment_blocks(base_file.read_text(), buf.getvalue()))
     target = paths.resolve(out, root)
     # The merged text is checked as the stages will read it (PyYAML) before anything is written, and written in
     # one atomic step: a bad preset writes nothing and leaves no file behind.

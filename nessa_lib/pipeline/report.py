@@ -43,6 +43,9 @@ _CAPTIONS = {
            "interval). Lower left is better.",
     "ablation": "Alignment-data ablation: EER and share of the symmetric gain recovered against the number of paired "
                 "utterances the aligner is fitted on, one line per utterances-per-speaker setting (95 % intervals).",
+    "learning_curve": "Learning curve of the paired data: share of the symmetric gain recovered against the voices the "
+                      "aligner is fitted on (95 % intervals), with each method's fitted saturating curve and its "
+                      "bootstrap band; dotted lines: the target shares; dashed: the largest size measured.",
     "gain_recovered": "Share of the symmetric upgrade's EER gain that each alignment method keeps without "
                       "re-enrollment, per pair (0 % = no better than X/X, 100 % = as good as Y/Y).",
     "scores_before_after": "Target and non-target score distributions before and after alignment.",
@@ -186,14 +189,31 @@ def ablation_table(path: Path) -> str:
     def n(v):
         return "all" if int(v) <= 0 else str(int(v))
 
-    rows = [[f"{int(r['n_speakers_used'])}" + (" (all)" if int(r["n_speakers"]) <= 0 else ""),
+    rows = [([r["method"]] if "method" in df else [])
+            + [f"{int(r['n_speakers_used'])}" + (" (all)" if int(r["n_speakers"]) <= 0 else ""),
              n(r["utts_per_speaker"]), f"{int(r['n_pairs']):,}",
              _fmt_pct(r["eer"], _get(r, "eer_lo"), _get(r, "eer_hi")),
              _fmt_pct(r["gain_recovered"], _get(r, "gain_recovered_lo"), _get(r, "gain_recovered_hi"))]
             for _, r in df.iterrows()]
-    return _html_table(["speakers", "utterances / speaker", "paired utterances", "EER %", "gain recovered %"], rows,
-                       "EER and share of the symmetric gain recovered by the ablation's method on its pair, as "
-                       "the alignment data shrink (95 % intervals).")
+    head = (["method"] if "method" in df else []) + ["speakers", "utterances / speaker", "paired utterances",
+                                                      "EER %", "gain recovered %"]
+    return _html_table(head, rows, "EER and share of the symmetric gain recovered by each ablation method on its "
+                                   "pair, as the alignment data shrink (95 % intervals).")
+
+
+def learning_curve_section(path: Path) -> str:
+    """The learning curve's sentences: the voices at which each method reaches each target share, or that it does
+    not (``learning_curve.csv`` of stage 05)."""
+    import pandas as pd
+
+    if not path.is_file():
+        return _missing(path)
+    df = pd.read_csv(path)
+    if df.empty:
+        return '<p class="muted">No ablation series has the four sizes a curve needs.</p>'
+    items = "".join(f"<li><b>{'all' if int(r['utts_per_speaker']) <= 0 else int(r['utts_per_speaker'])} utterances "
+                    f"per voice</b>: {html.escape(str(r['statement']))}</li>" for _, r in df.iterrows())
+    return f"<ul>{items}</ul>"
 
 
 def deployment_table(path: Path) -> str:
@@ -302,6 +322,7 @@ def build_report(root=None) -> Path:
 <h2>Main table</h2>{main_tables(evaluate / 'main_table.csv')}
 <h2>A/B case study: upgrading the runtime model without re-enrolling</h2>{ab_tables(evaluate / 'ab_case_study.csv')}
 <h2>Ablation: how much alignment data</h2>{ablation_table(evaluate / 'ablation.csv')}
+<h3>How many paired voices for a share of the gain</h3>{learning_curve_section(evaluate / 'learning_curve.csv')}
 <h2>Deployment check of the A/B aligners on a held-out recording condition</h2>
 {deployment_table(evaluate / 'deployment_check.csv')}
 <h2>Figures</h2><div class="figs">{figs or '<p class="muted">no figures yet</p>'}</div>

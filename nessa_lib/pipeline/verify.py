@@ -6,7 +6,7 @@ The published run is what git holds: stage 05's tables (``cache: false`` in ``dv
 ``HEAD``). Yours is what the workspace holds after ``make repro``. Two checks:
 
 1. **Figures within tolerance.** Every headline figure (each system's EER, FRR at each FAR target and share of the
-   gain recovered, per pair; the A/B case study; the ablation) must differ from the published one by no more than
+   gain recovered, per pair; the A/B case study; the ablation; AS-norm on and off; the chain of upgrades) must differ from the published one by no more than
    its *tolerance*, the larger of
 
    - the published figure's 95 % speaker-bootstrap half-width: the uncertainty the study states for it. A run on
@@ -49,8 +49,10 @@ REPORTS = "reports/evaluate"
 TABLES = {
     "main_table": ["pair", "system"],
     "ab_case_study": ["far_target", "system"],
-    "ablation": ["n_speakers", "utts_per_speaker"],
+    "ablation": ["method", "n_speakers", "utts_per_speaker"],
     "calibration": ["pair", "system", "far_target"],
+    "asnorm": ["pair", "system", "asnorm"],
+    "chain": ["system", "leg"],
 }
 FINDINGS = "findings"
 #: Columns that are headline figures wherever they appear (each with ``_lo``/``_hi`` columns for its interval).

@@ -10,6 +10,7 @@ the tables.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from nessa_lib.stages import schema
 from nessa_lib.stages.schema import field
 
 SECTION = "evaluate"
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,9 +46,10 @@ class Params:
     far_targets: tuple[float, ...] = field(gt=0, lt=1, each=True)
     ab_methods: tuple[str, ...] = field(choices=METHODS, each=True)
     ablation_pair: str = field()
-    ablation_method: str = field(choices=METHODS)
+    ablation_methods: tuple[str, ...] = field(choices=METHODS, each=True)
     ablation_speakers: tuple[int, ...] = field(ge=0, each=True)
     ablation_utts: tuple[int, ...] = field(ge=0, each=True)
+    learning_curve_targets: tuple[float, ...] = field(gt=0, le=1, each=True)
     calibration_split: str = field()
     bootstrap_rounds: int = field(ge=1)
     check_rounds: int = field(ge=1)
@@ -74,6 +77,9 @@ class Params:
         if self.ablation_pair not in self.pairs:
             out.append(f"evaluate.ablation_pair {self.ablation_pair!r} is not a pair of fit_aligners.pairs "
                        f"{list(self.pairs)}")
+        if not self.ablation_methods or len(set(self.ablation_methods)) != len(self.ablation_methods):
+            out.append(f"evaluate.ablation_methods must name at least one method, each once, got "
+                       f"{list(self.ablation_methods)}")
         if self.ab_model_a == self.ab_model_b:
             out.append(f"evaluate.ab_model_a and ab_model_b must differ, both are {self.ab_model_a!r}")
         n = self.asnorm.cohort_speakers
@@ -627,15 +633,107 @@ def key_numbers(tables: dict) -> str:
 
 
 def ablation_curve(ablation: pd.DataFrame) -> pd.DataFrame:
-    """The ablation as one curve for ``dvc plots``: EER against the number of paired utterances.
+    """The ablation's points for other plotting tools: EER against the number of paired utterances, per method and
+    utterances per speaker.
 
     Examples
     --------
-    >>> a = pd.DataFrame({"n_pairs": [40, 10], "eer": [0.1, 0.2], "n_speakers_used": [10, 5]})
+    >>> a = pd.DataFrame({"method": ["m", "m"], "utts_per_speaker": [-1, -1], "n_pairs": [40, 10], "eer": [0.1, 0.2],
+    ...                   "n_speakers_used": [10, 5]})
     >>> ablation_curve(a).values.tolist()
-    [[10.0, 0.2], [40.0, 0.1]]
+    [['m', -1, 10, 0.2], ['m', -1, 40, 0.1]]
     """
-    return ablation[["n_pairs", "eer"]].astype(float).sort_values("n_pairs", kind="stable").reset_index(drop=True)
+    cols = [c for c in ("method", "utts_per_speaker") if c in ablation]
+    return (ablation[cols + ["n_pairs", "eer"]].sort_values(cols + ["n_pairs"], kind="stable")
+            .reset_index(drop=True))
+
+
+def ablation_study(x_fit, y_fit, speakers_fit, x_eval, y_eval, utt_ids_eval, enroll: pd.DataFrame,
+                   trials: pd.DataFrame, *, methods, n_speakers, utts_per_speaker, seed: int, hparams: dict, boot,
+                   workers: int = 1, prefitted: dict | None = None, targets=(0.6, 0.8)):
+    """The alignment-data ablation of several methods, and the learning curve fitted to each of its series.
+
+    Every method is fitted on the same nested subsamples (:func:`nessa_lib.evaluation.ablation.alignment_ablation`,
+    one seed); each (method, utterances-per-speaker) series with at least
+    :data:`~nessa_lib.evaluation.learning_curve.MIN_SIZES` sizes gets a saturating curve in the voices used
+    (:func:`~nessa_lib.evaluation.learning_curve.fit_curve`), refitted on every bootstrap round for its band and
+    for the interval of the voices at which it reaches each target share (or the statement that it does not).
+
+    Parameters
+    ----------
+    x_fit, y_fit, speakers_fit
+        The fit pool (paired embeddings and speakers).
+    x_eval, y_eval, utt_ids_eval, enroll, trials
+        The evaluation embeddings and lists.
+    methods : sequence of str
+    n_speakers, utts_per_speaker : sequence of int or None
+        The grid (``None`` = all).
+    seed : int
+    hparams : dict
+    boot : SpeakerBootstrap
+    workers : int
+    prefitted : dict, optional
+        ``{method: Aligner}``: stage 04's fit of the all-data point (see ``alignment_ablation``).
+    targets : sequence of float
+        Shares of the gain to find the voices for.
+
+    Returns
+    -------
+    ablation : DataFrame
+        ``alignment_ablation``'s rows with a first column ``method``.
+    curves : dict
+        ``{(method, utts_per_speaker): CurveFit}`` for the series with enough sizes.
+    targets : DataFrame
+        One row per series and target: ``method``, ``utts_per_speaker``, ``target``, ``voices``, ``voices_lo``,
+        ``voices_hi``, ``reached``, ``never_share``, the curve's ``a``, ``b``, ``c``, ``max_voices`` (the largest
+        size measured) and ``statement`` (a sentence).
+
+    Examples
+    --------
+    >>> from nessa_lib import toy
+    >>> from nessa_lib.evaluation.ab import alignment_trials
+    >>> from nessa_lib.evaluation.bootstrap import SpeakerBootstrap
+    >>> p = toy.make_paired_spaces(40, 4, noise_x=0.8, rng=np.random.default_rng(0))
+    >>> ids = np.array([f"u{i}" for i in range(len(p.x))])
+    >>> enroll, trials = alignment_trials(p.speakers, ids, k_enroll=1, n_nontarget_per_profile=5, rng=0)
+    >>> boot = SpeakerBootstrap.from_lists(enroll, trials, dict(zip(ids, p.speakers)), n_rounds=20, seed=0)
+    >>> abl, curves, tg = ablation_study(p.x, p.y, p.speakers, p.x, p.y, ids, enroll, trials, methods=["linear"],
+    ...                                  n_speakers=(5, 10, 20, None), utts_per_speaker=(None,), seed=0, hparams={},
+    ...                                  boot=boot, targets=[0.6])
+    >>> abl["method"].unique().tolist(), list(curves), tg["target"].tolist()
+    (['linear'], [('linear', -1)], [0.6])
+    """
+    from nessa_lib.evaluation import ablation as abl_mod
+    from nessa_lib.evaluation import learning_curve as lcm
+
+    prefitted = prefitted or {}
+    parts, curves, trows = [], {}, []
+    for method in methods:
+        df, rounds = abl_mod.alignment_ablation(
+            x_fit, y_fit, speakers_fit, x_eval, y_eval, utt_ids_eval, enroll, trials, method=method, seed=seed,
+            n_speakers=n_speakers, utts_per_speaker=utts_per_speaker, hparams=hparams, boot=boot, workers=workers,
+            prefitted=prefitted.get(method), return_rounds=True)
+        df.insert(0, "method", method)
+        parts.append(df)
+        for u, part in df.groupby("utts_per_speaker", sort=False):
+            # One point per distinct size actually used (a request beyond the pool is capped onto "all").
+            part = part.drop_duplicates("n_speakers_used")
+            if len(part) < lcm.MIN_SIZES:
+                logger.info("ablation_study: %s, %s utterances per voice: %d sizes, fewer than the %d a curve needs; "
+                            "no curve", method, u, len(part), lcm.MIN_SIZES)
+                continue
+            n = part["n_speakers_used"].to_numpy(float)
+            f = lcm.fit_curve(n, part["gain_recovered"].to_numpy(), rounds[:, part.index.to_numpy()],
+                              method=method, targets=targets)
+            curves[(method, int(u))] = f
+            for r in f.targets.to_dict("records"):
+                trows.append(dict(method=method, utts_per_speaker=int(u), target=r["target"], voices=r["voices"],
+                                  voices_lo=r["voices_lo"], voices_hi=r["voices_hi"], reached=r["reached"],
+                                  never_share=r["never_share"], a=f.curve.a, b=f.curve.b, c=f.curve.c,
+                                  max_voices=float(n.max()), statement=r["statement"]))
+    cols = ["method", "utts_per_speaker", "target", "voices", "voices_lo", "voices_hi", "reached", "never_share",
+            "a", "b", "c", "max_voices", "statement"]
+    return pd.concat(parts, ignore_index=True), curves, pd.DataFrame(trows, columns=cols)
 
 
 def chain_study(study: Study, chain: list, enroll: pd.DataFrame, trials: pd.DataFrame, *, fit_splits, hparams: dict,
