@@ -56,9 +56,11 @@ test-fast: venv
 bench: venv
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-# The HTML report in a real browser (needs Chromium: apt-get install chromium); after `make repro`.
+# The HTML report in a real browser (needs Chromium: sudo apt-get install -y chromium); after `make repro`.
+# `make check-report SCREENSHOT=docs/report-screenshot.png` also rewrites the report's screenshot in docs/.
+SCREENSHOT ?=
 check-report: venv
-	$(BIN)/python benchmarks/check_report.py
+	$(BIN)/python benchmarks/check_report.py $(if $(SCREENSHOT),--screenshot $(SCREENSHOT))
 
 lock: venv
 	$(BIN)/pip install -q -r requirements.txt
