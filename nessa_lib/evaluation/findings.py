@@ -180,7 +180,7 @@ def paper_findings(tables: Mapping[str, pd.DataFrame], pairs: Mapping[str, tuple
                    n_speakers=n_speakers)
         groups[group].append(dict(finding=FINDING_A, group=group, claim=claim_a, evidence=name, **j,
                                   value=e_best, reference=e_sl, statistic="EER(best NESSA) - EER(speaker-logit)",
-                                  detail=f"best NESSA ({best}) EER {e_best:.4f} vs speaker-logit EER {e_sl:.4f}"
+                                  detail=f"best NESSA ({best}) EER {_pct(e_best)} vs speaker-logit EER {_pct(e_sl)}"
                                          + _ci_text(j, "difference")))
     for group, sub in groups.items():
         out += sub + [_summary(FINDING_A, group, claim_a, sub)]
@@ -211,7 +211,7 @@ def paper_findings(tables: Mapping[str, pd.DataFrame], pairs: Mapping[str, tuple
             if better is None:
                 sub_b.append(dict(base, verdict=UNTESTABLE, holds=pd.NA, value=np.nan, reference=np.nan, lo=np.nan,
                                   hi=np.nan, speakers_to_decide=np.nan,
-                                  detail=f"{p} and {q} tie on symmetric EER ({e_p:.4f}): no better model"))
+                                  detail=f"{p} and {q} tie on symmetric EER ({_pct(e_p)}): no better model"))
                 continue
             into_better, into_other = ("nessa-m1", "nessa-m2") if better == enr else ("nessa-m2", "nessa-m1")
             if into_better in t.index and into_other in t.index:
@@ -225,9 +225,9 @@ def paper_findings(tables: Mapping[str, pd.DataFrame], pairs: Mapping[str, tuple
                 j.update(verdict=INCONCLUSIVE, holds=pd.NA)
                 note = "; the symmetric EERs of the two models cannot be told apart, so neither is the better one"
             sub_b.append(dict(base, **j, value=e_b, reference=e_o,
-                              detail=(f"better model {better} (symmetric EER {min(e_p, e_q):.4f} vs "
-                                      f"{max(e_p, e_q):.4f}); {into_better} (into {better}) EER {e_b:.4f} vs "
-                                      f"{into_other} EER {e_o:.4f}" + _ci_text(j, "difference") + note)))
+                              detail=(f"better model {better} (symmetric EER {_pct(min(e_p, e_q))} vs "
+                                      f"{_pct(max(e_p, e_q))}); {into_better} (into {better}) EER {_pct(e_b)} vs "
+                                      f"{into_other} EER {_pct(e_o)}" + _ci_text(j, "difference") + note)))
     out += sub_b + [_summary(FINDING_B, "both orientations", claim_b, sub_b)]
 
     # (c) gain recovered by the best NESSA variant where the runtime model is the better one.
@@ -244,8 +244,8 @@ def paper_findings(tables: Mapping[str, pd.DataFrame], pairs: Mapping[str, tuple
                    n_speakers=n_speakers)
         sub_c.append(dict(finding=FINDING_C, group="Y better than X", claim=claim_c, evidence=name, **j,
                           value=g, reference=0.6, statistic="gain recovered by the best NESSA variant",
-                          detail=(f"X/X EER {xx:.4f}, Y/Y EER {yy:.4f}, best NESSA ({best}) EER {e_best:.4f}: "
-                                  f"gain recovered {g:.3f}" + _ci_text(j, "gain"))))
+                          detail=(f"X/X EER {_pct(xx)}, Y/Y EER {_pct(yy)}, best NESSA ({best}) EER {_pct(e_best)}: "
+                                  f"gain recovered {100 * g:.1f} %" + _ci_text(j, "gain"))))
     out += sub_c + [_summary(FINDING_C, "Y better than X", claim_c, sub_c)]
 
     df = pd.DataFrame(out, columns=["finding", "group", "claim", "evidence", "verdict", "holds", "value",
@@ -254,12 +254,24 @@ def paper_findings(tables: Mapping[str, pd.DataFrame], pairs: Mapping[str, tuple
     return df
 
 
+def _pct(v: float) -> str:
+    """A fraction as a percentage for the sentences of ``detail`` (the figures stay fractions in their columns).
+
+    >>> _pct(0.04658), _pct(float("nan"))
+    ('4.66 %', 'n/a')
+    """
+    return f"{100 * v:.2f} %" if np.isfinite(v) else "n/a"
+
+
 def _ci_text(j: dict, what: str) -> str:
+    """`` (<what> 95 % interval lo to hi)``: EER differences in percentage points, gains in percent."""
     if not np.isfinite(j["lo"]):
         return ""
     need = (f"; about {j['speakers_to_decide']:.0f} evaluation speakers would decide it"
             if np.isfinite(j["speakers_to_decide"]) else "")
-    return f" ({what} 95 % interval {j['lo']:.4f} to {j['hi']:.4f}){need}"
+    if what == "gain":
+        return f" ({what} 95 % interval {100 * j['lo']:.1f} to {100 * j['hi']:.1f} %){need}"
+    return f" ({what} 95 % interval {100 * j['lo']:+.2f} to {100 * j['hi']:+.2f} points){need}"
 
 
 def format_findings(findings: pd.DataFrame) -> str:
