@@ -23,7 +23,6 @@ line in the page however often it was redrawn.
 from __future__ import annotations
 
 import os
-import re
 import sys
 import threading
 import time
@@ -234,7 +233,29 @@ class ProgressEcho:
                 self._write("running (no progress report from the kernel)")
 
 
-_CR = re.compile(r"[^\n]*\r(?=[^\n])")
+def last_states(text: str) -> str:
+    """``text`` as a terminal leaves it: of a line redrawn after carriage returns, its last drawing; a line
+    cleared that way (tqdm's ``leave=False`` bars) is gone.
+
+    Examples
+    --------
+    >>> last_states("\\rfit: 10%\\rfit: 100%\\nnext\\n")
+    'fit: 100%\\nnext\\n'
+    >>> last_states("start\\n\\rfit: 50%\\r        \\rdone\\n\\rgone: 10%\\r         \\r")
+    'start\\ndone\\n'
+    """
+    lines = text.split("\n")
+    kept = []
+    for i, line in enumerate(lines):
+        if "\r" in line:
+            drawn = [part for part in line.split("\r") if part]
+            line = drawn[-1] if drawn else ""
+            if not line.strip():
+                if i < len(lines) - 1:
+                    continue  # a cleared line, with its newline
+                line = ""
+        kept.append(line)
+    return "\n".join(kept)
 
 
 def collapse_redraws(nb) -> int:
@@ -264,7 +285,7 @@ def collapse_redraws(nb) -> int:
                 merged.append(out)
         for out in merged:
             if out.get("output_type") == "stream" and "\r" in out["text"]:
-                out["text"] = _CR.sub("", out["text"]).replace("\r\n", "\n").lstrip("\r")
+                out["text"] = last_states(out["text"])
                 removed += 1
         if outputs:
             cell["outputs"] = merged
