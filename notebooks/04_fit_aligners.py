@@ -50,7 +50,10 @@ aligners = {m: a[0] for m, a in seeded.items()}  # the first seed: curves and th
 {m: round(t, 2) for m, t in timings.items()}
 
 # %%
-plots.aligner_training(aligners, pair, reports);
+from IPython.display import Image, display
+
+for figure in plots.aligner_training(aligners, pair, reports):
+    display(Image(filename=str(figure)))
 
 # %% [markdown]
 # ## Development check
