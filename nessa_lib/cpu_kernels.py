@@ -67,6 +67,30 @@ def environment(setting: str, env=None) -> dict:
 
 
 @contextlib.contextmanager
+def patched_environ(variables: dict):
+    """Set ``variables`` in ``os.environ`` for the ``with`` block, then restore what was there (also variables
+    that were unset before).
+
+    Examples
+    --------
+    >>> with patched_environ({"NESSA_EXAMPLE": "1"}):
+    ...     os.environ["NESSA_EXAMPLE"]
+    '1'
+    >>> "NESSA_EXAMPLE" in os.environ
+    False
+    """
+    old = {k: os.environ.get(k) for k in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def applied(setting: str):
     """Set the variables of ``setting`` in ``os.environ`` for the ``with`` block, then restore what was there.
 
@@ -78,17 +102,7 @@ def applied(setting: str):
     ...     os.environ["ATEN_CPU_CAPABILITY"]
     'avx2'
     """
-    new = SETTINGS[check_setting(setting)]
-    old = {k: os.environ.get(k) for k in new}
-    os.environ.update(new)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return patched_environ(SETTINGS[check_setting(setting)])
 
 
 def mismatch(setting: str) -> str | None:

@@ -450,7 +450,8 @@ def training_report(history, name: str, path=None):
 def aligner_training(aligners: dict, pair: str, report_dir) -> list:
     """Training and validation loss curves of every trained aligner, into ``<report_dir>/figures/<method>.png``.
 
-    Returns the paths written (methods without a history, the closed-form ones, have none).
+    Returns the paths written (methods without a history, the closed-form ones, have none); the figures are
+    closed, so a notebook shows them from these files (``IPython.display.Image``, as stage 04 does).
 
     Examples
     --------

@@ -26,8 +26,8 @@ from nessa_lib.stages import prepare_data as stage
 
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 p = stage.load(params_file)
-out = layout.out_dir("prepare_data")
-reports = layout.report_dir("prepare_data")
+out = layout.out_dir("prepare_data", write=True)
+reports = layout.report_dir("prepare_data", write=True)
 figures = reports / "figures"
 figures.mkdir(parents=True, exist_ok=True)
 rng = np.random.default_rng(p.seed)

@@ -24,8 +24,8 @@ from nessa_lib.stages import train_encoder as stage
 p = stage.load(params_file)
 spec = stage.encoder_spec(p, name)
 torch.set_num_threads(p.threads)
-out = layout.out_dir("train_encoder", name)
-reports = layout.report_dir("train_encoder", name)
+out = layout.out_dir("train_encoder", name, write=True)
+reports = layout.report_dir("train_encoder", name, write=True)
 reports.mkdir(parents=True, exist_ok=True)
 spec
 

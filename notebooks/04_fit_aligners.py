@@ -29,8 +29,8 @@ from nessa_lib.stages import schema
 p = stage.load(params_file)
 spec = schema.entry(p.pairs, pair, "fit_aligners.pairs")
 torch.set_num_threads(p.threads)
-out = layout.out_dir("fit_aligners", pair)
-reports = layout.report_dir("fit_aligners", pair)
+out = layout.out_dir("fit_aligners", pair, write=True)
+reports = layout.report_dir("fit_aligners", pair, write=True)
 out.mkdir(parents=True, exist_ok=True)
 reports.mkdir(parents=True, exist_ok=True)
 fit = embeddings.load_paired_splits(layout.out_dir("extract_embeddings"), spec["enroll_model"],
@@ -50,7 +50,10 @@ aligners = {m: a[0] for m, a in seeded.items()}  # the first seed: curves and th
 {m: round(t, 2) for m, t in timings.items()}
 
 # %%
-plots.aligner_training(aligners, pair, reports);
+from IPython.display import Image, display
+
+for figure in plots.aligner_training(aligners, pair, reports):
+    display(Image(filename=str(figure)))
 
 # %% [markdown]
 # ## Development check

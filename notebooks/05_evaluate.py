@@ -31,7 +31,7 @@ from nessa_lib.stages import evaluate as stage
 p = stage.load(params_file)
 torch.set_num_threads(p.threads)
 data = layout.out_dir("prepare_data")
-reports = layout.report_dir("evaluate")
+reports = layout.report_dir("evaluate", write=True)
 figures, curves = reports / "figures", reports / "plots"
 figures.mkdir(parents=True, exist_ok=True)
 curves.mkdir(parents=True, exist_ok=True)
@@ -139,8 +139,9 @@ cal_table = stage.calibration_study(study, evaluated, trials, fit_splits=p.fit_s
                                     manifest_df=df, seed=p.seed,
                                     fars=p.far_targets, boot=boot, calibrations=calibrations)
 cal_table.to_csv(reports / "calibration.csv")
-written = stage.write_calibrations(study, cal_table, calibrations, layout.out_dir("evaluate"))
-print(f"{len(written)} calibration files in {layout.out_dir('evaluate')}")
+calibration_dir = layout.out_dir("evaluate", write=True)
+written = stage.write_calibrations(study, cal_table, calibrations, calibration_dir)
+print(f"{len(written)} calibration files in {calibration_dir}")
 print(cal_table.xs(p.far_targets[0], level="far_target")[["cllr", "cllr_lo", "cllr_hi", "min_cllr", "act_dcf_p0.01",
                                                            "act_dcf_p0.01_lo", "act_dcf_p0.01_hi", "min_dcf_p0.01"]]
       .round(3).to_string())

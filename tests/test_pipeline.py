@@ -555,6 +555,14 @@ def test_whole_pipeline_smoke(tmp_path, run_study):
     assert {"far", "X/X", "Y/Y", "nessa-m2"} <= set(det.columns) and det["far"].is_monotonic_increasing
     assert {"n_pairs", "eer"} <= set(pd.read_csv(rep / "plots" / "ablation.csv").columns)
     assert (root / "reports/fit_aligners/xv-ec/figures").is_dir()
+    # The 04 page shows the training curves it saved (issue 22); every executed page keeps only the last state of
+    # each progress bar (no carriage-return redraws).
+    fit_nb = json.loads((root / "reports/fit_aligners/xv-ec/04_fit_aligners.ipynb").read_text())
+    curves_cell = next(c for c in fit_nb["cells"] if "aligner_training" in "".join(c["source"]))
+    assert any("image/png" in o.get("data", {}) for o in curves_cell["outputs"])
+    for executed in (root / "reports").rglob("0*.ipynb"):
+        outputs = [o for c in json.loads(executed.read_text())["cells"] for o in c.get("outputs", [])]
+        assert not any("\r" in "".join(o.get("text", "")) for o in outputs), executed
     # The aligners were fitted on the training speakers' utterances plus the alignment split (16 + 10 voices):
     # speaker-logit's reference set is exactly those speakers.
     assert align.load(root / "models/fit_aligners/xv-ec/speaker-logit.safetensors").shared_dim == 16 + 10

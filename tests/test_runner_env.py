@@ -1,5 +1,6 @@
 """The kernel environment the runner sets (nessa_lib.pipeline.run.kernel_environment): a process started with it
-shows no TqdmWarning and draws tqdm bars at most every 30 s (tqdm reads TQDM_* variables as defaults)."""
+shows no TqdmWarning and draws tqdm bars at most every run.TQDM_MININTERVAL_S seconds (tqdm reads TQDM_* variables
+as defaults)."""
 
 import os
 import subprocess
@@ -27,6 +28,6 @@ def test_child_process_is_quiet_and_sparse():
 
 def test_environment_is_restored():
     before = dict(os.environ)
-    with run._environment(run.kernel_environment()):
-        assert os.environ["TQDM_MININTERVAL"] == "30"
+    with run.cpu_kernels.patched_environ(run.kernel_environment()):
+        assert os.environ["TQDM_MININTERVAL"] == str(run.TQDM_MININTERVAL_S)
     assert dict(os.environ) == before

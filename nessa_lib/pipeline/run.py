@@ -10,6 +10,11 @@ CPU kernels. The kernel starts with the environment of ``base.cpu_kernels`` (:mo
 default every library capped to its AVX2 code path, so that AVX2 and AVX-512 machines train the same encoders.
 Torch reads it at import, which is why the runner, not the notebook, sets it.
 
+Progress. Besides papermill's bar over cells, the runner echoes to stderr, every 20 s or so, what the kernel runs:
+the cell and the state of its tqdm bars (``[train_encoder@ecapa 12:40] cell 5 | 40% 37/93 [...]``), through a
+side file and not the notebook (:mod:`nessa_lib.pipeline.progress`). In the executed notebook each bar keeps its
+last state only.
+
 Interrupting. The kernel runs in its own session, so a Ctrl-C or SIGTERM sent to ``dvc repro``'s process group
 (which DVC forwards to this runner) never reaches it or the worker processes it started. The runner therefore
 handles SIGINT and SIGTERM itself: it stops its whole process tree (the kernel, its workers, their resource
@@ -25,6 +30,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -32,6 +38,7 @@ from pathlib import Path
 from nessa_lib import cpu_kernels, paths
 from nessa_lib.io import atomic_path
 from nessa_lib.pipeline import layout
+from nessa_lib.pipeline import progress as progress_lines
 from nessa_lib.stages.schema import PARAMS_FILE, read_params_file
 
 KERNEL = "python3"
@@ -63,20 +70,24 @@ def _on_signal(signum, frame) -> None:
 
 
 # tqdm (``tqdm.auto`` in the library) inside a papermill kernel: the notebook flavour needs ipywidgets and, without
-# it, warns (a red TqdmWarning box with the venv's path in every executed page) before falling back to text; and
-# text bars at tqdm's default 0.1 s interval leave hundreds of lines in the executed notebooks. The kernel and the
-# worker processes it starts inherit these: the warning ignored, the text bar redrawn at most every 30 s (tqdm
-# reads TQDM_* variables as its defaults), which --log-output also streams to the terminal.
-TQDM_MININTERVAL_S = 30
+# it, warns (a red TqdmWarning box with the venv's path in every executed page) before falling back to text, which
+# at tqdm's default 0.1 s interval sends hundreds of redraws. The kernel and the worker processes it starts
+# inherit these: the warning ignored, the text bar redrawn at most every 5 s (tqdm reads TQDM_* variables as its
+# defaults). A bar iterating a loop updates its count only when it redraws, and the kernel's progress lines
+# (progress.py) read that count: 5 s keeps them current. Every redraw, also of bars that redraw on each step
+# regardless (SpeechBrain's, through set_postfix), is collapsed to the bar's last state in the executed notebook
+# (progress.collapse_redraws).
+TQDM_MININTERVAL_S = 5
 
 
 def kernel_environment(environ=None) -> dict[str, str]:
     """The variables the runner sets for the kernel (besides ``base.cpu_kernels``'s), given the current
-    environment: quiet, sparse tqdm progress bars.
+    environment: quiet, sparse tqdm progress bars, and :data:`~nessa_lib.pipeline.layout.PIPELINE_ENV` (the
+    notebook writes the tracked outputs, not :func:`~nessa_lib.pipeline.layout.scratch_root`).
 
     >>> env = kernel_environment({})
-    >>> env["TQDM_MININTERVAL"], env["PYTHONWARNINGS"]
-    ('30', 'ignore:IProgress not found')
+    >>> env["TQDM_MININTERVAL"], env["PYTHONWARNINGS"], env["NESSA_PIPELINE"]
+    ('5', 'ignore:IProgress not found', '1')
     >>> kernel_environment({"PYTHONWARNINGS": "default"})["PYTHONWARNINGS"]
     'default,ignore:IProgress not found'
     """
@@ -84,22 +95,8 @@ def kernel_environment(environ=None) -> dict[str, str]:
     warn = "ignore:IProgress not found"  # by message: -W cannot name tqdm's warning class before tqdm is imported
     current = environ.get("PYTHONWARNINGS", "")
     return {"TQDM_MININTERVAL": str(TQDM_MININTERVAL_S),
-            "PYTHONWARNINGS": current if warn in current.split(",") else ",".join(filter(None, (current, warn)))}
-
-
-@contextlib.contextmanager
-def _environment(variables: dict):
-    """Set ``variables`` in ``os.environ`` for the ``with`` block, then restore what was there."""
-    old = {k: os.environ.get(k) for k in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+            "PYTHONWARNINGS": current if warn in current.split(",") else ",".join(filter(None, (current, warn))),
+            layout.PIPELINE_ENV: "1"}
 
 
 def read_notebook(path):
@@ -131,6 +128,19 @@ def notebook_parameters(stage: str, item: str | None = None, params_file: str = 
     if str(params_file) != PARAMS_FILE:
         out["params_file"] = str(params_file)
     return out
+
+
+def collapse_redraws(ipynb: Path) -> int:
+    """Rewrite the executed notebook ``ipynb`` with each tqdm bar's redraws collapsed to its last state
+    (:func:`nessa_lib.pipeline.progress.collapse_redraws`); returns the stream outputs merged away or rewritten."""
+    import nbformat
+
+    nb = nbformat.read(ipynb, as_version=4)
+    changed = progress_lines.collapse_redraws(nb)
+    if changed:
+        with atomic_path(ipynb) as tmp:
+            nbformat.write(nb, str(tmp))
+    return changed
 
 
 def write_html(ipynb: Path) -> Path:
@@ -170,8 +180,13 @@ def run_stage(stage: str, item: str | None = None, *, root=None, params_file: st
         working directory.
     params_file : str
         Parameters file, relative to ``root``.
-    progress, log_output : bool
-        Papermill's progress bar over cells; streaming of cell output to the log.
+    progress : bool
+        Papermill's progress bar over cells, and the kernel's progress lines on stderr during long cells (the
+        cell and the state of its tqdm bars, every :data:`~nessa_lib.pipeline.progress.INTERVAL_S` seconds:
+        :mod:`nessa_lib.pipeline.progress`). Either way, each cell's tqdm redraws are collapsed to their last
+        state in the executed notebook.
+    log_output : bool
+        Streaming of cell output to the log.
 
     Returns
     -------
@@ -204,16 +219,23 @@ def run_stage(stage: str, item: str | None = None, *, root=None, params_file: st
     start = time.perf_counter()
     warm = threading.Thread(target=_import_html_exporter, name="import-nbconvert", daemon=True)
     warm.start()
+    label = f"{stage}{'@' + item if item else ''}"
+    # The kernel's progress lines (progress.py): a side file it appends to and this process echoes to stderr.
+    side_file = Path(tempfile.gettempdir()) / f"nessa-progress-{os.getpid()}.txt"
+    variables = {**kernel_environment(), **({progress_lines.FILE_ENV: str(side_file)} if progress else {})}
     try:
         # the kernel (and the workers it starts) inherit the environment
-        with cpu_kernels.applied(kernels), _environment(kernel_environment()):
+        with cpu_kernels.applied(kernels), cpu_kernels.patched_environ(variables), \
+                (progress_lines.ProgressEcho(side_file, label) if progress else contextlib.nullcontext()):
             pm.execute_notebook(nb, str(out), parameters=parameters, cwd=str(root), kernel_name=KERNEL,
-                                progress_bar=progress and {"desc": f"{stage}{'@' + item if item else ''}"},
+                                progress_bar=progress and {"desc": label},
                                 log_output=log_output, request_save_on_cell_execute=True,
-                                extra_arguments=[f"--IPKernelApp.log_level={KERNEL_LOG_LEVEL}"])
+                                extra_arguments=[f"--IPKernelApp.log_level={KERNEL_LOG_LEVEL}",
+                                                 *(progress_lines.kernel_arguments() if progress else [])])
     finally:
         warm.join()
         if out.is_file():
+            collapse_redraws(out)
             write_html(out)
     logging.getLogger(__name__).info("%s%s done in %.0f s", stage, f"@{item}" if item else "",
                                      time.perf_counter() - start)
@@ -228,7 +250,8 @@ def main(argv=None) -> int:
     parser.add_argument("item", nargs="?", help="the entry a foreach stage runs for (encoder, model or pair)")
     parser.add_argument("--params-file", default=PARAMS_FILE, help="repo-relative parameters file")
     parser.add_argument("--log-output", action="store_true", help="stream the cells' output as they run")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar over cells")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar over cells, no progress lines from the kernel")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from papermill.exceptions import PapermillExecutionError

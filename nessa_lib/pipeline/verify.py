@@ -299,9 +299,11 @@ def nbval_key_numbers(rev: str = "HEAD", root=None) -> tuple[bool, str]:
 
     The kernel starts with the CPU kernels of ``base.cpu_kernels``, as the pipeline's runner starts it (without
     them, scores differ from the stage's in their last bits on an AVX-512 machine). The notebook rewrites stage 05's
-    outputs as it runs; the folder is restored afterwards, so verifying changes nothing in the workspace.
+    outputs as it runs (``NESSA_WRITE_OUTPUTS=1``: the tracked folder, not ``scratch/``); the folder is restored
+    afterwards, so verifying changes nothing in the workspace.
     """
     from nessa_lib import cpu_kernels
+    from nessa_lib.pipeline import layout
     from nessa_lib.stages.schema import read_params_file
 
     root = Path(root) if root is not None else paths.repo_root()
@@ -316,7 +318,7 @@ def nbval_key_numbers(rev: str = "HEAD", root=None) -> tuple[bool, str]:
         nb.write_bytes(_git_show(rev, NOTEBOOK, root))
         res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
                               "--rootdir", str(tmp), str(nb)], cwd=root, capture_output=True, text=True,
-                             env=cpu_kernels.environment(setting))
+                             env={**cpu_kernels.environment(setting), layout.WRITE_ENV: "1"})  # as the runner
     finally:
         shutil.rmtree(root / REPORTS, ignore_errors=True)
         shutil.copytree(backup, root / REPORTS)  # copy2: contents and times as the run left them
