@@ -31,3 +31,21 @@ def test_environment_is_restored():
     with run.cpu_kernels.patched_environ(run.kernel_environment()):
         assert os.environ["TQDM_MININTERVAL"] == str(run.TQDM_MININTERVAL_S)
     assert dict(os.environ) == before
+
+
+def test_executed_notebook_page_loads_nothing_from_the_network(tmp_path):
+    """nbconvert's lab page loads require.js and MathJax from a CDN; the study's pages must open offline."""
+    import re
+
+    import nbformat
+
+    from nessa_lib.pipeline.run import write_html
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title"),
+                                         nbformat.v4.new_code_cell("1 + 1", outputs=[nbformat.v4.new_output(
+                                             "execute_result", {"text/plain": "2"}, execution_count=1)])])
+    nbformat.write(nb, tmp_path / "n.ipynb")
+    page = write_html(tmp_path / "n.ipynb").read_text()
+    assert "Title" in page
+    assert not re.findall(r'<script[^>]+src="https?://', page)
+    assert "cdnjs" not in page and "MathJax.Hub" not in page

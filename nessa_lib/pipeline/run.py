@@ -143,13 +143,25 @@ def collapse_redraws(ipynb: Path) -> int:
     return changed
 
 
+#: nbconvert's lab page without the scripts it loads from a CDN (require.js, MathJax, mermaid): the executed
+#: notebooks need none of them (no widgets, no LaTeX, no diagrams), and a report page must open offline.
+_OFFLINE_TEMPLATE = ("{%- extends 'lab/index.html.j2' -%}\n"
+                     "{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}\n"
+                     "{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}\n"
+                     "{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}\n")
+
+
 def write_html(ipynb: Path) -> Path:
-    """Render an executed notebook to a self-contained HTML page beside it (figures are embedded)."""
+    """Render an executed notebook to a self-contained HTML page beside it (figures are embedded; no script is
+    loaded from the network)."""
+    import jinja2
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(ipynb, as_version=4)
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    exporter = HTMLExporter(template_name="lab", template_file="nessa_offline.html.j2",
+                            extra_loaders=[jinja2.DictLoader({"nessa_offline.html.j2": _OFFLINE_TEMPLATE})])
+    body, _ = exporter.from_notebook_node(nb)
     html = ipynb.with_suffix(".html")
     with atomic_path(html) as tmp:
         Path(tmp).write_text(body, encoding="utf-8")
