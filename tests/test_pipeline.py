@@ -75,14 +75,14 @@ def test_parameters_cell_only_selects_the_run(stage):
 @pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
 def test_stage_command_and_params(stage):
     body = stage_body(stage.name)
-    item = {"encoders": " ${key}", "pairs": " ${key}", "models": " ${item}"}.get(stage.foreach, "")
+    item = {"encoders": " ${key}", "models": " ${item}", "methods": " ${item}"}.get(stage.foreach, "")
     assert body["cmd"] == f"python -m nessa_lib.pipeline.run {stage.name}{item}"
     declared = body["params"]
     assert "base" in declared
     # Every key the stage reads (its own section's and those it reads from other sections) is declared (as its
     # section or key by key), so DVC re-runs the stage when any value it reads changes.
     for key in schema.keys(params.STAGE_PARAMS[stage.name], stage.name).values():
-        if key == f"{stage.name}.{stage.foreach}" and stage.foreach == "models":
+        if key == f"{stage.name}.{stage.foreach}" and stage.foreach in ("models", "methods"):
             continue  # the list of runs itself: the item is in the command (${item})
         covered = any(key == d or key.startswith(d + ".") or d.startswith(key + ".") for d in declared)
         assert covered, f"dvc.yaml {stage.name}: params.yaml {key} is read but not declared"
@@ -90,10 +90,34 @@ def test_stage_command_and_params(stage):
 
 
 def test_foreach_stages_declare_only_their_own_entry():
-    """Editing one encoder's (or pair's) entry must not re-run the others."""
+    """Editing one encoder's entry (or one method's hyper-parameters) must not re-run the others."""
     assert "train_encoder.encoders.${key}" in stage_body("train_encoder")["params"]
-    assert "fit_aligners.pairs.${key}" in stage_body("fit_aligners")["params"]
     assert "train_encoder.encoders" not in stage_body("train_encoder")["params"]
+
+
+def test_each_fit_aligners_stage_declares_only_its_own_hparams():
+    """Stage 04 runs once per method, and each run's params name that method's hyper-parameters and no other
+    method's: `dvc exp run -S 'fit_aligners.hparams.nessa-m3.hidden_dim=256'` re-fits M3 alone (then stage 05)."""
+    import dvc.repo
+
+    body = DVC["stages"]["fit_aligners"]
+    assert body["foreach"] == "${fit_aligners.methods}" and body["do"]["cmd"].endswith("fit_aligners ${item}")
+    declared = body["do"]["params"]
+    hparams = [d for d in declared if isinstance(d, str) and d.startswith("fit_aligners.hparams")]
+    assert hparams == ["fit_aligners.hparams.${item}"]
+    assert "fit_aligners.methods" not in declared  # the list of runs: adding a method does not re-fit the others
+    # As DVC resolves them: one stage per method, each with its own method's entry only.
+    repo = dvc.repo.Repo(str(ROOT))
+    try:
+        stages = {s.name: s for s in repo.index.stages if s.name.startswith("fit_aligners@")}
+        assert set(stages) == {f"fit_aligners@{m}" for m in PARAMS["fit_aligners"]["methods"]}
+        for name, st in stages.items():
+            keys = {k for dep in st.deps if hasattr(dep, "params") for k in dep.params}
+            assert {k for k in keys if k.startswith("fit_aligners.hparams")} == {
+                f"fit_aligners.hparams.{name.split('@')[1]}"}, name
+            assert "fit_aligners.methods" not in keys, name
+    finally:
+        repo.close()
 
 
 def test_library_deps_are_the_import_closure():
@@ -135,7 +159,7 @@ def test_outs_are_the_layout(stage):
     """The notebook writes where dvc.yaml looks: its output folder, report folder and executed copies."""
     body = stage_body(stage.name)
     outs = [next(iter(o)) if isinstance(o, dict) else o for o in body["outs"]]
-    item = {"encoders": "${key}", "pairs": "${key}", "models": "${item}"}.get(stage.foreach)
+    item = {"encoders": "${key}", "models": "${item}", "methods": "${item}"}.get(stage.foreach)
     report = f"reports/{stage.name}" + (f"/{item}" if item else "")
     assert f"{report}/{stage.executed_name}" in outs
     assert f"{report}/{Path(stage.executed_name).with_suffix('.html')}" in outs
@@ -340,6 +364,37 @@ def test_dvc_status_marks_exactly_the_stages_that_import_a_module(tmp_path):
         assert changed == set(deps.stage_deps(base, ROOT)), stage_name
     stages_with_lib = {s.split("@")[0] for s in status}
     assert stages_with_lib == set(layout.STAGES) | set(deps.MODULE_STAGES)
+
+
+@pytest.mark.slow
+def test_dvc_status_after_one_methods_hparams_edit_marks_that_method_and_evaluate(tmp_path):
+    """On a toy project with dvc.yaml's own stage-04 template (commands and files made trivial) and the study's
+    params.yaml: once everything has run, editing M3's hidden_dim leaves every other method's stage up to date."""
+    toy_04 = copy.deepcopy(DVC["stages"]["fit_aligners"])
+    toy_04["do"].update(cmd="mkdir -p models/fit_aligners/${item} && echo ${item} > models/fit_aligners/${item}/a",
+                        deps=[], outs=["models/fit_aligners/${item}"])
+    toy_05 = {"cmd": "echo done > evaluated.txt", "params": stage_body("evaluate")["params"],
+              "deps": ["models/fit_aligners"], "outs": ["evaluated.txt"]}
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"fit_aligners": toy_04, "evaluate": toy_05}}))
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+
+    def dvc(*args):
+        res = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=tmp_path, capture_output=True, text=True,
+                             env=env, timeout=300)
+        assert res.returncode == 0, res.stderr[-2000:]
+        return res.stdout
+
+    dvc("init", "--no-scm", "-q")
+    dvc("repro", "-q")
+    assert json.loads(dvc("status", "--json")) == {}
+    edited = copy.deepcopy(PARAMS)
+    edited["fit_aligners"]["hparams"]["nessa-m3"]["hidden_dim"] += 64
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
+    status = json.loads(dvc("status", "--json"))
+    assert set(status) == {"fit_aligners@nessa-m3", "evaluate"}, status
+    changed = status["fit_aligners@nessa-m3"][0]["changed deps"]["params.yaml"]
+    assert changed == {"fit_aligners.hparams.nessa-m3": "modified"}, changed
 
 
 # --------------------------------------------------------------------------------------------
