@@ -210,6 +210,7 @@ def test_params_file_is_valid_and_complete():
     (lambda d: d["evaluate"].pop("asnorm"), "evaluate.asnorm is missing"),
     (lambda d: d["fit_aligners"]["hparams"]["nessa-m2"].update(val_fraction=1.0), "'val_fraction' must be <= 0.5"),
     (lambda d: d["fit_aligners"]["hparams"]["linear"].update(ridge=-1.0), "'ridge' must be >= 0"),
+    (lambda d: d["fit_aligners"]["hparams"].pop("procrustes"), "fit_aligners.hparams.procrustes is missing"),
     (lambda d: d["prepare_data"].update(n_eval_speakers=50), "n_eval_speakers (50) is below min_eval_speakers"),
     (lambda d: d["extract_embeddings"].update(models=[]), "fit_aligners.pairs.xvector-ecapa.enroll_model names"),
     (lambda d: d["fit_aligners"]["pairs"].update(bad={"enroll_model": "x", "runtime_model": "ecapa"}),
@@ -533,7 +534,7 @@ def test_whole_pipeline_smoke(tmp_path, run_study):
     nessa = main[main.system.str.startswith("nessa")]
     assert (nessa["n_seeds"] == 2).all() and nessa["eer_seed_sd"].notna().all()
     assert main.loc[main.system == "linear", "eer_seed_sd"].isna().all()
-    assert (root / "models/fit_aligners/xv-ec/nessa-m2.seed1.safetensors").is_file()
+    assert (root / "models/fit_aligners/nessa-m2/xv-ec.seed1.safetensors").is_file()
     findings = pd.read_csv(rep / "findings.csv")
     assert {"claim", "holds", "verdict", "lo", "hi"} <= set(findings.columns) and len(findings) > 0
     assert set(findings["verdict"]) <= {"holds", "does not hold", "inconclusive", "not testable"}
@@ -580,8 +581,8 @@ def test_whole_pipeline_smoke(tmp_path, run_study):
     assert flat["chain:composed-nessa-m2:eer"] == pytest.approx(chain.loc["composed-nessa-m2", "eer"])
     sample = root / "data/extract_embeddings/xv/eval.npz"  # profiles of the enrollment model xv, to migrate
     m2_cal = root / "models/evaluate/xv-ec/nessa-m2.calibration.json"
-    for aligner, ok in [("xv-ec/nessa-m2.safetensors", True), ("xv-ec/nessa-m2.seed1.safetensors", False),
-                        ("xv-ec/linear.safetensors", False)]:
+    for aligner, ok in [("nessa-m2/xv-ec.safetensors", True), ("nessa-m2/xv-ec.seed1.safetensors", False),
+                        ("linear/xv-ec.safetensors", False)]:
         run = subprocess.run([sys.executable, "-m", "nessa_lib.migrate", str(root / "models/fit_aligners" / aligner),
                               str(sample), str(root / "migrated.npz"), "--force", "--calibration", str(m2_cal)],
                              cwd=root, capture_output=True, text=True)
@@ -609,13 +610,14 @@ def test_whole_pipeline_smoke(tmp_path, run_study):
     det = pd.read_csv(rep / "plots" / "det_xv-ec.csv")
     assert {"far", "X/X", "Y/Y", "nessa-m2"} <= set(det.columns) and det["far"].is_monotonic_increasing
     assert {"n_pairs", "eer"} <= set(pd.read_csv(rep / "plots" / "ablation.csv").columns)
-    assert (root / "reports/fit_aligners/xv-ec/figures").is_dir()
+    assert (root / "reports/fit_aligners/nessa-m2/figures/xv-ec_training.png").is_file()
+    assert (root / "reports/fit_aligners/linear/figures").is_dir()  # an out, even without curves
     # The aligners were fitted on the training speakers' utterances plus the alignment split (16 + 10 voices):
     # speaker-logit's reference set is exactly those speakers.
-    assert align.load(root / "models/fit_aligners/xv-ec/speaker-logit.safetensors").shared_dim == 16 + 10
+    assert align.load(root / "models/fit_aligners/speaker-logit/xv-ec.safetensors").shared_dim == 16 + 10
 
     index = build_report(root).read_text()
-    for stage, item in [("prepare_data", ""), ("train_encoder", "xv"), ("fit_aligners", "rz-ec"), ("evaluate", "")]:
+    for stage, item in [("prepare_data", ""), ("train_encoder", "xv"), ("fit_aligners", "nessa-m2"), ("evaluate", "")]:
         s = layout.stage(stage)
         page = f"{stage}/{item + '/' if item else ''}{Path(s.executed_name).with_suffix('.html')}"
         assert f'href="{page}"' in index and (root / "reports" / page).is_file()
@@ -650,20 +652,26 @@ def test_whole_pipeline_smoke(tmp_path, run_study):
 
     # Development check of stage 04 (what tools/choose_defaults.py queues): fitted on the training voices only,
     # every aligner is scored on trials of the alignment split; fitted on it (the default), there is none.
-    fit_metrics = root / "reports/fit_aligners/xv-ec/metrics.json"
-    assert not [k for k in json.loads(fit_metrics.read_text()) if k.startswith("dev:")]
+    fit_metrics = root / "reports/fit_aligners/nessa-m2/metrics.json"
+    m = json.loads(fit_metrics.read_text())
+    assert {f"fit_s:{pair}" for pair in p["fit_aligners"]["pairs"]} == set(m)  # no dev: entries
+    info = json.loads((root / "models/fit_aligners/identity/method.json").read_text())
+    assert list(info["pairs"]) == ["xv-ec"] and info["skipped"] == ["rz-ec", "rz-xv"]
     dev = copy.deepcopy(p)
     dev["fit_aligners"].update(fit_splits=["train"], seed_offset=1)
     (root / "dev.yaml").write_text(yaml.safe_dump(dev, sort_keys=False))
-    run_stage("fit_aligners", "xv-ec", root=root, params_file="dev.yaml", progress=False)
+    for method in ("nessa-m2", "speaker-logit"):
+        run_stage("fit_aligners", method, root=root, params_file="dev.yaml", progress=False)
     m = json.loads(fit_metrics.read_text())
-    assert {f"dev:{s}:eer" for s in ("XX", "YY", "nessa-m2", "speaker-logit")} <= set(m)
-    assert all(0 <= m[f"dev:{s}:eer"] <= 1 for s in ("XX", "YY", "nessa-m2"))
+    assert {f"dev:{pair}:{s}:eer" for pair in dev["fit_aligners"]["pairs"] for s in ("XX", "YY", "nessa-m2")} <= set(m)
+    assert all(0 <= m[f"dev:xv-ec:{s}:eer"] <= 1 for s in ("XX", "YY", "nessa-m2"))
+    assert "dev:xv-ec:speaker-logit:eer" in json.loads(
+        (root / "reports/fit_aligners/speaker-logit/metrics.json").read_text())
     from nessa_lib.evaluation.tables import gain_recovered
 
-    assert m["dev:nessa-m2:gain_recovered"] == pytest.approx(
-        gain_recovered(m["dev:XX:eer"], m["dev:YY:eer"], m["dev:nessa-m2:eer"]), nan_ok=True)
-    assert align.load(root / "models/fit_aligners/xv-ec/speaker-logit.safetensors").shared_dim == 16  # train only
+    assert m["dev:xv-ec:nessa-m2:gain_recovered"] == pytest.approx(
+        gain_recovered(m["dev:xv-ec:XX:eer"], m["dev:xv-ec:YY:eer"], m["dev:xv-ec:nessa-m2:eer"]), nan_ok=True)
+    assert align.load(root / "models/fit_aligners/speaker-logit/xv-ec.safetensors").shared_dim == 16  # train only
 
 
 @pytest.mark.slow
