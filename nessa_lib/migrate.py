@@ -4,7 +4,7 @@ The offline half of a model upgrade: profiles enrolled with the old model X are 
 of an aligner, and the runtime then compares them with new-model embeddings mapped by the same aligner's runtime
 side (the identity for NESSA M2, so plain new-model embeddings)::
 
-    python -m nessa_lib.migrate models/fit_aligners/xvector-ecapa/nessa-m2.safetensors profiles_xvector.npz \\
+    python -m nessa_lib.migrate models/fit_aligners/nessa-m2/xvector-ecapa.safetensors profiles_xvector.npz \\
         profiles_migrated.npz
 
 Input and output are pickle-free embedding files (:mod:`nessa_lib.embeddings`); the output keeps the ids and
@@ -13,7 +13,7 @@ written unless every row maps.
 
 At the next upgrade, profiles go through a chain of aligners, in upgrade order (:mod:`nessa_lib.chain`)::
 
-    python -m nessa_lib.migrate v1-v2/nessa-m2.safetensors v2-v3/nessa-m2.safetensors profiles_v1.npz \\
+    python -m nessa_lib.migrate nessa-m2/v1-v2.safetensors nessa-m2/v2-v3.safetensors profiles_v1.npz \\
         profiles_v3.npz
 
 Each aligner must take the profiles the one before it left: its enrollment model id is the space they live in

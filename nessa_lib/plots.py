@@ -447,10 +447,11 @@ def training_report(history, name: str, path=None):
     return training_curves(history, cols, title=name, path=path)
 
 
-def aligner_training(aligners: dict, pair: str, report_dir) -> list:
-    """Training and validation loss curves of every trained aligner, into ``<report_dir>/figures/<method>.png``.
+def aligner_training(aligners: dict, label: str, report_dir) -> list:
+    """Training and validation loss curves of every trained aligner of ``{name: Aligner}`` (stage 04: one
+    method's aligners by pair, titled ``<label>: <name>``), into ``<report_dir>/figures/<name>_training.png``.
 
-    Returns the paths written (methods without a history, the closed-form ones, have none); the figures are
+    Returns the paths written (aligners without a history, the closed-form ones, have none); the figures are
     closed, so a notebook shows them from these files (``IPython.display.Image``, as stage 04 does).
 
     Examples
@@ -467,10 +468,10 @@ def aligner_training(aligners: dict, pair: str, report_dir) -> list:
     figures = Path(report_dir) / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     written = []
-    for method, aligner in aligners.items():
+    for name, aligner in aligners.items():
         if aligner.history:
-            path = figures / f"{method}_training.png"
-            plt.close(training_curves(aligner.history, ["train_loss", "val_loss"], title=f"{pair}: {method}",
+            path = figures / f"{name}_training.png"
+            plt.close(training_curves(aligner.history, ["train_loss", "val_loss"], title=f"{label}: {name}",
                                       path=path))
             written.append(path)
     return written

@@ -37,7 +37,7 @@ figures.mkdir(parents=True, exist_ok=True)
 curves.mkdir(parents=True, exist_ok=True)
 df = manifest.read_manifest(data / "manifest.csv")
 enroll, trials = lists.read_lists(data, manifest=df)
-study = stage.load_study(p.pairs, extra_models=(p.ab_model_a, p.ab_model_b),
+study = stage.load_study(p.pairs, methods=p.methods, extra_models=(p.ab_model_a, p.ab_model_b),
                          embeddings_root=layout.out_dir("extract_embeddings"),
                          encoders_root=layout.out_dir("train_encoder"),
                          aligners_root=layout.out_dir("fit_aligners"))

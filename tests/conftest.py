@@ -40,8 +40,8 @@ def run_study():
         for name in p["train_encoder"]["encoders"]:
             run_stage("train_encoder", name, root=root, progress=False)
             run_stage("extract_embeddings", name, root=root, progress=False)
-        for pair in p["fit_aligners"]["pairs"]:
-            run_stage("fit_aligners", pair, root=root, progress=False)
+        for method in p["fit_aligners"]["methods"]:
+            run_stage("fit_aligners", method, root=root, progress=False)
         run_stage("evaluate", root=root, progress=False)
 
     return run

@@ -75,14 +75,14 @@ def test_parameters_cell_only_selects_the_run(stage):
 @pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
 def test_stage_command_and_params(stage):
     body = stage_body(stage.name)
-    item = {"encoders": " ${key}", "pairs": " ${key}", "models": " ${item}"}.get(stage.foreach, "")
+    item = {"encoders": " ${key}", "models": " ${item}", "methods": " ${item}"}.get(stage.foreach, "")
     assert body["cmd"] == f"python -m nessa_lib.pipeline.run {stage.name}{item}"
     declared = body["params"]
     assert "base" in declared
     # Every key the stage reads (its own section's and those it reads from other sections) is declared (as its
     # section or key by key), so DVC re-runs the stage when any value it reads changes.
     for key in schema.keys(params.STAGE_PARAMS[stage.name], stage.name).values():
-        if key == f"{stage.name}.{stage.foreach}" and stage.foreach == "models":
+        if key == f"{stage.name}.{stage.foreach}" and stage.foreach in ("models", "methods"):
             continue  # the list of runs itself: the item is in the command (${item})
         covered = any(key == d or key.startswith(d + ".") or d.startswith(key + ".") for d in declared)
         assert covered, f"dvc.yaml {stage.name}: params.yaml {key} is read but not declared"
@@ -90,10 +90,34 @@ def test_stage_command_and_params(stage):
 
 
 def test_foreach_stages_declare_only_their_own_entry():
-    """Editing one encoder's (or pair's) entry must not re-run the others."""
+    """Editing one encoder's entry (or one method's hyper-parameters) must not re-run the others."""
     assert "train_encoder.encoders.${key}" in stage_body("train_encoder")["params"]
-    assert "fit_aligners.pairs.${key}" in stage_body("fit_aligners")["params"]
     assert "train_encoder.encoders" not in stage_body("train_encoder")["params"]
+
+
+def test_each_fit_aligners_stage_declares_only_its_own_hparams():
+    """Stage 04 runs once per method, and each run's params name that method's hyper-parameters and no other
+    method's: `dvc exp run -S 'fit_aligners.hparams.nessa-m3.hidden_dim=256'` re-fits M3 alone (then stage 05)."""
+    import dvc.repo
+
+    body = DVC["stages"]["fit_aligners"]
+    assert body["foreach"] == "${fit_aligners.methods}" and body["do"]["cmd"].endswith("fit_aligners ${item}")
+    declared = body["do"]["params"]
+    hparams = [d for d in declared if isinstance(d, str) and d.startswith("fit_aligners.hparams")]
+    assert hparams == ["fit_aligners.hparams.${item}"]
+    assert "fit_aligners.methods" not in declared  # the list of runs: adding a method does not re-fit the others
+    # As DVC resolves them: one stage per method, each with its own method's entry only.
+    repo = dvc.repo.Repo(str(ROOT))
+    try:
+        stages = {s.name: s for s in repo.index.stages if s.name.startswith("fit_aligners@")}
+        assert set(stages) == {f"fit_aligners@{m}" for m in PARAMS["fit_aligners"]["methods"]}
+        for name, st in stages.items():
+            keys = {k for dep in st.deps if hasattr(dep, "params") for k in dep.params}
+            assert {k for k in keys if k.startswith("fit_aligners.hparams")} == {
+                f"fit_aligners.hparams.{name.split('@')[1]}"}, name
+            assert "fit_aligners.methods" not in keys, name
+    finally:
+        repo.close()
 
 
 def test_library_deps_are_the_import_closure():
@@ -135,7 +159,7 @@ def test_outs_are_the_layout(stage):
     """The notebook writes where dvc.yaml looks: its output folder, report folder and executed copies."""
     body = stage_body(stage.name)
     outs = [next(iter(o)) if isinstance(o, dict) else o for o in body["outs"]]
-    item = {"encoders": "${key}", "pairs": "${key}", "models": "${item}"}.get(stage.foreach)
+    item = {"encoders": "${key}", "models": "${item}", "methods": "${item}"}.get(stage.foreach)
     report = f"reports/{stage.name}" + (f"/{item}" if item else "")
     assert f"{report}/{stage.executed_name}" in outs
     assert f"{report}/{Path(stage.executed_name).with_suffix('.html')}" in outs
@@ -186,6 +210,7 @@ def test_params_file_is_valid_and_complete():
     (lambda d: d["evaluate"].pop("asnorm"), "evaluate.asnorm is missing"),
     (lambda d: d["fit_aligners"]["hparams"]["nessa-m2"].update(val_fraction=1.0), "'val_fraction' must be <= 0.5"),
     (lambda d: d["fit_aligners"]["hparams"]["linear"].update(ridge=-1.0), "'ridge' must be >= 0"),
+    (lambda d: d["fit_aligners"]["hparams"].pop("procrustes"), "fit_aligners.hparams.procrustes is missing"),
     (lambda d: d["prepare_data"].update(n_eval_speakers=50), "n_eval_speakers (50) is below min_eval_speakers"),
     (lambda d: d["extract_embeddings"].update(models=[]), "fit_aligners.pairs.xvector-ecapa.enroll_model names"),
     (lambda d: d["fit_aligners"]["pairs"].update(bad={"enroll_model": "x", "runtime_model": "ecapa"}),
@@ -342,6 +367,37 @@ def test_dvc_status_marks_exactly_the_stages_that_import_a_module(tmp_path):
     assert stages_with_lib == set(layout.STAGES) | set(deps.MODULE_STAGES)
 
 
+@pytest.mark.slow
+def test_dvc_status_after_one_methods_hparams_edit_marks_that_method_and_evaluate(tmp_path):
+    """On a toy project with dvc.yaml's own stage-04 template (commands and files made trivial) and the study's
+    params.yaml: once everything has run, editing M3's hidden_dim leaves every other method's stage up to date."""
+    toy_04 = copy.deepcopy(DVC["stages"]["fit_aligners"])
+    toy_04["do"].update(cmd="mkdir -p models/fit_aligners/${item} && echo ${item} > models/fit_aligners/${item}/a",
+                        deps=[], outs=["models/fit_aligners/${item}"])
+    toy_05 = {"cmd": "echo done > evaluated.txt", "params": stage_body("evaluate")["params"],
+              "deps": ["models/fit_aligners"], "outs": ["evaluated.txt"]}
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"fit_aligners": toy_04, "evaluate": toy_05}}))
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+
+    def dvc(*args):
+        res = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=tmp_path, capture_output=True, text=True,
+                             env=env, timeout=300)
+        assert res.returncode == 0, res.stderr[-2000:]
+        return res.stdout
+
+    dvc("init", "--no-scm", "-q")
+    dvc("repro", "-q")
+    assert json.loads(dvc("status", "--json")) == {}
+    edited = copy.deepcopy(PARAMS)
+    edited["fit_aligners"]["hparams"]["nessa-m3"]["hidden_dim"] += 64
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
+    status = json.loads(dvc("status", "--json"))
+    assert set(status) == {"fit_aligners@nessa-m3", "evaluate"}, status
+    changed = status["fit_aligners@nessa-m3"][0]["changed deps"]["params.yaml"]
+    assert changed == {"fit_aligners.hparams.nessa-m3": "modified"}, changed
+
+
 # --------------------------------------------------------------------------------------------
 # Smoke runs: tiny corpus, tiny encoders, through nessa_lib.pipeline.run like `dvc repro`
 # --------------------------------------------------------------------------------------------
@@ -478,7 +534,7 @@ def test_whole_pipeline_smoke(tmp_path, run_study):
     nessa = main[main.system.str.startswith("nessa")]
     assert (nessa["n_seeds"] == 2).all() and nessa["eer_seed_sd"].notna().all()
     assert main.loc[main.system == "linear", "eer_seed_sd"].isna().all()
-    assert (root / "models/fit_aligners/xv-ec/nessa-m2.seed1.safetensors").is_file()
+    assert (root / "models/fit_aligners/nessa-m2/xv-ec.seed1.safetensors").is_file()
     findings = pd.read_csv(rep / "findings.csv")
     assert {"claim", "holds", "verdict", "lo", "hi"} <= set(findings.columns) and len(findings) > 0
     assert set(findings["verdict"]) <= {"holds", "does not hold", "inconclusive", "not testable"}
@@ -525,8 +581,8 @@ def test_whole_pipeline_smoke(tmp_path, run_study):
     assert flat["chain:composed-nessa-m2:eer"] == pytest.approx(chain.loc["composed-nessa-m2", "eer"])
     sample = root / "data/extract_embeddings/xv/eval.npz"  # profiles of the enrollment model xv, to migrate
     m2_cal = root / "models/evaluate/xv-ec/nessa-m2.calibration.json"
-    for aligner, ok in [("xv-ec/nessa-m2.safetensors", True), ("xv-ec/nessa-m2.seed1.safetensors", False),
-                        ("xv-ec/linear.safetensors", False)]:
+    for aligner, ok in [("nessa-m2/xv-ec.safetensors", True), ("nessa-m2/xv-ec.seed1.safetensors", False),
+                        ("linear/xv-ec.safetensors", False)]:
         run = subprocess.run([sys.executable, "-m", "nessa_lib.migrate", str(root / "models/fit_aligners" / aligner),
                               str(sample), str(root / "migrated.npz"), "--force", "--calibration", str(m2_cal)],
                              cwd=root, capture_output=True, text=True)
@@ -554,10 +610,11 @@ def test_whole_pipeline_smoke(tmp_path, run_study):
     det = pd.read_csv(rep / "plots" / "det_xv-ec.csv")
     assert {"far", "X/X", "Y/Y", "nessa-m2"} <= set(det.columns) and det["far"].is_monotonic_increasing
     assert {"n_pairs", "eer"} <= set(pd.read_csv(rep / "plots" / "ablation.csv").columns)
-    assert (root / "reports/fit_aligners/xv-ec/figures").is_dir()
+    assert (root / "reports/fit_aligners/nessa-m2/figures/xv-ec_training.png").is_file()
+    assert (root / "reports/fit_aligners/linear/figures").is_dir()  # an out, even without curves
     # The 04 page shows the training curves it saved (issue 22); every executed page keeps only the last state of
     # each progress bar (no carriage-return redraws).
-    fit_nb = json.loads((root / "reports/fit_aligners/xv-ec/04_fit_aligners.ipynb").read_text())
+    fit_nb = json.loads((root / "reports/fit_aligners/nessa-m2/04_fit_aligners.ipynb").read_text())
     curves_cell = next(c for c in fit_nb["cells"] if "aligner_training" in "".join(c["source"]))
     assert any("image/png" in o.get("data", {}) for o in curves_cell["outputs"])
     for executed in (root / "reports").rglob("0*.ipynb"):
@@ -565,10 +622,10 @@ def test_whole_pipeline_smoke(tmp_path, run_study):
         assert not any("\r" in "".join(o.get("text", "")) for o in outputs), executed
     # The aligners were fitted on the training speakers' utterances plus the alignment split (16 + 10 voices):
     # speaker-logit's reference set is exactly those speakers.
-    assert align.load(root / "models/fit_aligners/xv-ec/speaker-logit.safetensors").shared_dim == 16 + 10
+    assert align.load(root / "models/fit_aligners/speaker-logit/xv-ec.safetensors").shared_dim == 16 + 10
 
     index = build_report(root).read_text()
-    for stage, item in [("prepare_data", ""), ("train_encoder", "xv"), ("fit_aligners", "rz-ec"), ("evaluate", "")]:
+    for stage, item in [("prepare_data", ""), ("train_encoder", "xv"), ("fit_aligners", "nessa-m2"), ("evaluate", "")]:
         s = layout.stage(stage)
         page = f"{stage}/{item + '/' if item else ''}{Path(s.executed_name).with_suffix('.html')}"
         assert f'href="{page}"' in index and (root / "reports" / page).is_file()
@@ -603,20 +660,26 @@ def test_whole_pipeline_smoke(tmp_path, run_study):
 
     # Development check of stage 04 (what tools/choose_defaults.py queues): fitted on the training voices only,
     # every aligner is scored on trials of the alignment split; fitted on it (the default), there is none.
-    fit_metrics = root / "reports/fit_aligners/xv-ec/metrics.json"
-    assert not [k for k in json.loads(fit_metrics.read_text()) if k.startswith("dev:")]
+    fit_metrics = root / "reports/fit_aligners/nessa-m2/metrics.json"
+    m = json.loads(fit_metrics.read_text())
+    assert {f"fit_s:{pair}" for pair in p["fit_aligners"]["pairs"]} == set(m)  # no dev: entries
+    info = json.loads((root / "models/fit_aligners/identity/method.json").read_text())
+    assert list(info["pairs"]) == ["xv-ec"] and info["skipped"] == ["rz-ec", "rz-xv"]
     dev = copy.deepcopy(p)
     dev["fit_aligners"].update(fit_splits=["train"], seed_offset=1)
     (root / "dev.yaml").write_text(yaml.safe_dump(dev, sort_keys=False))
-    run_stage("fit_aligners", "xv-ec", root=root, params_file="dev.yaml", progress=False)
+    for method in ("nessa-m2", "speaker-logit"):
+        run_stage("fit_aligners", method, root=root, params_file="dev.yaml", progress=False)
     m = json.loads(fit_metrics.read_text())
-    assert {f"dev:{s}:eer" for s in ("XX", "YY", "nessa-m2", "speaker-logit")} <= set(m)
-    assert all(0 <= m[f"dev:{s}:eer"] <= 1 for s in ("XX", "YY", "nessa-m2"))
+    assert {f"dev:{pair}:{s}:eer" for pair in dev["fit_aligners"]["pairs"] for s in ("XX", "YY", "nessa-m2")} <= set(m)
+    assert all(0 <= m[f"dev:xv-ec:{s}:eer"] <= 1 for s in ("XX", "YY", "nessa-m2"))
+    assert "dev:xv-ec:speaker-logit:eer" in json.loads(
+        (root / "reports/fit_aligners/speaker-logit/metrics.json").read_text())
     from nessa_lib.evaluation.tables import gain_recovered
 
-    assert m["dev:nessa-m2:gain_recovered"] == pytest.approx(
-        gain_recovered(m["dev:XX:eer"], m["dev:YY:eer"], m["dev:nessa-m2:eer"]), nan_ok=True)
-    assert align.load(root / "models/fit_aligners/xv-ec/speaker-logit.safetensors").shared_dim == 16  # train only
+    assert m["dev:xv-ec:nessa-m2:gain_recovered"] == pytest.approx(
+        gain_recovered(m["dev:xv-ec:XX:eer"], m["dev:xv-ec:YY:eer"], m["dev:xv-ec:nessa-m2:eer"]), nan_ok=True)
+    assert align.load(root / "models/fit_aligners/speaker-logit/xv-ec.safetensors").shared_dim == 16  # train only
 
 
 @pytest.mark.slow

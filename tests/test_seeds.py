@@ -50,3 +50,35 @@ def test_speaker_batches_are_p_by_k_of_distinct_speakers():
     assert len(set(labels[seen])) == 8
     again = speaker_batches(by, 4, 3, np.random.default_rng(0))
     assert batches == again  # the generator decides everything
+
+
+def test_fit_method_regroups_fit_seeds_without_changing_an_aligner():
+    """Stage 04 runs once per method over every pair (fit_method, the pairs' jobs in worker processes); each
+    aligner is bit for bit the one the per-pair grouping (fit_seeds, all methods of one pair) gives."""
+    import types
+
+    from nessa_lib.stages.fit_aligners import fit_method
+
+    spaces = {"a-b": toy.make_paired_spaces(24, 5, rng=np.random.default_rng(0)),
+              "c-b": toy.make_paired_spaces(24, 5, d_x=12, warp_x="nonlinear",
+                                                rng=np.random.default_rng(1))}
+    pools = {pair: types.SimpleNamespace(x=s.x, y=s.y, speaker_ids=s.speakers, enroll_model_id=f"{pair[0]}@1",
+                                         runtime_model_id="b@1") for pair, s in spaces.items()}
+    methods, seeds = ["identity", "linear", "nessa-m1", "nessa-m3"], [7, 8]
+    per_pair = {pair: fit_seeds(s.x, s.y, s.speakers, methods=methods, seeds=seeds, hparams=HP, workers=1,
+                                enroll_model_id=f"{pair[0]}@1", runtime_model_id="b@1")
+                for pair, s in spaces.items()}
+    for method, ensemble in [("identity", True), ("linear", True), ("nessa-m1", True), ("nessa-m3", False)]:
+        timings: dict = {}
+        by_method = fit_method(method, pools, seeds=seeds, hparams=HP.get(method, {}), workers=2,
+                               ensemble=ensemble, timings=timings)
+        expected = [pair for pair in pools if method in per_pair[pair]]
+        assert list(by_method) == expected == list(timings), method
+        for pair in expected:
+            assert [a.seed for a in by_method[pair]] == [a.seed for a in per_pair[pair][method]]
+            for a, b in zip(by_method[pair], per_pair[pair][method]):
+                for side in ("enroll_map", "runtime_map"):
+                    sa, sb = getattr(a, side).state_dict(), getattr(b, side).state_dict()
+                    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa), (method, pair)
+                assert (a.enroll_model_id, a.hparams, a.history) == (b.enroll_model_id, b.hparams, b.history)
+    assert "identity" not in per_pair["c-b"]  # 12-d vs 16-d: no identity aligner, and fit_method skips it too

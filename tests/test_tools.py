@@ -17,14 +17,15 @@ def sweep():
 
 
 def test_experiment_args_set_the_configuration_on_top_of_params(sweep):
-    args = sweep.experiment_args("hidden256-lr2e-3", 3, ["x-y", "y-x"], {"max_epochs": 50, "reference": "runtime"})
-    assert args[:7] == ["exp", "run", "--queue", "-n", "dev-hidden256-lr2e-3-s3", "fit_aligners@x-y",
-                        "fit_aligners@y-x"]
-    sets = dict(a.split("=", 1) for a in args[8::2])
-    assert args[7::2] == ["-S"] * len(sets)
+    args = sweep.experiment_args("hidden256-lr2e-3", 3, ["x-y", "y-x"], {"max_epochs": 50, "reference": "runtime"},
+                                 all_pairs=["x-y", "y-x", "z-x"])
+    # the method's stage 04 alone, which fits every pair left in fit_aligners.pairs
+    assert args[:6] == ["exp", "run", "--queue", "-n", "dev-hidden256-lr2e-3-s3", "fit_aligners@nessa-m3"]
+    assert args[-2:] == ["-S", "~fit_aligners.pairs.z-x"]
+    sets = dict(a.split("=", 1) for a in args[7:-2:2])
+    assert args[6::2] == ["-S"] * (len(sets) + 1)
     assert sets == {
         "fit_aligners.fit_splits": "[train]",  # fitted on the training voices only: the alignment voices are dev
-        "fit_aligners.methods": "[nessa-m3]",
         "fit_aligners.seed_offset": "3",
         "fit_aligners.seeds": "1",  # one seed per experiment: the sweep's seeds are experiments
         "fit_aligners.hparams.nessa-m3.hidden_dim": "256",  # the config overrides BEFORE's 512
@@ -34,10 +35,11 @@ def test_experiment_args_set_the_configuration_on_top_of_params(sweep):
         "fit_aligners.hparams.nessa-m3.reference": '"runtime"',
     }
     assert sweep.experiment_args("default", 0, ["x-y"])[7::2] == [
-        "fit_aligners.fit_splits=[train]", "fit_aligners.methods=[nessa-m3]", "fit_aligners.seed_offset=0",
-        "fit_aligners.seeds=1"]
+        "fit_aligners.fit_splits=[train]", "fit_aligners.seed_offset=0", "fit_aligners.seeds=1"]
     with pytest.raises(ValueError, match="unknown config 'nope'"):
         sweep.experiment_args("nope", 0, ["x-y"])
+    with pytest.raises(ValueError, match=r"pairs \['y-x'\] are not entries"):
+        sweep.experiment_args("default", 0, ["y-x"], all_pairs=["x-y"])
 
 
 def _rev(name, metrics, error=None):
@@ -46,28 +48,35 @@ def _rev(name, metrics, error=None):
 
 
 def test_rows_come_from_the_dev_metrics_of_dvc_exp_show(sweep):
-    dev = {"dev:nessa-m3:eer": 0.05, "dev:XX:eer": 0.08, "dev:YY:eer": 0.03, "dev:nessa-m3:gain_recovered": 0.6,
-           "fit_s_nessa-m3": 9.0}
+    dev = {"dev:x-y:nessa-m3:eer": 0.05, "dev:x-y:XX:eer": 0.08, "dev:x-y:YY:eer": 0.03,
+           "dev:x-y:nessa-m3:gain_recovered": 0.6, "fit_s:x-y": 9.0,
+           "dev:y-x:nessa-m3:eer": 0.04, "dev:y-x:XX:eer": 0.03, "dev:y-x:YY:eer": 0.08,
+           "dev:y-x:nessa-m3:gain_recovered": 0.2}
     show = [{"rev": "workspace", "name": None, "data": {}, "experiments": None},
             {"rev": "main", "name": "main", "data": {}, "experiments": [
-                {"revs": [_rev("dev-hidden128-s1", {"reports/fit_aligners/x-y/metrics.json": dev,
+                {"revs": [_rev("dev-hidden128-s1", {"reports/fit_aligners/nessa-m3/metrics.json": dev,
+                                                    "reports/fit_aligners/linear/metrics.json": {"fit_s:x-y": 0.1},
                                                     "reports/evaluate/metrics.json": {"x": 1.0}})]},
-                {"revs": [_rev("dev-m2-s0", {"reports/fit_aligners/x-y/metrics.json": {"fit_s_nessa-m2": 1.0}})]},
+                {"revs": [_rev("dev-m2-s0", {"reports/fit_aligners/nessa-m2/metrics.json": {"fit_s:x-y": 1.0}})]},
                 {"revs": [_rev("dev-default-s0", {}, error={"msg": "failed"})]},
-                {"revs": [_rev("other-exp", {"reports/fit_aligners/x-y/metrics.json": dev})]},
+                {"revs": [_rev("other-exp", {"reports/fit_aligners/nessa-m3/metrics.json": dev})]},
             ]}]
-    assert sweep.rows_from_show(show) == [{"pair": "x-y", "config": "hidden128", "seed": 1, "eer": 0.05,
-                                           "eer_xx": 0.08, "eer_yy": 0.03, "gain": 0.6, "fit_s": 9.0}]
+    assert sweep.rows_from_show(show) == [
+        {"pair": "x-y", "config": "hidden128", "seed": 1, "eer": 0.05, "eer_xx": 0.08, "eer_yy": 0.03, "gain": 0.6,
+         "fit_s": 9.0},
+        {"pair": "y-x", "config": "hidden128", "seed": 1, "eer": 0.04, "eer_xx": 0.03, "eer_yy": 0.08, "gain": 0.2,
+         "fit_s": None}]
 
 
 def test_committed_fit_metrics_are_read_from_the_experiment_commit(sweep):
     """Stage 04's metrics.json is a committed out, not a DVC metric: collect reads it from each experiment's
     commit (read(rev)) and rows_from_show finds the dev: keys there."""
-    dev = {"dev:nessa-m3:eer": 0.05, "dev:XX:eer": 0.08, "dev:YY:eer": 0.03, "dev:nessa-m3:gain_recovered": 0.6}
+    dev = {"dev:x-y:nessa-m3:eer": 0.05, "dev:x-y:XX:eer": 0.08, "dev:x-y:YY:eer": 0.03,
+           "dev:x-y:nessa-m3:gain_recovered": 0.6}
     show = [{"rev": "main", "name": "main", "data": {}, "experiments": [
         {"revs": [_rev("dev-hidden128-s1", {"reports/evaluate/headline.json": {"x": 1.0}})]},
         {"revs": [_rev("other-exp", {})]}]}]
-    read = {"abc": {"reports/fit_aligners/x-y/metrics.json": dev}}.get
+    read = {"abc": {"reports/fit_aligners/nessa-m3/metrics.json": dev}}.get
     seen = []
     rows = sweep.rows_from_show(sweep.add_committed_metrics(show, lambda rev: seen.append(rev) or read(rev)))
     assert seen == ["abc"]  # only the sweep's experiments are read

@@ -78,8 +78,8 @@ def project(tmp_path):
     root = tmp_path / "study"
     _copy_project(root)
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    for rel in ("data/prepare_data/corpus/spk0001.flac", "models/fit_aligners/xvector-ecapa/nessa-m2.safetensors",
-                "reports/fit_aligners/xvector-ecapa/metrics.json"):
+    for rel in ("data/prepare_data/corpus/spk0001.flac", "models/fit_aligners/nessa-m2/xvector-ecapa.safetensors",
+                "reports/fit_aligners/nessa-m2/metrics.json"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text("an earlier run's output\n")
     bin_dir = tmp_path / "bin"
@@ -100,13 +100,13 @@ def _outputs(root: Path) -> dict:
 
 # --keep-going: DVC goes on with every stage that does not depend on the failed one (without the edge to
 # validate, that would be all of them); a target: DVC runs the target's upstream stages only.
-@pytest.mark.parametrize("targets", [[], ["--keep-going"], ["evaluate"], ["fit_aligners@xvector-ecapa"]],
-                         ids=["all", "keep-going", "evaluate", "one-pair"])
+@pytest.mark.parametrize("targets", [[], ["--keep-going"], ["evaluate"], ["fit_aligners@nessa-m2"]],
+                         ids=["all", "keep-going", "evaluate", "one-method"])
 def test_dvc_repro_with_invalid_params_stops_before_any_output_is_removed(project, targets):
     root, env = project
     p = yaml.safe_load((root / "params.yaml").read_text())
     p["evaluate"]["bootstrap_rounds"] = -5  # found in the issue after every CSV of the stage had been deleted
-    p["fit_aligners"]["methods"].append("nessa-m4")  # ... after the pair's models had been removed
+    p["fit_aligners"]["methods"].append("nessa-m4")  # ... after the method's models had been removed
     p["fit_aligners"]["seeds"] = 2  # a change of this stage's own params: DVC would re-run (and clear) it
     (root / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     before = _outputs(root)

@@ -1,9 +1,11 @@
 """Development sweep behind the aligners' defaults (README, "Choosing defaults"): a queued DVC experiment sweep.
 
-Every configuration is one `dvc exp run --queue` of the `fit_aligners` stages of the chosen pairs, with
+Every configuration is one `dvc exp run --queue` of its method's `fit_aligners@<method>` stage (which fits every
+pair of `fit_aligners.pairs`; the pairs not chosen are removed with `-S '~fit_aligners.pairs.<pair>'`), with
 `fit_aligners.fit_splits=[train]` (the encoder-training speakers only) and the configuration's hyper-parameters
 set on top of params.yaml's `fit_aligners.hparams` (``-S``); stage 04 then scores each aligner on trials of the
-alignment speakers (`fit_aligners.dev_split`), never on evaluation trials, into its metrics.json (`dev:` keys).
+alignment speakers (`fit_aligners.dev_split`), never on evaluation trials, into its metrics.json
+(`dev:<pair>:<system>:<metric>` keys).
 Seeds are `fit_aligners.seed_offset`. The encoders and embeddings come from DVC's cache, so each experiment only
 fits::
 
@@ -74,28 +76,39 @@ CONFIGS = {
 }
 
 
-def experiment_args(config: str, seed: int, pairs, common: dict | None = None, prefix: str = PREFIX) -> list[str]:
-    """The ``dvc exp run --queue`` arguments of one configuration and seed.
+def experiment_args(config: str, seed: int, pairs, common: dict | None = None, prefix: str = PREFIX,
+                    all_pairs=()) -> list[str]:
+    """The ``dvc exp run --queue`` arguments of one configuration and seed: its method's stage 04, on ``pairs``
+    (the entries of ``all_pairs``, params.yaml's ``fit_aligners.pairs``, not in ``pairs`` are removed).
 
-    >>> experiment_args("hidden128", 1, ["x-y"])[:6]
-    ['exp', 'run', '--queue', '-n', 'dev-hidden128-s1', 'fit_aligners@x-y']
+    >>> experiment_args("hidden128", 1, ["x-y"], all_pairs=["x-y", "y-x"])[:6]
+    ['exp', 'run', '--queue', '-n', 'dev-hidden128-s1', 'fit_aligners@nessa-m3']
+    >>> experiment_args("hidden128", 1, ["x-y"], all_pairs=["x-y", "y-x"])[-2:]
+    ['-S', '~fit_aligners.pairs.y-x']
     """
     if config not in CONFIGS:
         raise ValueError(f"unknown config {config!r}; valid: {list(CONFIGS)}")
     method, overrides = CONFIGS[config]
     # One seed per experiment (the sweep's seeds are experiments, so dvc exp show lists each one).
-    sets = {"fit_aligners.fit_splits": "[train]", "fit_aligners.methods": f"[{method}]",
-            "fit_aligners.seed_offset": str(int(seed)), "fit_aligners.seeds": "1"}
+    unknown = [p for p in pairs if all_pairs and p not in all_pairs]
+    if unknown:
+        raise ValueError(f"pairs {unknown} are not entries of fit_aligners.pairs {list(all_pairs)}")
+    sets = {"fit_aligners.fit_splits": "[train]", "fit_aligners.seed_offset": str(int(seed)),
+            "fit_aligners.seeds": "1"}
     sets.update({f"fit_aligners.hparams.{method}.{k}": json.dumps(v)
                  for k, v in {**overrides, **(common or {})}.items()})
-    args = ["exp", "run", "--queue", "-n", f"{prefix}-{config}-s{int(seed)}", *[f"fit_aligners@{p}" for p in pairs]]
+    args = ["exp", "run", "--queue", "-n", f"{prefix}-{config}-s{int(seed)}", f"fit_aligners@{method}"]
     for key, value in sets.items():
         args += ["-S", f"{key}={value}"]
+    for pair in all_pairs:  # Hydra's deletion: the method's stage fits the pairs left
+        if pair not in pairs:
+            args += ["-S", f"~fit_aligners.pairs.{pair}"]
     return args
 
 
 def rows_from_show(show: list, prefix: str = PREFIX) -> list[dict]:
-    """One row per (pair, configuration, seed) from ``dvc exp show --json``: the development EERs of stage 04.
+    """One row per (pair, configuration, seed) from ``dvc exp show --json``: the development EERs of stage 04
+    (``reports/fit_aligners/<method>/metrics.json``, ``dev:<pair>:<system>:<metric>`` keys).
 
     Experiments not named ``<prefix>-<config>-s<seed>``, failed ones and pairs without ``dev:`` metrics are skipped.
     """
@@ -113,16 +126,18 @@ def rows_from_show(show: list, prefix: str = PREFIX) -> list[dict]:
                 for path, metrics in rev["data"].get("metrics", {}).items():
                     parts = Path(path).parts
                     m = metrics.get("data") or {}
-                    if len(parts) < 3 or parts[1] != "fit_aligners" or f"dev:{method}:eer" not in m:
+                    if len(parts) < 3 or parts[1] != "fit_aligners" or parts[2] != method:
                         continue
-                    rows.append({"pair": parts[2], "config": config, "seed": int(seed),
-                                 "eer": m[f"dev:{method}:eer"], "eer_xx": m["dev:XX:eer"], "eer_yy": m["dev:YY:eer"],
-                                 "gain": m[f"dev:{method}:gain_recovered"], "fit_s": m.get(f"fit_s_{method}")})
+                    pairs = [k.split(":")[1] for k in m if k.startswith("dev:") and k.endswith(f":{method}:eer")]
+                    rows += [{"pair": pair, "config": config, "seed": int(seed), "eer": m[f"dev:{pair}:{method}:eer"],
+                              "eer_xx": m[f"dev:{pair}:XX:eer"], "eer_yy": m[f"dev:{pair}:YY:eer"],
+                              "gain": m[f"dev:{pair}:{method}:gain_recovered"], "fit_s": m.get(f"fit_s:{pair}")}
+                             for pair in pairs]
     return rows
 
 
 def add_committed_metrics(show: list, read, prefix: str = PREFIX) -> list:
-    """Put stage 04's ``reports/fit_aligners/<pair>/metrics.json`` of each ``<prefix>-...`` experiment into its
+    """Put stage 04's ``reports/fit_aligners/<method>/metrics.json`` of each ``<prefix>-...`` experiment into its
     ``data.metrics``, as `dvc exp show --json` would if they were declared metrics.
 
     ``read(rev)`` returns ``{path: metrics}`` for the files committed in the experiment's commit ``rev``.
@@ -188,9 +203,15 @@ def main(argv=None) -> int:
         if unknown:
             ap.error(f"unknown configs {unknown}; valid: {list(CONFIGS)}")
         pairs = [p for p in args.pairs.split(",") if p]
+        import yaml
+
+        all_pairs = list(yaml.safe_load((ROOT / "params.yaml").read_text())["fit_aligners"]["pairs"])
+        unknown = sorted(set(pairs) - set(all_pairs))
+        if unknown:
+            ap.error(f"unknown pairs {unknown}; params.yaml's fit_aligners.pairs: {all_pairs}")
         for seed in (int(s) for s in args.seeds.split(",") if s):
             for name in names:
-                res = _dvc(*experiment_args(name, seed, pairs, common, args.prefix))
+                res = _dvc(*experiment_args(name, seed, pairs, common, args.prefix, all_pairs=all_pairs))
                 print(res.stdout.strip() or res.stderr.strip())
                 if res.returncode:
                     return res.returncode

@@ -662,8 +662,8 @@ def calibration_path(aligner_path) -> Path:
 
     Examples
     --------
-    >>> calibration_path("models/fit_aligners/x-y/nessa-m2.safetensors").as_posix()
-    'models/fit_aligners/x-y/nessa-m2.calibration.json'
+    >>> calibration_path("models/fit_aligners/nessa-m2/x-y.safetensors").as_posix()
+    'models/fit_aligners/nessa-m2/x-y.calibration.json'
     """
     p = Path(aligner_path)
     return p.with_name(p.stem + ".calibration.json")

@@ -61,7 +61,7 @@ STAGES = {
         Stage("prepare_data", 1, None, None, "data"),
         Stage("train_encoder", 2, "encoders", "name", "models"),
         Stage("extract_embeddings", 3, "models", "name", "data"),
-        Stage("fit_aligners", 4, "pairs", "pair", "models"),
+        Stage("fit_aligners", 4, "methods", "method", "models"),  # one run per method, all pairs
         Stage("evaluate", 5, None, None, "models"),
     )
 }

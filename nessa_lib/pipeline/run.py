@@ -115,8 +115,8 @@ def notebook_parameters(stage: str, item: str | None = None, params_file: str = 
 
     Examples
     --------
-    >>> notebook_parameters("fit_aligners", "xvector-ecapa")
-    {'pair': 'xvector-ecapa'}
+    >>> notebook_parameters("fit_aligners", "nessa-m3")
+    {'method': 'nessa-m3'}
     >>> notebook_parameters("evaluate", params_file="tiny.yaml")
     {'params_file': 'tiny.yaml'}
     """
@@ -186,7 +186,7 @@ def run_stage(stage: str, item: str | None = None, *, root=None, params_file: st
     stage : str
         A stage of :data:`nessa_lib.pipeline.layout.STAGES`.
     item : str, optional
-        The encoder, model or pair a ``foreach`` stage runs for.
+        The encoder, model or method a ``foreach`` stage runs for.
     root : str or Path, optional
         Repository root (the folder with ``dvc.yaml``); the kernel runs there. Default: found from the
         working directory.
@@ -259,7 +259,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nessa_lib.pipeline.run",
                                      description="Execute a stage's notebook with papermill and render it to HTML.")
     parser.add_argument("stage", choices=list(layout.STAGES))
-    parser.add_argument("item", nargs="?", help="the entry a foreach stage runs for (encoder, model or pair)")
+    parser.add_argument("item", nargs="?", help="the entry a foreach stage runs for (encoder, model or method)")
     parser.add_argument("--params-file", default=PARAMS_FILE, help="repo-relative parameters file")
     parser.add_argument("--log-output", action="store_true", help="stream the cells' output as they run")
     parser.add_argument("--no-progress", action="store_true",

@@ -5,7 +5,7 @@ output folders.
 - :mod:`~nessa_lib.stages.prepare_data`        01: corpus, splits, lists, reference systems
 - :mod:`~nessa_lib.stages.train_encoder`       02: train (or describe) one encoder
 - :mod:`~nessa_lib.stages.extract_embeddings`  03: embed the splits with one encoder
-- :mod:`~nessa_lib.stages.fit_aligners`        04: fit every method on one (X, Y) pair
+- :mod:`~nessa_lib.stages.fit_aligners`        04: fit one method on every (X, Y) pair
 - :mod:`~nessa_lib.stages.evaluate`            05: tables, claims, A/B case study, ablation, deployment check
 
 Each module holds the stage's ``Params`` (a frozen dataclass: its section of ``params.yaml``, checked on load, every

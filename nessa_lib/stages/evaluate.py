@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from nessa_lib import embeddings
-from nessa_lib.align.folder import PAIR_FILE, load_aligners
+from nessa_lib.align.folder import load_pair
 from nessa_lib.align.hparams import METHODS
 from nessa_lib.evaluation.operating_points import DEFAULT_FARS, frr_key
 from nessa_lib.stages import schema
@@ -157,8 +157,9 @@ class Study:
     sets : dict
         Evaluation-split :class:`nessa_lib.embeddings.EmbeddingSet` of every model.
     aligners : dict
-        ``{pair: {method: [Aligner, ...]}}``: the aligners stage 04 fitted (the methods its ``pair.json`` lists),
-        one per seed, first seed first.
+        ``{pair: {method: [Aligner, ...]}}``: the aligners stage 04 fitted (every method of
+        ``fit_aligners.methods`` the pair has: ``identity`` only between models of the same dimension), one per
+        seed, first seed first.
     embeddings_root : Path
         Stage 03's output folder (for the fit pools).
     """
@@ -219,11 +220,13 @@ class Study:
         return None, None
 
 
-def load_study(pairs: dict, *, embeddings_root, encoders_root, aligners_root, extra_models=()) -> Study:
+def load_study(pairs: dict, *, methods, embeddings_root, encoders_root, aligners_root, extra_models=()) -> Study:
     """Load the evaluation embeddings, model objectives and stage-04 aligners of ``pairs``.
 
-    ``extra_models`` (the A/B case study's) are loaded too. A pair whose aligner folder is missing raises
-    ``FileNotFoundError`` naming it (stage 04 has not run for it).
+    The aligners are those of ``methods`` (``fit_aligners.methods``), read from stage 04's method folders under
+    ``aligners_root`` (:func:`nessa_lib.align.folder.load_pair`). ``extra_models`` (the A/B case study's) are
+    loaded too. A method whose folder is missing, or that has not been fitted on a pair, raises
+    ``FileNotFoundError`` naming the stage to run (``fit_aligners@<method>``).
     """
     # json only: the encoder code (torch, SpeechBrain) is not a dependency of the evaluation
     from nessa_lib.encoders.meta import objective
@@ -233,11 +236,8 @@ def load_study(pairs: dict, *, embeddings_root, encoders_root, aligners_root, ex
     objectives = {m: objective(Path(encoders_root) / m) for m in models}
     sets = {m: embeddings.load_embeddings(Path(embeddings_root) / m / "eval.npz") for m in models}
     aligners = {}
-    for name in pairs:
-        if not (Path(aligners_root) / name / PAIR_FILE).is_file():
-            raise FileNotFoundError(f"no aligners for pair {name!r}: {Path(aligners_root) / name / PAIR_FILE} is "
-                                    f"missing (run stage fit_aligners@{name})")
-        aligners[name] = load_aligners(Path(aligners_root) / name)
+    for name, spec in pairs.items():
+        aligners[name] = load_pair(aligners_root, name, methods, **spec)
     return Study(pairs, objectives, sets, aligners, Path(embeddings_root))
 
 
@@ -359,7 +359,7 @@ def calibration_file(out_root, pair: str, system: str) -> Path:
 def write_calibrations(study: Study, cal_table: pd.DataFrame, calibrations: dict, out_root) -> list[Path]:
     """Write every system's calibration and chosen thresholds (:func:`calibration_study`) as the calibration
     files ``python -m nessa_lib.migrate --calibration FILE`` reads (:func:`calibration_file`): a method's records
-    stage 04's aligner of its first seed (the one scored; ``models/fit_aligners/<pair>/<method>.safetensors``), so
+    stage 04's aligner of its first seed (the one scored; ``models/fit_aligners/<method>/<pair>.safetensors``), so
     it is refused with any other aligner; X/X and Y/Y record none. Returns the files written.
     """
     from nessa_lib.evaluation.calibration import save_calibration
