@@ -193,12 +193,10 @@ class StackedAdamW:
 
 
 def dropout_masks(shape, keep: float, generators, device, dtype) -> torch.Tensor:
-    """Inverted-dropout multipliers of shape ``(members, *shape)``: ``1 / keep`` with probability ``keep``, else 0;
-    each member's from its own generator.
+    """Inverted-dropout multipliers of shape ``(members, *shape)``: ``1 / keep`` where a uniform draw of the
+    member's own generator is below ``keep``, else 0 (uniform < keep is ~2x cheaper than ``bernoulli_``).
 
-    Each mask element is one 16-bit quarter of a random 64-bit integer compared with ``round(keep * 2**16)``, so
-    a mask costs a quarter of the generator's draws of ``torch.rand(shape) < keep`` (about half its time); the
-    keep probability is exact to 2**-17.
+    One float mask per layer, so the autograd graph has one product instead of two (same values).
 
     Examples
     --------
@@ -206,12 +204,8 @@ def dropout_masks(shape, keep: float, generators, device, dtype) -> torch.Tensor
     >>> m.shape, sorted(set(m.unique().tolist())), round(float((m > 0).float().mean()), 2)
     (torch.Size([1, 1000, 64]), [0.0, 1.25], 0.8)
     """
-    n = int(np.prod(shape))
-    words = -(-n // 4)
-    thresh = int(round(keep * 65536)) - 32768  # int16 below it: probability keep
-    bits = torch.stack([torch.randint(-2**63, 2**63 - 1, (words,), device=device, dtype=torch.int64, generator=g)
-                        for g in generators]).view(torch.int16)[:, :n]
-    return (bits < thresh).to(dtype).mul_(1.0 / keep).reshape(len(generators), *shape)
+    mask = torch.stack([torch.rand(shape, device=device, generator=g) < keep for g in generators])
+    return mask.to(dtype).mul_(1.0 / keep)
 
 
 class _PairedLogPartition(torch.autograd.Function):
