@@ -1,6 +1,5 @@
-"""P speakers x K utterances batches for contrastive objectives: one sampler for the encoders' supervised
-contrastive training (:class:`nessa_lib.encoders.data.SpeakerBatchSampler`, :func:`speaker_batches`) and NESSA
-M3's fits (:class:`SpeakerRows`, the same sampling with one round per epoch, vectorised)."""
+"""P speakers x K utterances batches for contrastive objectives: one implementation for the encoders' supervised
+contrastive training (:class:`nessa_lib.encoders.data.SpeakerBatchSampler`) and NESSA M3's fits."""
 
 from __future__ import annotations
 
@@ -70,48 +69,3 @@ def speaker_batches(by_spk: dict, n_speakers: int, n_utts: int, rng: np.random.G
             chosen = [spks[j] for j in order[g * n_speakers:(g + 1) * n_speakers]]
             batches.append([int(i) for s in chosen for i in chunks[s][r]])
     return [batches[j] for j in rng.permutation(len(batches))]
-
-
-class SpeakerRows:
-    """M3's P speakers x K utterances batches over one row set, drawn with numpy in a few array operations.
-
-    The encoders' sampler (:func:`nessa_lib.batches.speaker_batches`) with one round per epoch, vectorised: every
-    speaker with at least 2 rows takes part once per epoch with K of its rows (distinct, topped up by re-drawing
-    when it has fewer than K), the speakers are shuffled and grouped P at a time, the leftover (fewer than P) sit
-    the epoch out. Same distribution of batches as ``speaker_batches``, not the same draws.
-
-    Examples
-    --------
-    >>> sr = SpeakerRows(np.arange(100, 115), np.repeat(np.arange(5), 3))
-    >>> b = sr.epoch(2, 2, np.random.default_rng(0))
-    >>> len(b), [len(x) for x in b], all(len(set((x - 100) // 3)) == 2 for x in b)
-    (2, [4, 4], True)
-    """
-
-    def __init__(self, idx: np.ndarray, codes: np.ndarray):
-        order = np.argsort(codes, kind="stable")
-        spk, start, count = np.unique(codes[order], return_index=True, return_counts=True)
-        ok = count >= 2  # a positive pair needs a second utterance
-        start, count = start[ok], count[ok]
-        width = int(count.max()) if len(count) else 0
-        col = np.arange(width)
-        self.count = count
-        # (speakers, most rows): each speaker's rows of idx, padded by repeating its first row.
-        self.rows = np.asarray(idx)[order][start[:, None] + np.where(col < count[:, None], col, 0)]
-
-    def epoch(self, n_speakers: int, n_utts: int, rng: np.random.Generator) -> list:
-        n_spk = min(n_speakers, len(self.count))
-        if n_spk < 2:
-            return []
-        n, width = self.rows.shape
-        keys = rng.random((n, width))
-        keys[np.arange(width)[None, :] >= self.count[:, None]] = 2.0  # padding sorts last
-        pick = np.argsort(keys, axis=1)[:, :n_utts]
-        if pick.shape[1] < n_utts or (self.count < n_utts).any():  # top up by re-drawing the speaker's rows
-            pick = np.pad(pick, ((0, 0), (0, n_utts - pick.shape[1])))
-            extra = (rng.random((n, n_utts)) * self.count[:, None]).astype(np.int64)
-            short = np.arange(n_utts)[None, :] >= self.count[:, None]
-            pick = np.where(short, extra, pick)
-        chosen = np.take_along_axis(self.rows, pick, axis=1)
-        order = rng.permutation(n)[: (n // n_spk) * n_spk]
-        return list(chosen[order].reshape(-1, n_spk * n_utts))

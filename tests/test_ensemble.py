@@ -162,7 +162,7 @@ def test_supcon_symmetric_is_both_directions_of_supcon_stacked(temperature):
 
 
 def test_speaker_rows_batches_are_p_by_k_of_distinct_speakers():
-    from nessa_lib.batches import SpeakerRows
+    from nessa_lib.align.nessa import SpeakerRows
 
     codes = np.array([0] * 6 + [1] * 3 + [2] * 2 + [3] * 5 + [4] * 1)  # speaker 2 has fewer than K; 4 cannot take part
     idx = np.arange(len(codes)) + 100

@@ -4,7 +4,7 @@ M1 and M2 minimise the squared error of one mapped side against the other model'
 sides into a new space with a supervised InfoNCE loss across the two models
 (:func:`nessa_lib.losses.supcon_loss`, each model's mapped embeddings as anchors and the other's as candidates)
 plus squared-error terms tying both sides to the reference space, on P speakers x K utterances batches
-(:class:`nessa_lib.batches.SpeakerRows`, the sampler of the encoders' contrastive training, vectorised).
+(:class:`SpeakerRows`, the sampler of the encoders' contrastive training, vectorised).
 
 What cannot train is refused (``ValueError``): no training data left after the hold-out, or M3 with fewer than
 two training speakers (its contrastive loss has nothing to contrast: the loss would be 0 and nothing would be
@@ -24,13 +24,58 @@ import numpy as np
 import torch
 
 from nessa_lib.align.aligner import _build_side, _Identity, _normalize
-from nessa_lib.batches import SpeakerRows
 from nessa_lib.losses import supcon_loss
 
 logger = logging.getLogger(__name__)
 
 #: Fewest speakers from which early stopping holds some out; below, it validates on the training data (warned).
 MIN_SPEAKERS_TO_HOLD_OUT = 4
+
+
+class SpeakerRows:
+    """M3's P speakers x K utterances batches over one row set, drawn with numpy in a few array operations.
+
+    The encoders' sampler (:func:`nessa_lib.batches.speaker_batches`; kept apart from it because the encoders'
+    stage depends on that module and this sampler belongs to the aligners' fits) with one round per epoch, vectorised: every
+    speaker with at least 2 rows takes part once per epoch with K of its rows (distinct, topped up by re-drawing
+    when it has fewer than K), the speakers are shuffled and grouped P at a time, the leftover (fewer than P) sit
+    the epoch out. Same distribution of batches as ``speaker_batches``, not the same draws.
+
+    Examples
+    --------
+    >>> sr = SpeakerRows(np.arange(100, 115), np.repeat(np.arange(5), 3))
+    >>> b = sr.epoch(2, 2, np.random.default_rng(0))
+    >>> len(b), [len(x) for x in b], all(len(set((x - 100) // 3)) == 2 for x in b)
+    (2, [4, 4], True)
+    """
+
+    def __init__(self, idx: np.ndarray, codes: np.ndarray):
+        order = np.argsort(codes, kind="stable")
+        spk, start, count = np.unique(codes[order], return_index=True, return_counts=True)
+        ok = count >= 2  # a positive pair needs a second utterance
+        start, count = start[ok], count[ok]
+        width = int(count.max()) if len(count) else 0
+        col = np.arange(width)
+        self.count = count
+        # (speakers, most rows): each speaker's rows of idx, padded by repeating its first row.
+        self.rows = np.asarray(idx)[order][start[:, None] + np.where(col < count[:, None], col, 0)]
+
+    def epoch(self, n_speakers: int, n_utts: int, rng: np.random.Generator) -> list:
+        n_spk = min(n_speakers, len(self.count))
+        if n_spk < 2:
+            return []
+        n, width = self.rows.shape
+        keys = rng.random((n, width))
+        keys[np.arange(width)[None, :] >= self.count[:, None]] = 2.0  # padding sorts last
+        pick = np.argsort(keys, axis=1)[:, :n_utts]
+        if pick.shape[1] < n_utts or (self.count < n_utts).any():  # top up by re-drawing the speaker's rows
+            pick = np.pad(pick, ((0, 0), (0, n_utts - pick.shape[1])))
+            extra = (rng.random((n, n_utts)) * self.count[:, None]).astype(np.int64)
+            short = np.arange(n_utts)[None, :] >= self.count[:, None]
+            pick = np.where(short, extra, pick)
+        chosen = np.take_along_axis(self.rows, pick, axis=1)
+        order = rng.permutation(n)[: (n // n_spk) * n_spk]
+        return list(chosen[order].reshape(-1, n_spk * n_utts))
 
 
 def _speaker_split(speakers: np.ndarray, val_fraction: float, rng: np.random.Generator, min_val: int = 1):
