@@ -132,3 +132,51 @@ def test_fit_ensemble_refuses_closed_form_and_repeated_seeds(pairs):
         align.fit_ensemble("nessa-m1", pairs.x, pairs.y, pairs.speakers, seeds=[1, 1])
     with pytest.raises(ValueError, match="lr_schedule"):
         align.fit_ensemble("nessa-m1", pairs.x, pairs.y, pairs.speakers, seeds=[0], lr_schedule="step")
+
+
+@pytest.mark.parametrize("temperature", [0.1, 0.02])  # 0.02: the two-pass form (one shift could underflow)
+def test_supcon_symmetric_is_both_directions_of_supcon_stacked(temperature):
+    from nessa_lib.align.ensemble import supcon_symmetric
+
+    g = torch.Generator().manual_seed(0)
+    a0 = torch.nn.functional.normalize(torch.randn(3, 8, 5, generator=g), dim=-1)
+    b0 = torch.nn.functional.normalize(torch.randn(3, 8, 5, generator=g), dim=-1)
+    lab = torch.tensor([[0, 0, 1, 1, 2, 2, 3, 3], [3, 1, 3, 1, 2, 2, 9, 9], [5] * 8])
+    groups = torch.tensor([[0, 0, 1, 1, 2, 2, 3, 3], [0, 1, 0, 1, 2, 2, 3, 3], [0] * 8])
+    valid = torch.tensor([[True] * 8, [True] * 5 + [False] * 3, [False] * 8])  # padding; an idle member
+    grads = []
+    for fn in ("reference", "symmetric"):
+        a, b = a0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+        if fn == "reference":
+            out = 0.5 * (supcon_stacked(a, b, lab, valid, temperature) + supcon_stacked(b, a, lab, valid, temperature))
+        else:
+            out = supcon_symmetric(a, b, groups, valid, temperature)
+        out.sum().backward()
+        grads.append((out.detach(), a.grad, b.grad))
+    for ref, new in zip(*grads):
+        assert torch.isfinite(new).all()
+        torch.testing.assert_close(new, ref, rtol=1e-5, atol=1e-6)
+    # Nothing padded: the unmasked path gives the same.
+    full = supcon_symmetric(a0[:1], b0[:1], groups[:1], valid[:1], temperature, padded=False)
+    torch.testing.assert_close(full, grads[0][0][:1], rtol=1e-5, atol=1e-6)
+
+
+def test_speaker_rows_batches_are_p_by_k_of_distinct_speakers():
+    from nessa_lib.align.nessa import SpeakerRows
+
+    codes = np.array([0] * 6 + [1] * 3 + [2] * 2 + [3] * 5 + [4] * 1)  # speaker 2 has fewer than K; 4 cannot take part
+    idx = np.arange(len(codes)) + 100
+    sr = SpeakerRows(idx, codes)
+    for seed in range(5):
+        batches = sr.epoch(2, 3, np.random.default_rng(seed))
+        assert len(batches) == 2 and all(len(b) == 6 for b in batches)
+        spk = [codes[b - 100].reshape(2, 3) for b in batches]
+        assert all((s == s[:, :1]).all() for s in spk)  # K rows of one speaker, P speakers
+        seen = np.concatenate([s[:, 0] for s in spk])
+        assert len(set(seen)) == 4 and 4 not in seen
+        for b, s in zip(batches, spk):  # distinct rows unless the speaker has fewer than K
+            for k in range(2):
+                rows = b.reshape(2, 3)[k]
+                assert len(set(rows)) == min(3, int((codes == s[k, 0]).sum()))
+    again = [sr.epoch(2, 3, np.random.default_rng(1)) for _ in range(2)]
+    assert all(np.array_equal(u, v) for u, v in zip(*again))

@@ -4,7 +4,7 @@ M1 and M2 minimise the squared error of one mapped side against the other model'
 sides into a new space with a supervised InfoNCE loss across the two models
 (:func:`nessa_lib.losses.supcon_loss`, each model's mapped embeddings as anchors and the other's as candidates)
 plus squared-error terms tying both sides to the reference space, on P speakers x K utterances batches
-(:func:`nessa_lib.batches.speaker_batches`, the sampler of the encoders' contrastive training).
+(:class:`SpeakerRows`, the sampler of the encoders' contrastive training, vectorised).
 
 What cannot train is refused (``ValueError``): no training data left after the hold-out, or M3 with fewer than
 two training speakers (its contrastive loss has nothing to contrast: the loss would be 0 and nothing would be
@@ -18,18 +18,64 @@ early stopping never kept a best epoch).
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 import torch
 
 from nessa_lib.align.aligner import _build_side, _Identity, _normalize
-from nessa_lib.batches import speaker_batches, utterances_by_speaker
 from nessa_lib.losses import supcon_loss
 
 logger = logging.getLogger(__name__)
 
 #: Fewest speakers from which early stopping holds some out; below, it validates on the training data (warned).
 MIN_SPEAKERS_TO_HOLD_OUT = 4
+
+
+class SpeakerRows:
+    """M3's P speakers x K utterances batches over one row set, drawn with numpy in a few array operations.
+
+    The encoders' sampler (:func:`nessa_lib.batches.speaker_batches`; kept apart from it because the encoders'
+    stage depends on that module and this sampler belongs to the aligners' fits) with one round per epoch, vectorised: every
+    speaker with at least 2 rows takes part once per epoch with K of its rows (distinct, topped up by re-drawing
+    when it has fewer than K), the speakers are shuffled and grouped P at a time, the leftover (fewer than P) sit
+    the epoch out. Same distribution of batches as ``speaker_batches``, not the same draws.
+
+    Examples
+    --------
+    >>> sr = SpeakerRows(np.arange(100, 115), np.repeat(np.arange(5), 3))
+    >>> b = sr.epoch(2, 2, np.random.default_rng(0))
+    >>> len(b), [len(x) for x in b], all(len(set((x - 100) // 3)) == 2 for x in b)
+    (2, [4, 4], True)
+    """
+
+    def __init__(self, idx: np.ndarray, codes: np.ndarray):
+        order = np.argsort(codes, kind="stable")
+        spk, start, count = np.unique(codes[order], return_index=True, return_counts=True)
+        ok = count >= 2  # a positive pair needs a second utterance
+        start, count = start[ok], count[ok]
+        width = int(count.max()) if len(count) else 0
+        col = np.arange(width)
+        self.count = count
+        # (speakers, most rows): each speaker's rows of idx, padded by repeating its first row.
+        self.rows = np.asarray(idx)[order][start[:, None] + np.where(col < count[:, None], col, 0)]
+
+    def epoch(self, n_speakers: int, n_utts: int, rng: np.random.Generator) -> list:
+        n_spk = min(n_speakers, len(self.count))
+        if n_spk < 2:
+            return []
+        n, width = self.rows.shape
+        keys = rng.random((n, width))
+        keys[np.arange(width)[None, :] >= self.count[:, None]] = 2.0  # padding sorts last
+        pick = np.argsort(keys, axis=1)[:, :n_utts]
+        if pick.shape[1] < n_utts or (self.count < n_utts).any():  # top up by re-drawing the speaker's rows
+            pick = np.pad(pick, ((0, 0), (0, n_utts - pick.shape[1])))
+            extra = (rng.random((n, n_utts)) * self.count[:, None]).astype(np.int64)
+            short = np.arange(n_utts)[None, :] >= self.count[:, None]
+            pick = np.where(short, extra, pick)
+        chosen = np.take_along_axis(self.rows, pick, axis=1)
+        order = rng.permutation(n)[: (n // n_spk) * n_spk]
+        return list(chosen[order].reshape(-1, n_spk * n_utts))
 
 
 def _speaker_split(speakers: np.ndarray, val_fraction: float, rng: np.random.Generator, min_val: int = 1):
@@ -78,6 +124,14 @@ def _hold_out(method: str, speakers: np.ndarray, hp: dict, rng: np.random.Genera
     return train_idx, val_idx
 
 
+def _batch_groups(codes: np.ndarray) -> np.ndarray:
+    """Each row's speaker as a code in ``[0, B)`` within its member's batch (``codes``: (members, B))."""
+    out = np.empty(codes.shape, dtype=np.int64)
+    for e, row in enumerate(codes):
+        out[e] = np.unique(row, return_inverse=True)[1]
+    return out
+
+
 def _dropout_generator(seed: int, device: torch.device) -> torch.Generator:
     """A member's own dropout stream, derived from its seed (independent of the initialisation's stream)."""
     state = int(np.random.SeedSequence([int(seed), 1]).generate_state(1)[0])
@@ -97,7 +151,7 @@ def _train(method, x, y, speakers, hp, seeds, progress, device: str = "cpu"):
     """
     from tqdm.auto import tqdm
 
-    from nessa_lib.align.ensemble import StackedAdamW, StackedMLP, apply_side, pad_batches, stacked_side, supcon_stacked
+    from nessa_lib.align.ensemble import StackedAdamW, StackedMLP, apply_side, pad_batches, stacked_side, supcon_symmetric
 
     seeds = [int(s) for s in seeds]
     dx, dy = x.shape[1], y.shape[1]
@@ -108,7 +162,6 @@ def _train(method, x, y, speakers, hp, seeds, progress, device: str = "cpu"):
     dev = torch.device(device)
     X = torch.as_tensor(x, dtype=torch.float32).to(dev)
     Y = torch.as_tensor(y, dtype=torch.float32).to(dev)
-    S = torch.as_tensor(spk_codes).to(dev)
     m3 = method == "nessa-m3"
     w_con, w_e, w_r = (float(hp[k]) for k in ("w_contrastive", "w_mse_enroll", "w_mse_runtime")) if m3 else (0, 0, 0)
 
@@ -116,15 +169,10 @@ def _train(method, x, y, speakers, hp, seeds, progress, device: str = "cpu"):
 
     def batches(idx: np.ndarray, brng: np.random.Generator) -> list:
         if m3:
-            # The encoders' P x K batching, one round per epoch: every speaker once, K utterances each.
             key = (id(idx), len(idx))
             if key not in by_speaker:
-                by_speaker[key] = (idx, utterances_by_speaker(spk_codes[idx]))
-            by_spk = by_speaker[key][1]
-            n_spk = min(int(hp["speakers_per_batch"]), len(by_spk))
-            if n_spk < 2:
-                return []
-            return [idx[np.asarray(b)] for b in speaker_batches(by_spk, n_spk, int(hp["utts_per_speaker"]), brng)]
+                by_speaker[key] = (idx, SpeakerRows(idx, spk_codes[idx]))
+            return by_speaker[key][1].epoch(int(hp["speakers_per_batch"]), int(hp["utts_per_speaker"]), brng)
         perm = brng.permutation(idx)
         bs = int(hp["batch_size"])
         return [perm[s : s + bs] for s in range(0, len(perm), bs)]
@@ -144,20 +192,21 @@ def _train(method, x, y, speakers, hp, seeds, progress, device: str = "cpu"):
     for sd in sides:
         sd.to(dev)
 
-    def tensors() -> list:
-        return [t for sd in sides for t in sd.params.values()]
+    def tensors() -> list:  # each side's weights as one (members, n_weights) tensor
+        return [sd.flat for sd in sides]
 
     def losses(idx: np.ndarray, w: np.ndarray, gens) -> torch.Tensor:
-        t, wt = torch.as_tensor(idx, device=dev), torch.as_tensor(w, device=dev)
-        xt, yt = _normalize(X[t]), _normalize(Y[t])  # unit rows, normalised as they are read
+        t, wt = torch.as_tensor(idx, device=dev).view(-1), torch.as_tensor(w, device=dev)
+        # Unit rows, normalised as they are read.
+        xt, yt = (_normalize(Z.index_select(0, t).view(*idx.shape, -1)) for Z in (X, Y))
         xe, ye = apply_side(eside, xt, gens), apply_side(rside, yt, gens)
         if method == "nessa-m1":
             return sqerr(ye, xt, wt)
         if method == "nessa-m2":
             return sqerr(xe, yt, wt)
-        za, zb, lab, valid = _normalize(xe), _normalize(ye), S[t], wt > 0
-        con = 0.5 * (supcon_stacked(za, zb, lab, valid, hp["temperature"])
-                     + supcon_stacked(zb, za, lab, valid, hp["temperature"]))
+        groups = torch.as_tensor(_batch_groups(spk_codes[idx]), device=dev)
+        con = supcon_symmetric(_normalize(xe), _normalize(ye), groups, wt > 0, hp["temperature"],
+                               padded=not w.all())
         r = xt if hp["reference"] == "enroll" else yt
         return w_con * con + w_e * sqerr(xe, r, wt) + w_r * sqerr(ye, r, wt)
 
@@ -185,9 +234,11 @@ def _train(method, x, y, speakers, hp, seeds, progress, device: str = "cpu"):
         for step in range(max(len(bl) for bl in per)):
             idx, w, active = pad_batches([bl[step] if step < len(bl) else None for bl in per], width)
             loss = losses(idx, w, [gens[e] for e in alive])
-            for t in tensors():
-                t.grad = None
-            (loss * torch.as_tensor(active, device=dev)).sum().backward()
+            for sd in sides:
+                sd.zero_grad()
+            with warnings.catch_warnings():  # the weights' gradients are views of one buffer (StackedMLP.flat)
+                warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout")
+                (loss * torch.as_tensor(active, device=dev, dtype=loss.dtype)).sum().backward()
             opt.step(tensors(), active)
             tot += np.where(active, loss.detach().cpu().numpy() * w.sum(1), 0.0)
             n += w.sum(1)
