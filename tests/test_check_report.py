@@ -30,7 +30,7 @@ except check_report.Missing:
 needs_chromium = pytest.mark.skipif(not HAVE_CHROMIUM, reason="no Chromium (apt-get install chromium)")
 
 
-def _toy_project(root: Path) -> Path:
+def _toy_project(root: Path, write_tables) -> Path:
     """A project with every table and one figure of stage 05, its executed page, committed; its report built."""
     import matplotlib.pyplot as plt
 
@@ -38,24 +38,7 @@ def _toy_project(root: Path) -> Path:
     (ev / "figures").mkdir(parents=True)
     (root / "dvc.yaml").write_text("stages:\n  evaluate: {cmd: 'true'}\n")
     (root / "params.yaml").write_text("base: {seed: 0}\n")
-    pd.DataFrame({"pair": ["x-y"] * 3, "system": ["symmetric X/X", "symmetric Y/Y", "nessa-m3"],
-                  "eer": [0.0733, 0.0296, 0.0456], "eer_lo": [0.0673, 0.0244, 0.0401],
-                  "eer_hi": [0.0815, 0.0341, 0.0508], "frr_at_far0.01": [0.52, 0.12, 0.2],
-                  "min_dcf_p0.01": [0.96, 0.56, 0.9087], "gain_recovered": [0.0, 1.0, 0.634],
-                  "n_seeds": [1, 1, 3], "eer_seed_sd": [None, None, 0.0023]}).to_csv(ev / "main_table.csv",
-                                                                                    index=False)
-    pd.DataFrame({"finding": ["c: recovers >= 60 %"] * 2, "group": ["Y better than X"] * 2,
-                  "claim": ["The asymmetric system recovers at least 60 % of the gain."] * 2,
-                  "evidence": ["x-y", "summary over 1 pair(s)"], "verdict": ["inconclusive", "inconclusive"],
-                  "detail": ["gain recovered 0.634", "inconclusive in 1 of 1 pair(s)"]}).to_csv(
-        ev / "findings.csv", index=False)
-    pd.DataFrame({"far_target": [0.01, 0.01], "system": ["A/A", "B/B"], "eer": [0.0733, 0.0296],
-                  "far_deployed": [0.0086, 0.0084], "frr_deployed": [0.591, 0.124],
-                  "frr_at_aa_threshold": [0.591, 0.995], "rel_frr_impact": [0.0, 0.789]}).to_csv(
-        ev / "ab_case_study.csv", index=False)
-    pd.DataFrame({"n_speakers": [100, -1], "utts_per_speaker": [3, -1], "n_speakers_used": [100, 800],
-                  "n_pairs": [300, 9600], "eer": [0.0895, 0.0474], "gain_recovered": [-0.369, 0.593],
-                  "eer_lo": [0.0785, 0.04], "eer_hi": [0.0989, 0.055]}).to_csv(ev / "ablation.csv", index=False)
+    write_tables(ev, "frr_at_far0.01")
     pd.DataFrame({"method": ["nessa-m2"], "sample": ["as recorded"], "eer": [0.093], "eer_xx": [0.084],
                   "eer_yy": [0.042], "agreement_median": [0.797], "flagged": [True], "problems": ["control"]}).to_csv(
         ev / "deployment_check.csv", index=False)
@@ -70,8 +53,8 @@ def _toy_project(root: Path) -> Path:
     return root
 
 
-def test_no_chromium_is_named(tmp_path, monkeypatch, capsys):
-    _toy_project(tmp_path)
+def test_no_chromium_is_named(tmp_path, monkeypatch, capsys, toy_evaluate_tables):
+    _toy_project(tmp_path, toy_evaluate_tables)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     assert check_report.main(["--root", str(tmp_path)]) == 2
     assert "no Chromium found" in capsys.readouterr().err
@@ -83,8 +66,8 @@ def test_no_report_is_named(tmp_path, capsys):
 
 
 @needs_chromium
-def test_a_good_report_passes_and_is_screenshot(tmp_path, capsys):
-    root = _toy_project(tmp_path)
+def test_a_good_report_passes_and_is_screenshot(tmp_path, capsys, toy_evaluate_tables):
+    root = _toy_project(tmp_path, toy_evaluate_tables)
     shot = tmp_path / "shot.png"
     rc = check_report.main(["--root", str(root), "--screenshot", str(shot)])
     out = capsys.readouterr().out
@@ -97,8 +80,8 @@ def test_a_good_report_passes_and_is_screenshot(tmp_path, capsys):
 
 
 @needs_chromium
-def test_a_broken_report_fails_naming_each_problem(tmp_path, capsys):
-    root = _toy_project(tmp_path)
+def test_a_broken_report_fails_naming_each_problem(tmp_path, capsys, toy_evaluate_tables):
+    root = _toy_project(tmp_path, toy_evaluate_tables)
     index = root / "reports/index.html"
     page = index.read_text()
     broken = (page.replace('src="evaluate/figures/det_x-y.png"', 'src="evaluate/figures/nowhere.png"')

@@ -8,37 +8,20 @@ import pandas as pd
 from nessa_lib.pipeline import report
 
 
-def _toy_reports(root):
+def _toy_reports(root, write_tables):
     ev = root / "reports/evaluate"
     (ev / "figures").mkdir(parents=True)
     (root / "dvc.yaml").write_text("stages: {}\n")
     (root / "params.yaml").write_text("base: {seed: 0}\n")
-    pd.DataFrame({"pair": ["x-y"] * 3, "system": ["symmetric X/X", "symmetric Y/Y", "nessa-m3"],
-                  "eer": [0.0733, 0.0296, 0.0456], "eer_lo": [0.0673, 0.0244, 0.0401],
-                  "eer_hi": [0.0815, 0.0341, 0.0508], "frr_at_far0.125": [0.021, 0.004, 0.005],
-                  "min_dcf_p0.01": [0.96, 0.56, 0.9087], "gain_recovered": [0.0, 1.0, 0.634],
-                  "n_seeds": [1, 1, 3], "eer_seed_sd": [None, None, 0.0023]}).to_csv(ev / "main_table.csv",
-                                                                                    index=False)
-    pd.DataFrame({"finding": ["c: recovers >= 60 %"] * 2, "group": ["Y better than X"] * 2,
-                  "claim": ["The asymmetric system recovers at least 60 % of the gain."] * 2,
-                  "evidence": ["x-y", "summary over 1 pair(s)"], "verdict": ["inconclusive", "inconclusive"],
-                  "detail": ["gain recovered 0.634", "inconclusive in 1 of 1 pair(s)"]}).to_csv(
-        ev / "findings.csv", index=False)
-    pd.DataFrame({"far_target": [0.01, 0.01], "system": ["A/A", "B/B"], "eer": [0.0733, 0.0296],
-                  "far_deployed": [0.0086, 0.0084], "frr_deployed": [0.591, 0.124],
-                  "frr_at_aa_threshold": [0.591, 0.995], "rel_frr_impact": [0.0, 0.789]}).to_csv(
-        ev / "ab_case_study.csv", index=False)
-    pd.DataFrame({"n_speakers": [100, -1], "utts_per_speaker": [3, -1], "n_speakers_used": [100, 800],
-                  "n_pairs": [300, 9600], "eer": [0.0895, 0.0474], "gain_recovered": [-0.369, 0.593],
-                  "eer_lo": [0.0785, 0.04], "eer_hi": [0.0989, 0.055]}).to_csv(ev / "ablation.csv", index=False)
+    write_tables(ev)
     (ev / "figures/det_x-y.png").write_bytes(b"\x89PNG")
     (ev / "05_evaluate.ipynb").write_text(json.dumps({"metadata": {"papermill": {"duration": 90.0}}}))
     (ev / "05_evaluate.html").write_text("<html></html>")
     return root
 
 
-def test_report_formats_the_tables(tmp_path):
-    index = report.build_report(_toy_reports(tmp_path)).read_text()
+def test_report_formats_the_tables(tmp_path, toy_evaluate_tables):
+    index = report.build_report(_toy_reports(tmp_path, toy_evaluate_tables)).read_text()
     # systems as rows, metrics as columns, percent with one decimal and the interval
     assert "<h3>x-y</h3>" in index and "<th>EER %</th>" in index and "<th>FRR % at FAR 12.5 %</th>" in index
     assert "<td>7.3 [6.7, 8.2]</td>" in index and "<td>4.6 [4.0, 5.1]</td>" in index
@@ -50,6 +33,8 @@ def test_report_formats_the_tables(tmp_path):
     # A/B and ablation tables; the ablation's -1 reads "all"
     assert "<td>B/B</td><td>3.0</td><td>0.8</td><td>12.4</td><td>99.5</td><td>78.9</td>" in index
     assert "<td>800 (all)</td><td>all</td><td>9,600</td><td>4.7 [4.0, 5.5]</td><td>59.3</td>" in index
+    # the learning curve's sentence, per utterance setting
+    assert "<b>all utterances per voice</b>: nessa-m3 reaches 80 % of the gain at about 1,500 voices" in index
     # captioned figure, the executed page, provenance with the wall time read from papermill's metadata
     assert "<figcaption>DET curves of every system on x-y" in index
     assert 'href="evaluate/05_evaluate.html"' in index
