@@ -156,7 +156,7 @@ def _section_key(lines, i) -> tuple[str, str]:
 
 
 def restore_comment_blocks(original: str, written: str) -> str:
-    """Put back the full-line comment blocks of ``original`` that the YAML writer dropped from ``written``.
+    r"""Put back the full-line comment blocks of ``original`` that the YAML writer dropped from ``written``.
 
     ruamel attaches the comment lines that precede a key to the *last value before them*: when a preset replaces
     a whole entry map (the encoders, the pairs), the comments that document the next key go with the old map. Each
