@@ -80,3 +80,19 @@ def toy_evaluate_tables():
             ev / "learning_curve.csv", index=False)
 
     return write
+
+
+@pytest.fixture(scope="session")
+def model_versions():
+    """``make(n_speakers, speaker_offset)``: three toy model versions v1 -> v2 -> v3 of rising quality
+    (:func:`nessa_lib.toy.make_model_versions`). One generator seed for every call: the same three versions, other
+    voices per offset (fit and evaluation sets of the chain tests)."""
+    import numpy as np
+
+    from nessa_lib import toy
+
+    def make(n_speakers, offset):
+        return toy.make_model_versions(n_speakers, 6, noises=(0.6, 0.35, 0.1), d_latent=8, dims=(8, 8, 8),
+                                       warps=("rotation",) * 3, rng=np.random.default_rng(7), speaker_offset=offset)
+
+    return make

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nessa_lib import align, chain, embeddings, migrate, toy
+from nessa_lib import align, chain, embeddings, migrate
 from nessa_lib.evaluation import metrics
 from nessa_lib.evaluation.ab import alignment_trials
 from nessa_lib.evaluation.lists import score_lists
@@ -13,15 +13,9 @@ FAST = dict(max_epochs=60, patience=10, hidden_dim=32)
 IDS = ("v1@1", "v2@1", "v3@1")
 
 
-def _versions(n_speakers, offset):
-    # One generator seed for both calls: the same three model versions, different voices.
-    return toy.make_model_versions(n_speakers, 6, noises=(0.6, 0.35, 0.1), d_latent=8, dims=(8, 8, 8),
-                                   warps=("rotation",) * 3, rng=np.random.default_rng(7), speaker_offset=offset)
-
-
 @pytest.fixture(scope="module")
-def data():
-    return _versions(200, 0), _versions(30, 1000)
+def data(model_versions):
+    return model_versions(200, 0), model_versions(30, 1000)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nessa_lib import align, chain, toy
+from nessa_lib import align, chain
 from nessa_lib.evaluation import bootstrap, chains
 from nessa_lib.evaluation.ab import alignment_trials
 from nessa_lib.stages import evaluate as stage
@@ -15,14 +15,9 @@ M3 = dict(max_epochs=20, patience=5, hidden_dim=32)
 IDS = ("v1@1", "v2@1", "v3@1")
 
 
-def _versions(n_speakers, offset):
-    return toy.make_model_versions(n_speakers, 6, noises=(0.6, 0.35, 0.1), d_latent=8, dims=(8, 8, 8),
-                                   warps=("rotation",) * 3, rng=np.random.default_rng(7), speaker_offset=offset)
-
-
 @pytest.fixture(scope="module")
-def table():
-    fit_set, ev = _versions(200, 0), _versions(30, 1000)
+def table(model_versions):
+    fit_set, ev = model_versions(200, 0), model_versions(30, 1000)
     e, spk = fit_set.embeddings, fit_set.speakers
 
     def fit(method, a, b, seed=0, **kw):
@@ -69,8 +64,8 @@ def test_composed_chain_beats_no_upgrade_with_intervals(table):
     assert all(isinstance(v, float) for v in flat.values())
 
 
-def test_chain_table_is_the_same_for_any_workers():
-    v = _versions(20, 0)
+def test_chain_table_is_the_same_for_any_workers(model_versions):
+    v = model_versions(20, 0)
     ids = np.array([f"u{i}" for i in range(len(v.speakers))])
     enroll, trials = alignment_trials(v.speakers, ids, k_enroll=2, n_nontarget_per_profile=5, rng=0)
     boot = bootstrap.SpeakerBootstrap(trials["profile_id"].to_numpy(), trials["label"].to_numpy(), n_rounds=50,
