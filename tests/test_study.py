@@ -23,7 +23,7 @@ from nessa_lib.evaluation.ab import (
     threshold_at_far,
 )
 from nessa_lib.evaluation.bootstrap import SpeakerBootstrap
-from nessa_lib.evaluation.ablation import _nested_order, alignment_ablation
+from nessa_lib.evaluation.ablation import _nested_order, alignment_ablation, alignment_ablations
 from nessa_lib.evaluation.findings import FINDING_A, FINDING_B, FINDING_C, paper_findings
 from nessa_lib.evaluation.tables import (
     SYMMETRIC_X,
@@ -423,6 +423,29 @@ def test_alignment_ablation_trained_method(rotated_pair):
     a = alignment_ablation(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials, method="nessa-m2",
                            n_speakers=(30,), utts_per_speaker=(3,), hparams=HP)
     assert a["n_pairs"].tolist() == [90] and a.attrs["method"] == "nessa-m2" and (a["fit_s"] > 0).all()
+
+
+def test_alignment_ablations_of_several_methods_equal_each_alone(rotated_pair):
+    """One pass over several methods (shared X/X, Y/Y scores and bootstrap, one pool of fits, one method reusing a
+    stage fit) gives each method exactly its table and bootstrap rounds alone."""
+    from nessa_lib.evaluation.bootstrap import SpeakerBootstrap
+
+    fit, ev, ids, enroll, trials = rotated_pair
+    boot = SpeakerBootstrap.from_lists(enroll, trials, dict(zip(ids, ev.speakers)), n_rounds=20, seed=0)
+    kw = dict(n_speakers=(20, None), utts_per_speaker=(3, None), hparams=HP, seed=2, boot=boot, return_rounds=True)
+    stage = align.fit("nessa-m2", fit.x, fit.y, fit.speakers, seed=2, **HP["nessa-m2"])
+    both = alignment_ablations(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials,
+                               methods=["nessa-m2", "linear"], prefitted={"nessa-m2": stage}, workers=2, **kw)
+    assert list(both) == ["nessa-m2", "linear"]
+    for method, pre in (("nessa-m2", stage), ("linear", None)):
+        alone, rounds = alignment_ablation(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials, method=method,
+                                           prefitted=pre, **kw)
+        pd.testing.assert_frame_equal(both[method][0].drop(columns="fit_s"), alone.drop(columns="fit_s"))
+        np.testing.assert_array_equal(both[method][1], rounds)
+        assert both[method][0].attrs == alone.attrs
+    assert both["nessa-m2"][0].attrs["reused_fit"] and not both["linear"][0].attrs["reused_fit"]
+    with pytest.raises(ValueError, match="distinct"):
+        alignment_ablations(fit.x, fit.y, fit.speakers, ev.x, ev.y, ids, enroll, trials, methods=["linear", "linear"])
 
 
 def test_alignment_ablation_reuses_the_stage_fit_of_all_the_data(rotated_pair, caplog):

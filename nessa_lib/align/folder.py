@@ -47,6 +47,8 @@ def save_method(fitted: dict, out_dir, *, method: str, pairs: dict) -> None:
     ...             pairs={"a-b": {"enroll_model": "a", "runtime_model": "b"}})
     >>> sorted(p.name for p in Path(d).iterdir())
     ['a-b.safetensors', 'method.json']
+    >>> {p: len(a) for p, a in load_method(d).items()}  # read back: one aligner (seed) per pair
+    {'a-b': 1}
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -78,18 +80,8 @@ def read_method_info(folder) -> dict:
 
 
 def load_method(folder) -> dict:
-    """``{pair: [Aligner, ...]}`` (one per seed, first seed first) of a method folder :func:`save_method` wrote.
-
-    Examples
-    --------
-    >>> import tempfile, numpy as np
-    >>> from nessa_lib.align import fit
-    >>> d = tempfile.mkdtemp(); e = np.eye(3)
-    >>> save_method({"a-b": fit("linear", e, e, [0, 1, 2])}, d, method="linear",
-    ...             pairs={"a-b": {"enroll_model": "a", "runtime_model": "b"}})
-    >>> {p: len(a) for p, a in load_method(d).items()}
-    {'a-b': 1}
-    """
+    """``{pair: [Aligner, ...]}`` (one per seed, first seed first) of a method folder :func:`save_method` wrote
+    (its example writes a folder and reads it back with this)."""
     meta = read_method_info(folder)
     return {pair: [load(Path(folder) / aligner_file(pair, k)) for k in range(len(spec["seeds"]))]
             for pair, spec in meta["pairs"].items()}

@@ -89,11 +89,60 @@ def alignment_ablation(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids
     >>> df["n_pairs"].tolist()
     [10, 20]
     """
+    out = alignment_ablations(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids_eval, enroll, trials,
+                              methods=[method], n_speakers=n_speakers, utts_per_speaker=utts_per_speaker, seed=seed,
+                              hparams=hparams, boot=boot, workers=workers,
+                              prefitted={method: prefitted} if prefitted is not None else None,
+                              return_rounds=return_rounds)
+    return out[method]
+
+
+def alignment_ablations(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids_eval, enroll: pd.DataFrame,
+                        trials: pd.DataFrame, *, methods, n_speakers=(25, 50, 100, None),
+                        utts_per_speaker=(2, 4, 8, None), seed: int = 0, hparams: dict | None = None,
+                        boot=None, workers: int = 1, prefitted: dict | None = None, return_rounds: bool = False) -> dict:
+    """:func:`alignment_ablation` of several methods on the same subsamples, in one pass.
+
+    The X/X and Y/Y scores and their bootstrap rounds are computed once for all methods, and every method's fits
+    share one pool of ``workers`` processes (largest first), so no worker idles between methods. Each method's
+    result is exactly what :func:`alignment_ablation` returns for it alone (same subsamples, same seed).
+
+    Parameters
+    ----------
+    methods : sequence of str
+        Distinct alignment methods.
+    prefitted : dict, optional
+        ``{method: Aligner}``: a method's fit on all of the alignment data (see :func:`alignment_ablation`).
+    x_align, y_align, speakers_align, x_eval, y_eval, utt_ids_eval, enroll, trials, n_speakers, utts_per_speaker,
+    seed, hparams, boot, workers, return_rounds
+        As in :func:`alignment_ablation`.
+
+    Returns
+    -------
+    dict
+        ``{method: DataFrame}`` (or ``{method: (DataFrame, rounds)}`` with ``return_rounds``), in the order of
+        ``methods``.
+
+    Examples
+    --------
+    >>> from nessa_lib import toy
+    >>> p = toy.make_paired_spaces(10, 4, rng=np.random.default_rng(0))
+    >>> ids = np.array([f"u{i}" for i in range(len(p.x))])
+    >>> from nessa_lib.evaluation.ab import alignment_trials
+    >>> enroll, trials = alignment_trials(p.speakers, ids, k_enroll=1, n_nontarget_per_profile=5, rng=0)
+    >>> out = alignment_ablations(p.x, p.y, p.speakers, p.x, p.y, ids, enroll, trials, methods=["linear", "procrustes"],
+    ...                           n_speakers=(5, None), utts_per_speaker=(2,))
+    >>> list(out), out["procrustes"]["n_pairs"].tolist()
+    (['linear', 'procrustes'], [10, 20])
+    """
     from nessa_lib.align.hparams import resolve_hparams
     from nessa_lib.evaluation.bootstrap import interval
     from nessa_lib.evaluation.tables import _fit_one, check_hparams
     from nessa_lib.parallel import run_jobs
 
+    methods = list(methods)
+    if not methods or len(set(methods)) != len(methods):
+        raise ValueError(f"methods must be distinct and at least one, got {methods}")
     hparams = hparams or {}
     check_hparams(hparams)
     if return_rounds and boot is None:
@@ -106,45 +155,60 @@ def alignment_ablation(x_align, y_align, speakers_align, x_eval, y_eval, utt_ids
     eer_xx, eer_yy = metrics.eer(s_xx, labels), metrics.eer(s_yy, labels)
     if boot is not None:
         r_xx, r_yy = boot.metrics(s_xx)["eer"], boot.metrics(s_yy)["eer"]
-    if prefitted is not None:
+    prefitted = dict(prefitted or {})
+    for method, pre in list(prefitted.items()):
+        if pre is None:
+            continue
         want = dict(method=method, seed=int(seed), hparams=resolve_hparams(method, dict(hparams.get(method, {}))),
                     n_pairs=len(x))
-        got = dict(method=prefitted.method, seed=int(prefitted.seed), hparams=prefitted.hparams,
-                   n_pairs=(prefitted.fit_agreement or {}).get("n"))
+        got = dict(method=pre.method, seed=int(pre.seed), hparams=pre.hparams,
+                   n_pairs=(pre.fit_agreement or {}).get("n"))
         if got != want:  # e.g. stage 04 ran with another seed_offset: fit it here, as without prefitted
             diff = {k: (got[k], want[k]) for k in want if got[k] != want[k]}
             logger.info("alignment_ablation: prefitted is not this grid's full-data fit (its, wanted: %s); "
                         "fitting that point here", diff)
-            prefitted = None
+            prefitted[method] = None
     spk_order, spk_rows = _nested_order(speakers, seed)
-    grid_rows, jobs = [], []
+    grid_rows, subsets = [], []
     for n in n_speakers:
         chosen = spk_order if n is None else spk_order[: int(n)]
         for u in utts_per_speaker:
             idx = np.sort(np.concatenate([spk_rows[s] if u is None else spk_rows[s][: int(u)] for s in chosen]))
             grid_rows.append(dict(n_speakers=-1 if n is None else int(n), utts_per_speaker=-1 if u is None else int(u),
                                   n_speakers_used=len(chosen), n_pairs=len(idx)))
-            jobs.append((method, x[idx], y[idx], speakers[idx], seed, dict(hparams.get(method, {}))))
+            subsets.append(idx)
     full = [i for i, r in enumerate(grid_rows) if r["n_speakers"] == -1 and r["utts_per_speaker"] == -1]
-    reused = {full[0]: (prefitted, float("nan"))} if prefitted is not None and full else {}
+    jobs, reused = {}, {}
+    for method in methods:
+        for i, idx in enumerate(subsets):
+            if full and i == full[0] and prefitted.get(method) is not None:
+                reused[(method, i)] = (prefitted[method], float("nan"))
+            else:
+                jobs[(method, i)] = (method, x[idx], y[idx], speakers[idx], seed, dict(hparams.get(method, {})))
     # Largest fits first, so the last fit of the queue is a small one (results keep the grid's order).
-    order = sorted((i for i in range(len(jobs)) if i not in reused), key=lambda i: -len(jobs[i][1]))
-    fitted = {**dict(zip(order, run_jobs(_fit_one, [jobs[i] for i in order], workers=workers))), **reused}
-    rows, share_rounds = [], []
-    for row, (a, sec) in zip(grid_rows, (fitted[i] for i in range(len(jobs)))):
-        s = aligned_scores(a, x_eval, y_eval, utt_ids_eval, enroll, trials)
-        e = metrics.eer(s, labels)
-        row.update(eer=e, gain_recovered=gain_recovered(eer_xx, eer_yy, e), fit_s=sec)
-        if boot is not None:
-            r = boot.metrics(s)["eer"]
-            row["eer_lo"], row["eer_hi"] = interval(r)
-            g = gain_recovered_rounds(r_xx, r_yy, r)
-            row["gain_recovered_lo"], row["gain_recovered_hi"] = interval(g)
-            share_rounds.append(g)
-        rows.append(row)
-    df = pd.DataFrame(rows)
-    df.attrs.update(method=method, eer_xx=eer_xx, eer_yy=eer_yy, reused_fit=bool(reused))
-    return (df, np.column_stack(share_rounds)) if return_rounds else df
+    order = sorted(jobs, key=lambda k: -len(jobs[k][1]))
+    fitted = {**dict(zip(order, run_jobs(_fit_one, [jobs[k] for k in order], workers=workers))), **reused}
+    out = {}
+    for method in methods:
+        rows, share_rounds = [], []
+        for i, row in enumerate(grid_rows):
+            a, sec = fitted[(method, i)]
+            row = dict(row)
+            s = aligned_scores(a, x_eval, y_eval, utt_ids_eval, enroll, trials)
+            e = metrics.eer(s, labels)
+            row.update(eer=e, gain_recovered=gain_recovered(eer_xx, eer_yy, e), fit_s=sec)
+            if boot is not None:
+                r = boot.metrics(s)["eer"]
+                row["eer_lo"], row["eer_hi"] = interval(r)
+                g = gain_recovered_rounds(r_xx, r_yy, r)
+                row["gain_recovered_lo"], row["gain_recovered_hi"] = interval(g)
+                share_rounds.append(g)
+            rows.append(row)
+        df = pd.DataFrame(rows)
+        df.attrs.update(method=method, eer_xx=eer_xx, eer_yy=eer_yy,
+                        reused_fit=any(k[0] == method for k in reused))
+        out[method] = (df, np.column_stack(share_rounds)) if return_rounds else df
+    return out
 
 
 def grid(values) -> tuple:

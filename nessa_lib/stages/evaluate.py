@@ -706,13 +706,13 @@ def ablation_study(x_fit, y_fit, speakers_fit, x_eval, y_eval, utt_ids_eval, enr
     from nessa_lib.evaluation import ablation as abl_mod
     from nessa_lib.evaluation import learning_curve as lcm
 
-    prefitted = prefitted or {}
+    # All methods in one pass: the X/X and Y/Y scores once, every method's fits in one pool.
+    results = abl_mod.alignment_ablations(
+        x_fit, y_fit, speakers_fit, x_eval, y_eval, utt_ids_eval, enroll, trials, methods=methods, seed=seed,
+        n_speakers=n_speakers, utts_per_speaker=utts_per_speaker, hparams=hparams, boot=boot, workers=workers,
+        prefitted=prefitted, return_rounds=True)
     parts, curves, trows = [], {}, []
-    for method in methods:
-        df, rounds = abl_mod.alignment_ablation(
-            x_fit, y_fit, speakers_fit, x_eval, y_eval, utt_ids_eval, enroll, trials, method=method, seed=seed,
-            n_speakers=n_speakers, utts_per_speaker=utts_per_speaker, hparams=hparams, boot=boot, workers=workers,
-            prefitted=prefitted.get(method), return_rounds=True)
+    for method, (df, rounds) in results.items():
         df.insert(0, "method", method)
         parts.append(df)
         for u, part in df.groupby("utts_per_speaker", sort=False):
