@@ -86,6 +86,13 @@ CONFIGS = {
     "m3-e80-2utt-spk64": ("nessa-m3", dict(max_epochs=80, lr=2e-3, dropout=0.2, utts_per_speaker=2)),
     "m3-e80-2utt-spk128": ("nessa-m3", dict(max_epochs=80, lr=2e-3, dropout=0.2, utts_per_speaker=2,
                                             speakers_per_batch=128)),
+    # M1/M2's epoch budget (2026-12-07), on top of the defaults of 2026-12-06 (width 128, cosine, 50 epochs at 2e-3).
+    **{f"{m}-{tag}": (f"nessa-{m}", dict(max_epochs=e, lr=lr, dropout=d, batch_size=b))
+       for m in ("m1", "m2")
+       for tag, e, lr, d, b in (("e50", 50, 2e-3, 0.1, 256), ("e40", 40, 2e-3, 0.1, 256),
+                                ("e40-lr3e-3", 40, 3e-3, 0.1, 256), ("e35-lr3e-3", 35, 3e-3, 0.1, 256),
+                                ("e30-lr4e-3", 30, 4e-3, 0.1, 256), ("e40-dropout0", 40, 2e-3, 0.0, 256),
+                                ("e50-batch512-lr3e-3", 50, 3e-3, 0.1, 512))},
     "m1": _m("nessa-m1"),
     "m2": _m("nessa-m2"),
     "m1-hidden256": _m("nessa-m1", hidden_dim=256),

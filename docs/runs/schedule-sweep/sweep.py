@@ -5,7 +5,7 @@ configuration fitted as one stacked ensemble (members are bit for bit single-see
 
 Run from the repository root after `dvc repro` (embeddings of the default study), one torch thread:
 
-    OMP_NUM_THREADS=1 .venv/bin/python docs/runs/m3-schedule-sweep/sweep.py out.jsonl \
+    OMP_NUM_THREADS=1 .venv/bin/python docs/runs/schedule-sweep/sweep.py out.jsonl \
         xvector-ecapa,ecapa-xvector m3-e80,m3-e60-dropout0.1-lr3e-3 [--seeds 3,4,5]
 
 Configurations are tools/choose_defaults.py's CONFIGS (each sets max_epochs, lr and dropout explicitly, on top of
