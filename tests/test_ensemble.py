@@ -37,6 +37,37 @@ def test_member_is_the_fit_of_its_seed_alone(pairs, method, schedule):
         assert len({len(a.history) for a in ens}) > 1, "members should stop at different epochs here"
 
 
+@pytest.mark.parametrize("method", ["nessa-m1", "nessa-m2", "nessa-m3"])
+def test_ridge_init_starts_at_the_least_squares_map_of_each_members_training_rows(pairs, method):
+    """``init: ridge``: before any step the aligner is the ridge map of the member's own training rows (the
+    nonlinear branch starts at zero); members still equal their seed's fit alone; ``random`` is unchanged."""
+    from nessa_lib.align.closed_form import _unit
+    from nessa_lib.align.nessa import _hold_out, ridge_map
+
+    hp = dict(hidden_dim=16, max_epochs=1, lr=1e-12, lr_schedule="constant", init="ridge")
+    ens = align.fit_ensemble(method, pairs.x, pairs.y, pairs.speakers, seeds=[3, 4], **hp)
+    from nessa_lib.align.hparams import resolve_hparams
+
+    full = resolve_hparams(method, hp)
+    for a, seed in zip(ens, (3, 4)):
+        train_idx, _ = _hold_out(method, pairs.speakers, full, np.random.default_rng(seed))
+        x, y = pairs.x.astype(np.float32), pairs.y.astype(np.float32)
+        target = pairs.x if method != "nessa-m2" else pairs.y  # M3's reference is the enrollment space
+        if method in ("nessa-m2", "nessa-m3"):
+            w, b = ridge_map(x, target.astype(np.float32), train_idx, full["init_ridge"])
+            np.testing.assert_allclose(a.map_enrollment(pairs.x), _unit(_unit(pairs.x) @ w + b), atol=2e-5)
+        if method in ("nessa-m1", "nessa-m3"):
+            w, b = ridge_map(y, target.astype(np.float32), train_idx, full["init_ridge"])
+            np.testing.assert_allclose(a.map_runtime(pairs.y), _unit(_unit(pairs.y) @ w + b), atol=2e-5)
+        assert _same(a, align.fit(method, pairs.x, pairs.y, pairs.speakers, seed=seed, **hp), pairs.x, pairs.y)
+    rnd = align.fit(method, pairs.x, pairs.y, pairs.speakers, seed=3, **{**hp, "init": "random"})
+    assert not np.allclose(rnd.map_runtime(pairs.y) if method != "nessa-m2" else rnd.map_enrollment(pairs.x),
+                           ens[0].map_runtime(pairs.y) if method != "nessa-m2" else ens[0].map_enrollment(pairs.x),
+                           atol=1e-3)
+    with pytest.raises(ValueError, match="init"):
+        align.fit(method, pairs.x, pairs.y, pairs.speakers, init="zeros")
+
+
 def test_fit_seeds_ensemble_or_not_gives_the_same_aligners(pairs):
     kw = dict(methods=["linear", "nessa-m2"], seeds=[0, 1], hparams={"nessa-m2": dict(hidden_dim=8, max_epochs=4)})
     a = fit_seeds(pairs.x, pairs.y, pairs.speakers, ensemble=True, **kw)

@@ -93,6 +93,11 @@ CONFIGS = {
                                 ("e40-lr3e-3", 40, 3e-3, 0.1, 256), ("e35-lr3e-3", 35, 3e-3, 0.1, 256),
                                 ("e30-lr4e-3", 30, 4e-3, 0.1, 256), ("e40-dropout0", 40, 2e-3, 0.0, 256),
                                 ("e50-batch512-lr3e-3", 50, 3e-3, 0.1, 512))},
+    # The skip path started at the ridge least-squares map (`init: ridge`, 2026-12-07), on top of the defaults of
+    # that day (M1 40 epochs, M2 50, M3 60 at 3e-3 with dropout 0.1), for three ridge strengths.
+    **{f"{m}-ridge{r}-e{e}": (f"nessa-{m}", dict(init="ridge", init_ridge=float(r), max_epochs=e))
+       for r in ("1e-3", "1e-4", "1e-6")
+       for m, budgets in (("m1", (20, 30, 40)), ("m2", (20, 30, 50)), ("m3", (40, 60))) for e in budgets},
     "m1": _m("nessa-m1"),
     "m2": _m("nessa-m2"),
     "m1-hidden256": _m("nessa-m1", hidden_dim=256),

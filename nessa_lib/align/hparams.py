@@ -30,6 +30,12 @@ MLP_DEFAULTS = dict(
     patience=15,
     val_fraction=0.1,
     lr_schedule="cosine",
+    # random | ridge: "ridge" starts each MLP's linear skip path at the ridge least-squares map of its input into
+    # its target space (a member's own training rows, ridge strength init_ridge times their number). Not the
+    # default yet: on development trials it lowered every method's EER with fewer epochs (docs/runs/schedule-sweep),
+    # but small fit sets (the ablation's, a team's first sample) are untested.
+    init="random",
+    init_ridge=1e-6,
 )
 # M3: the contrastive term does the work; light squared-error terms only keep the new space near the
 # reference one. Its schedule: 60 epochs at learning rate 3e-3 with M1/M2's dropout 0.1 scored as well on
@@ -56,7 +62,8 @@ RANGES = {
     "ridge": dict(ge=0.0), "hidden_dim": dict(ge=1), "n_hidden": dict(ge=1), "dropout": dict(ge=0.0, lt=1.0),
     "lr": dict(gt=0.0), "weight_decay": dict(ge=0.0), "batch_size": dict(ge=2), "max_epochs": dict(ge=1),
     "patience": dict(ge=1), "val_fraction": dict(ge=0.0, le=0.5), "reference": dict(choices=("enroll", "runtime")),
-    "lr_schedule": dict(choices=("constant", "cosine")),
+    "lr_schedule": dict(choices=("constant", "cosine")), "init": dict(choices=("random", "ridge")),
+    "init_ridge": dict(ge=0.0),
     "temperature": dict(gt=0.0), "w_contrastive": dict(ge=0.0), "w_mse_enroll": dict(ge=0.0),
     "w_mse_runtime": dict(ge=0.0), "speakers_per_batch": dict(ge=2), "utts_per_speaker": dict(ge=2),
 }

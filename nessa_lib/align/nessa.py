@@ -132,6 +132,52 @@ def _batch_groups(codes: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Rows per chunk when ``init: ridge`` accumulates its normal equations (a million-pair fit set is never copied
+#: whole in float64).
+INIT_CHUNK = 1 << 16
+
+
+def ridge_map(src: np.ndarray, dst: np.ndarray, rows: np.ndarray, ridge: float = 1e-6):
+    """Ridge least-squares affine map from the unit rows of ``src`` to the unit rows of ``dst`` over ``rows``:
+    ``(W, b)`` with ``unit(src) @ W + b ~ unit(dst)``; the penalty is ``ridge`` times the number of rows (as the
+    ``linear`` aligner's), the bias is not shrunk.
+
+    Computed in float64 from normal equations accumulated over chunks of rows.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(200, 3)); q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    >>> w, b = ridge_map(x, x @ q, np.arange(200), ridge=0.0)
+    >>> bool(np.allclose(w, q) and np.allclose(b, 0, atol=1e-9))
+    True
+    """
+    d_in, d_out = src.shape[1], dst.shape[1]
+    ata = np.zeros((d_in + 1, d_in + 1))
+    atb = np.zeros((d_in + 1, d_out))
+    rows = np.asarray(rows)
+    for start in range(0, len(rows), INIT_CHUNK):
+        r = rows[start:start + INIT_CHUNK]
+        a = src[r].astype(np.float64)
+        a /= np.linalg.norm(a, axis=1, keepdims=True)
+        a = np.hstack([a, np.ones((len(a), 1))])
+        t = dst[r].astype(np.float64)
+        t /= np.linalg.norm(t, axis=1, keepdims=True)
+        ata += a.T @ a
+        atb += a.T @ t
+    reg = ridge * len(rows) * np.eye(d_in + 1)
+    reg[-1, -1] = 0.0
+    sol = np.linalg.solve(ata + reg, atb)
+    return sol[:-1], sol[-1]
+
+
+def _init_skip(mlp, w: np.ndarray, b: np.ndarray) -> None:
+    """Set an MLP side's linear skip path to ``x @ w + b``."""
+    with torch.no_grad():
+        mlp.skip.weight.copy_(torch.as_tensor(w.T, dtype=torch.float32))
+        mlp.skip.bias.copy_(torch.as_tensor(b, dtype=torch.float32))
+
+
 def _dropout_generator(seed: int, device: torch.device) -> torch.Generator:
     """A member's own dropout stream, derived from its seed (independent of the initialisation's stream)."""
     state = int(np.random.SeedSequence([int(seed), 1]).generate_state(1)[0])
@@ -187,6 +233,15 @@ def _train(method, x, y, speakers, hp, seeds, progress, device: str = "cpu"):
             torch.manual_seed(s)
             emaps.append(_build_side(enroll_spec))
             rmaps.append(_build_side(runtime_spec))
+    if hp.get("init", "random") == "ridge":
+        # Each side's skip path starts at the least-squares map into its target space, on the member's own
+        # training rows (M1: runtime -> enroll; M2: enroll -> runtime; M3: both sides -> the reference space).
+        ref = x if hp.get("reference", "enroll") == "enroll" else y
+        targets = {"nessa-m1": (None, x), "nessa-m2": (y, None), "nessa-m3": (ref, ref)}[method]
+        for e, (train_idx, _) in enumerate(splits):
+            for maps, src, dst in ((emaps, x, targets[0]), (rmaps, y, targets[1])):
+                if dst is not None:
+                    _init_skip(maps[e], *ridge_map(src, dst, train_idx, float(hp["init_ridge"])))
     eside, rside = stacked_side(emaps), stacked_side(rmaps)
     sides = [sd for sd in (eside, rside) if sd is not None]
     for sd in sides:
