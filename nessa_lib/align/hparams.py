@@ -32,8 +32,8 @@ MLP_DEFAULTS = dict(
     lr_schedule="cosine",
     # random | ridge: "ridge" starts each MLP's linear skip path at the ridge least-squares map of its input into
     # its target space (a member's own training rows, ridge strength init_ridge times their number). Not the
-    # default yet: on development trials it lowered every method's EER with fewer epochs (docs/runs/schedule-sweep),
-    # but small fit sets (the ablation's, a team's first sample) are untested.
+    # default yet: on development trials with 7,200 pairs it lowered every method's EER with fewer epochs, but on
+    # 300-1,200 pairs it helped M2 and hurt M1 and M3 (docs/runs/schedule-sweep).
     init="random",
     init_ridge=1e-6,
 )
