@@ -40,7 +40,7 @@ MLP_DEFAULTS = dict(
 # M3: the contrastive term does the work; light squared-error terms only keep the new space near the
 # reference one. Its schedule: 60 epochs at learning rate 3e-3 with M1/M2's dropout 0.1 scored as well on
 # development trials (6 seeds, four pairs) as the earlier 80 epochs at 2e-3 with dropout 0.2, in 3/4 of the steps;
-# 60 epochs with dropout 0.2 were 0.1-0.17 points worse (docs/results.md, "M3's schedule").
+# 60 epochs with dropout 0.2 were 0.1-0.17 points worse (docs/runs/schedule-sweep).
 # Chosen on development data only (tools/choose_defaults.py): fits on the default corpus's encoder-training
 # speakers, scored on trials of the (disjoint) alignment speakers, never on evaluation trials, 3-6 seeds, both
 # x-vector/ECAPA orientations. README, "Choosing defaults", has the whole table.

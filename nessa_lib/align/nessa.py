@@ -233,7 +233,7 @@ def _train(method, x, y, speakers, hp, seeds, progress, device: str = "cpu"):
             torch.manual_seed(s)
             emaps.append(_build_side(enroll_spec))
             rmaps.append(_build_side(runtime_spec))
-    if hp.get("init", "random") == "ridge":
+    if hp["init"] == "ridge":
         # Each side's skip path starts at the least-squares map into its target space, on the member's own
         # training rows (M1: runtime -> enroll; M2: enroll -> runtime; M3: both sides -> the reference space).
         ref = x if hp.get("reference", "enroll") == "enroll" else y
