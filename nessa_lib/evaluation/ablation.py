@@ -172,15 +172,15 @@ def alignment_ablations(x_align, y_align, speakers_align, x_eval, y_eval, utt_id
             idx = np.sort(np.concatenate([spk_rows[s] if u is None else spk_rows[s][: int(u)] for s in chosen]))
             grid_rows.append(dict(n_speakers=-1 if n is None else int(n), utts_per_speaker=-1 if u is None else int(u),
                                   n_speakers_used=len(chosen), n_pairs=len(idx)))
-            subsets.append(idx)
+            subsets.append((x[idx], y[idx], speakers[idx]))  # one copy of a subset, shared by every method
     full = [i for i, r in enumerate(grid_rows) if r["n_speakers"] == -1 and r["utts_per_speaker"] == -1]
     jobs, reused = {}, {}
     for method in methods:
-        for i, idx in enumerate(subsets):
+        for i, (xs, ys, ss) in enumerate(subsets):
             if full and i == full[0] and prefitted.get(method) is not None:
                 reused[(method, i)] = (prefitted[method], float("nan"))
             else:
-                jobs[(method, i)] = (method, x[idx], y[idx], speakers[idx], seed, dict(hparams.get(method, {})))
+                jobs[(method, i)] = (method, xs, ys, ss, seed, dict(hparams.get(method, {})))
     # Largest fits first, so the last fit of the queue is a small one (results keep the grid's order).
     order = sorted(jobs, key=lambda k: -len(jobs[k][1]))
     fitted = {**dict(zip(order, run_jobs(_fit_one, [jobs[k] for k in order], workers=workers))), **reused}
