@@ -88,7 +88,7 @@ def part1(pairs: list[str], n_seeds: int) -> None:
             t = time.perf_counter()
             olds = []
             for seed in seeds:
-                tr = old._train(method, x, y, s, hp_old, seed, False)
+                tr = (*old._train(method, x, y, s, hp_old, seed, False), {})  # the old loop had no fit_init
                 olds.append(_aligner(method, x, y, hp_old, tr, (tr[3] if method == "nessa-m1" else tr[2])["d_out"],
                                      seed, None, None))
             t_old = (time.perf_counter() - t) / n_seeds

@@ -245,7 +245,8 @@ check.round(4)
 # %%
 chain_timing = {}
 chain = stage.chain_study(study, list(p.chain), enroll, trials, fit_splits=p.fit_splits, hparams=p.hparams,
-                          fars=p.far_targets, boot=boot, timings=chain_timing, workers=p.workers)
+                          fars=p.far_targets, boot=boot, timings=chain_timing, workers=p.workers,
+                          chain_hparams=p.chain_hparams)
 chain.to_csv(reports / "chain.csv")
 print(f"chain {' -> '.join(p.chain) or '(disabled)'}; fit from M3's space: {chain_timing or 'none'}")
 stage.chain_percent_table(chain, fars=p.far_targets)

@@ -26,8 +26,9 @@ def _same(a, b, x, y):
 @pytest.mark.parametrize("method", ["nessa-m1", "nessa-m2", "nessa-m3"])
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
 def test_member_is_the_fit_of_its_seed_alone(pairs, method, schedule):
-    # Patience 2 with a fast learning rate: members stop at different epochs and leave the stack.
-    hp = dict(hidden_dim=16, max_epochs=25, patience=2, lr=0.01, lr_schedule=schedule)
+    # Patience 2 with a fast learning rate: members stop at different epochs and leave the stack (from a random
+    # start: M2's default least-squares start is so close on this toy that every member stops at once).
+    hp = dict(hidden_dim=16, max_epochs=25, patience=2, lr=0.01, lr_schedule=schedule, init="random")
     ens = align.fit_ensemble(method, pairs.x, pairs.y, pairs.speakers, seeds=[5, 6, 7], **hp)
     alone = [align.fit(method, pairs.x, pairs.y, pairs.speakers, seed=s, **hp) for s in (5, 6, 7)]
     assert [a.seed for a in ens] == [5, 6, 7]
@@ -40,27 +41,36 @@ def test_member_is_the_fit_of_its_seed_alone(pairs, method, schedule):
 @pytest.mark.parametrize("method", ["nessa-m1", "nessa-m2", "nessa-m3"])
 def test_ridge_init_starts_at_the_least_squares_map_of_each_members_training_rows(pairs, method):
     """``init: ridge``: before any step the aligner is the ridge map of the member's own training rows (the
-    nonlinear branch starts at zero); members still equal their seed's fit alone; ``random`` is unchanged."""
+    nonlinear branch starts at zero) with the penalty its held-out speakers chose (recorded in ``fit_init``);
+    members still equal their seed's fit alone; ``random`` is unchanged."""
     from nessa_lib.align.closed_form import _unit
-    from nessa_lib.align.nessa import _hold_out, ridge_map
+    from nessa_lib.align.nessa import _hold_out, ridge_grid, ridge_map, ridge_map_select
 
     hp = dict(hidden_dim=16, max_epochs=1, lr=1e-12, lr_schedule="constant", init="ridge")
     ens = align.fit_ensemble(method, pairs.x, pairs.y, pairs.speakers, seeds=[3, 4], **hp)
     from nessa_lib.align.hparams import resolve_hparams
 
     full = resolve_hparams(method, hp)
+    grid = ridge_grid(full["init_ridge"], full["init_ridge_max"])
+    assert len(grid) > 1  # the default chooses among several penalties
     for a, seed in zip(ens, (3, 4)):
-        train_idx, _ = _hold_out(method, pairs.speakers, full, np.random.default_rng(seed))
+        train_idx, val_idx = _hold_out(method, pairs.speakers, full, np.random.default_rng(seed))
+        assert len(val_idx)
         x, y = pairs.x.astype(np.float32), pairs.y.astype(np.float32)
-        target = pairs.x if method != "nessa-m2" else pairs.y  # M3's reference is the enrollment space
-        if method in ("nessa-m2", "nessa-m3"):
-            w, b = ridge_map(x, target.astype(np.float32), train_idx, full["init_ridge"])
-            np.testing.assert_allclose(a.map_enrollment(pairs.x), _unit(_unit(pairs.x) @ w + b), atol=2e-5)
-        if method in ("nessa-m1", "nessa-m3"):
-            w, b = ridge_map(y, target.astype(np.float32), train_idx, full["init_ridge"])
-            np.testing.assert_allclose(a.map_runtime(pairs.y), _unit(_unit(pairs.y) @ w + b), atol=2e-5)
+        target = (pairs.x if method != "nessa-m2" else pairs.y).astype(np.float32)  # M3's reference: enrollment
+        sides = [s for s, m in (("enroll", ("nessa-m2", "nessa-m3")), ("runtime", ("nessa-m1", "nessa-m3")))
+                 if method in m]
+        assert sorted(a.fit_init) == sorted(sides)
+        for side in sides:
+            src = x if side == "enroll" else y
+            assert a.fit_init[side] == ridge_map_select(src, target, train_idx, val_idx, grid)[2]
+            w, b = ridge_map(src, target, train_idx, a.fit_init[side])
+            mapped = a.map_enrollment(pairs.x) if side == "enroll" else a.map_runtime(pairs.y)
+            raw = pairs.x if side == "enroll" else pairs.y
+            np.testing.assert_allclose(mapped, _unit(_unit(raw) @ w + b), atol=2e-5)
         assert _same(a, align.fit(method, pairs.x, pairs.y, pairs.speakers, seed=seed, **hp), pairs.x, pairs.y)
     rnd = align.fit(method, pairs.x, pairs.y, pairs.speakers, seed=3, **{**hp, "init": "random"})
+    assert rnd.fit_init == {}
     assert not np.allclose(rnd.map_runtime(pairs.y) if method != "nessa-m2" else rnd.map_enrollment(pairs.x),
                            ens[0].map_runtime(pairs.y) if method != "nessa-m2" else ens[0].map_enrollment(pairs.x),
                            atol=1e-3)
@@ -211,3 +221,44 @@ def test_speaker_rows_batches_are_p_by_k_of_distinct_speakers():
                 assert len(set(rows)) == min(3, int((codes == s[k, 0]).sum()))
     again = [sr.epoch(2, 3, np.random.default_rng(1)) for _ in range(2)]
     assert all(np.array_equal(u, v) for u, v in zip(*again))
+
+
+def test_ridge_penalty_is_the_one_whose_map_predicts_the_held_out_rows_best():
+    """``ridge_map_select`` against the direct computation: each candidate's map applied to the held-out rows.
+    Provoked: 30 noisy training rows for 21 unknowns per output, where the nearly unregularised map overfits."""
+    from nessa_lib.align.closed_form import _unit
+    from nessa_lib.align.nessa import ridge_grid, ridge_map, ridge_map_select
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 20))
+    y = x @ rng.normal(size=(20, 12)) + 2.0 * rng.normal(size=(60, 12))
+    train, val = np.arange(30), np.arange(30, 60)
+    grid = ridge_grid(1e-6, 1.0)
+    errors = []
+    for r in grid:
+        w, b = ridge_map(x, y, train, r)
+        errors.append(float(((_unit(x[val]) @ w + b - _unit(y[val])) ** 2).sum()))
+    w, b, chosen = ridge_map_select(x, y, train, val, grid)
+    assert chosen == grid[int(np.argmin(errors))]
+    assert chosen > grid[0], "the nearly unregularised map should lose on held-out rows here"
+    np.testing.assert_allclose(np.vstack([w, b]), np.vstack(ridge_map(x, y, train, chosen)))
+    # No held-out rows (too few speakers) or one candidate: the first penalty.
+    assert ridge_map_select(x, y, train, val[:0], grid)[2] == grid[0]
+    assert ridge_map_select(x, y, train, val, [0.5])[2] == 0.5
+
+
+def test_ridge_penalty_grid_and_its_refusals(pairs, tmp_path):
+    from nessa_lib.align.hparams import resolve_hparams
+    from nessa_lib.align.nessa import ridge_grid
+
+    assert ridge_grid(1e-6, 1e-1) == [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
+    assert ridge_grid(1e-3, 5e-2) == [1e-3, 1e-2]  # decades that fit below the maximum
+    assert ridge_grid(0.0, 0.0) == [0.0]
+    with pytest.raises(ValueError, match="'init_ridge' must be > 0"):
+        resolve_hparams("nessa-m2", {"init_ridge": 0.0})
+    assert resolve_hparams("nessa-m2", {"init_ridge": 0.0, "init_ridge_max": 0.0})["init_ridge"] == 0.0
+    # The chosen penalty is part of the aligner file.
+    a = align.fit("nessa-m2", pairs.x, pairs.y, pairs.speakers, seed=0, hidden_dim=8, max_epochs=2)
+    assert set(a.fit_init) == {"enroll"}
+    a.save(tmp_path / "m2.safetensors")
+    assert align.load(tmp_path / "m2.safetensors").fit_init == a.fit_init

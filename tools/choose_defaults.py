@@ -86,22 +86,28 @@ CONFIGS = {
     "m3-e80-2utt-spk64": ("nessa-m3", dict(max_epochs=80, lr=2e-3, dropout=0.2, utts_per_speaker=2)),
     "m3-e80-2utt-spk128": ("nessa-m3", dict(max_epochs=80, lr=2e-3, dropout=0.2, utts_per_speaker=2,
                                             speakers_per_batch=128)),
-    # M1/M2's epoch budget (2026-12-07), on top of the defaults of 2026-12-06 (width 128, cosine, 50 epochs at 2e-3).
-    **{f"{m}-{tag}": (f"nessa-{m}", dict(max_epochs=e, lr=lr, dropout=d, batch_size=b))
+    # M1/M2's epoch budget (2026-12-07), on top of the defaults of 2026-12-06 (width 128, cosine, 50 epochs at 2e-3,
+    # random start).
+    **{f"{m}-{tag}": (f"nessa-{m}", dict(max_epochs=e, lr=lr, dropout=d, batch_size=b, init="random"))
        for m in ("m1", "m2")
        for tag, e, lr, d, b in (("e50", 50, 2e-3, 0.1, 256), ("e40", 40, 2e-3, 0.1, 256),
                                 ("e40-lr3e-3", 40, 3e-3, 0.1, 256), ("e35-lr3e-3", 35, 3e-3, 0.1, 256),
                                 ("e30-lr4e-3", 30, 4e-3, 0.1, 256), ("e40-dropout0", 40, 2e-3, 0.0, 256),
                                 ("e50-batch512-lr3e-3", 50, 3e-3, 0.1, 512))},
     # The skip path started at the ridge least-squares map (`init: ridge`, 2026-12-07), on top of the defaults of
-    # that day (M1 40 epochs, M2 50, M3 60 at 3e-3 with dropout 0.1), for three ridge strengths.
-    **{f"{m}-ridge{r}-e{e}": (f"nessa-{m}", dict(init="ridge", init_ridge=float(r), max_epochs=e))
+    # that day (M1 40 epochs, M2 50, M3 60 at 3e-3 with dropout 0.1), for three fixed ridge strengths ...
+    **{f"{m}-ridge{r}-e{e}": (f"nessa-{m}", dict(init="ridge", init_ridge=float(r), init_ridge_max=float(r),
+                                                 max_epochs=e))
        for r in ("1e-3", "1e-4", "1e-6")
        for m, budgets in (("m1", (20, 30, 40)), ("m2", (20, 30, 50)), ("m3", (40, 60))) for e in budgets},
+    # ... and with the penalty each member chooses on its held-out speakers (1e-6 ... 0.1); M2's is the default
+    # since 2026-12-07 (session 13; docs/runs/schedule-sweep/small_fit_m2.py ran the same on small fit sets).
+    **{f"{m}-ridgeval-e{e}": (f"nessa-{m}", dict(init="ridge", init_ridge=1e-6, init_ridge_max=0.1, max_epochs=e))
+       for m, e in (("m1", 20), ("m2", 20), ("m3", 60))},
     "m1": _m("nessa-m1"),
-    "m2": _m("nessa-m2"),
+    "m2": _m("nessa-m2", init="random", max_epochs=50),  # M2's start and budget until 2026-12-07
     "m1-hidden256": _m("nessa-m1", hidden_dim=256),
-    "m2-hidden256": _m("nessa-m2", hidden_dim=256),
+    "m2-hidden256": _m("nessa-m2", hidden_dim=256, init="random", max_epochs=50),
 }
 
 

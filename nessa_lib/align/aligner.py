@@ -127,6 +127,9 @@ class Aligner:
         cosines, pair identification rate at several sample sizes), the deployment check's yardstick for a
         collapsed or scrambled space. Stored as JSON in the file's metadata like ``fit_agreement``; empty for
         aligners saved before it existed (the file format is unchanged, older files load as they did).
+    fit_init : dict
+        How the skip paths started with ``init: ridge``: the ridge penalty chosen per side (``enroll``,
+        ``runtime``) on the member's held-out speakers; empty for ``init: random`` and the closed-form methods.
     """
 
     method: str
@@ -144,6 +147,7 @@ class Aligner:
     history: list = field(default_factory=list)
     fit_agreement: dict = field(default_factory=dict)
     fit_reference: dict = field(default_factory=dict)
+    fit_init: dict = field(default_factory=dict)
 
     def _map(self, emb, side: str, model_id: str | None, source: str | None) -> np.ndarray:
         dim = self.enroll_dim if side == "enrollment" else self.runtime_dim
@@ -221,6 +225,7 @@ class Aligner:
             history=self.history,
             fit_agreement=self.fit_agreement,
             fit_reference=self.fit_reference,
+            fit_init=self.fit_init,
         )
 
     def save(self, path) -> None:
@@ -310,6 +315,7 @@ def load(path) -> Aligner:
         history=meta.get("history", []),
         fit_agreement=meta.get("fit_agreement", {}),
         fit_reference=meta.get("fit_reference", {}),
+        fit_init=meta.get("fit_init", {}),
     )
 
 

@@ -81,7 +81,7 @@ def fit(
     if method in CLOSED_FORM:
         hp, x, y, speakers = _checked(method, enroll_emb, runtime_emb, speakers, hparams)
         emap, rmap, enroll_spec, runtime_spec, shared = CLOSED_FORM[method](x, y, speakers, hp)
-        return _aligner(method, x, y, hp, (emap, rmap, enroll_spec, runtime_spec, []), int(shared), seed,
+        return _aligner(method, x, y, hp, (emap, rmap, enroll_spec, runtime_spec, [], {}), int(shared), seed,
                         enroll_model_id, runtime_model_id)
     return fit_ensemble(method, enroll_emb, runtime_emb, speakers, seeds=[seed], enroll_model_id=enroll_model_id,
                         runtime_model_id=runtime_model_id, progress=progress, device=device, **hparams)[0]
@@ -171,7 +171,7 @@ def _checked(method, enroll_emb, runtime_emb, speakers, hparams):
 
 
 def _aligner(method, x, y, hp, trained, shared, seed, enroll_model_id, runtime_model_id) -> Aligner:
-    emap, rmap, enroll_spec, runtime_spec, history = trained
+    emap, rmap, enroll_spec, runtime_spec, history, fit_init = trained
     emap.eval(), rmap.eval()
     aligner = Aligner(
         method=method,
@@ -187,6 +187,7 @@ def _aligner(method, x, y, hp, trained, shared, seed, enroll_model_id, runtime_m
         runtime_model_id=runtime_model_id,
         seed=int(seed),
         history=history,
+        fit_init=fit_init,
     )
     if len(x) > FIT_STATISTICS_ROWS:
         # A random subset of a very large fit set (seeded): the statistics are medians and percentiles.

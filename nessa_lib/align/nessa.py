@@ -137,6 +137,33 @@ def _batch_groups(codes: np.ndarray) -> np.ndarray:
 INIT_CHUNK = 1 << 16
 
 
+def _normal_equations(src: np.ndarray, dst: np.ndarray, rows: np.ndarray):
+    """``(A'A, A'T, T'T trace)`` over ``rows`` for ``A`` = unit rows of ``src`` with a column of ones, ``T`` = unit
+    rows of ``dst``; float64, accumulated over chunks of rows (a million-row set is never copied whole)."""
+    d_in, d_out = src.shape[1], dst.shape[1]
+    ata = np.zeros((d_in + 1, d_in + 1))
+    atb = np.zeros((d_in + 1, d_out))
+    ttt = 0.0
+    rows = np.asarray(rows)
+    for start in range(0, len(rows), INIT_CHUNK):
+        r = rows[start:start + INIT_CHUNK]
+        a = src[r].astype(np.float64)
+        a /= np.linalg.norm(a, axis=1, keepdims=True)
+        a = np.hstack([a, np.ones((len(a), 1))])
+        t = dst[r].astype(np.float64)
+        t /= np.linalg.norm(t, axis=1, keepdims=True)
+        ata += a.T @ a
+        atb += a.T @ t
+        ttt += float(np.einsum("ij,ij->", t, t))
+    return ata, atb, ttt
+
+
+def _ridge_solve(ata: np.ndarray, atb: np.ndarray, penalty: float) -> np.ndarray:
+    reg = penalty * np.eye(len(ata))
+    reg[-1, -1] = 0.0  # the bias is not shrunk
+    return np.linalg.solve(ata + reg, atb)
+
+
 def ridge_map(src: np.ndarray, dst: np.ndarray, rows: np.ndarray, ridge: float = 1e-6):
     """Ridge least-squares affine map from the unit rows of ``src`` to the unit rows of ``dst`` over ``rows``:
     ``(W, b)`` with ``unit(src) @ W + b ~ unit(dst)``; the penalty is ``ridge`` times the number of rows (as the
@@ -152,23 +179,61 @@ def ridge_map(src: np.ndarray, dst: np.ndarray, rows: np.ndarray, ridge: float =
     >>> bool(np.allclose(w, q) and np.allclose(b, 0, atol=1e-9))
     True
     """
-    d_in, d_out = src.shape[1], dst.shape[1]
-    ata = np.zeros((d_in + 1, d_in + 1))
-    atb = np.zeros((d_in + 1, d_out))
-    rows = np.asarray(rows)
-    for start in range(0, len(rows), INIT_CHUNK):
-        r = rows[start:start + INIT_CHUNK]
-        a = src[r].astype(np.float64)
-        a /= np.linalg.norm(a, axis=1, keepdims=True)
-        a = np.hstack([a, np.ones((len(a), 1))])
-        t = dst[r].astype(np.float64)
-        t /= np.linalg.norm(t, axis=1, keepdims=True)
-        ata += a.T @ a
-        atb += a.T @ t
-    reg = ridge * len(rows) * np.eye(d_in + 1)
-    reg[-1, -1] = 0.0
-    sol = np.linalg.solve(ata + reg, atb)
+    ata, atb, _ = _normal_equations(src, dst, rows)
+    sol = _ridge_solve(ata, atb, ridge * len(rows))
     return sol[:-1], sol[-1]
+
+
+def ridge_grid(low: float, high: float) -> list[float]:
+    """The penalties ``init: ridge`` chooses among: ``low`` and every decade above it up to ``high`` (just
+    ``[low]`` when ``high <= low``).
+
+    Examples
+    --------
+    >>> ridge_grid(1e-6, 1e-3)
+    [1e-06, 1e-05, 0.0001, 0.001]
+    >>> ridge_grid(1e-6, 0.0)
+    [1e-06]
+    """
+    if high <= low:
+        return [float(low)]
+    if low <= 0:
+        raise ValueError(f"init_ridge must be > 0 to choose among decades up to init_ridge_max ({high}), got {low}")
+    n = int(np.floor(np.log10(high / low) + 1e-9))
+    return [float(f"{low * 10.0 ** k:.12g}") for k in range(n + 1)]
+
+
+def ridge_map_select(src: np.ndarray, dst: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarray,
+                     ridges) -> tuple[np.ndarray, np.ndarray, float]:
+    """:func:`ridge_map` on ``train_rows`` with the penalty of ``ridges`` whose map has the lowest squared error
+    on ``val_rows`` (held-out speakers): ``(W, b, ridge)``. Without validation rows, or with one penalty, the
+    first penalty is used.
+
+    The squared error of every candidate comes from the validation rows' normal equations (no pass over the
+    rows per candidate): ``|AW - T|^2 = tr(W'A'AW) - 2 tr(W'A'T) + tr(T'T)``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(60, 20)); y = x @ rng.normal(size=(20, 12)) + 2 * rng.normal(size=(60, 12))
+    >>> w, b, r = ridge_map_select(x, y, np.arange(30), np.arange(30, 60), [1e-6, 1e-2])
+    >>> r  # 30 noisy rows for 21 unknowns per output: the larger penalty predicts the held-out rows better
+    0.01
+    """
+    ridges = [float(r) for r in ridges]
+    ata, atb, _ = _normal_equations(src, dst, train_rows)
+    if len(ridges) == 1 or len(val_rows) == 0:
+        sol = _ridge_solve(ata, atb, ridges[0] * len(train_rows))
+        return sol[:-1], sol[-1], ridges[0]
+    vata, vatb, vttt = _normal_equations(src, dst, val_rows)
+    best = None
+    for r in ridges:
+        sol = _ridge_solve(ata, atb, r * len(train_rows))
+        err = float(np.einsum("ij,ij->", sol, vata @ sol) - 2 * np.einsum("ij,ij->", sol, vatb) + vttt)
+        if best is None or err < best[0] - 1e-12 * abs(best[0]):
+            best = (err, sol, r)
+    _, sol, r = best
+    return sol[:-1], sol[-1], r
 
 
 def _init_skip(mlp, w: np.ndarray, b: np.ndarray) -> None:
@@ -187,7 +252,8 @@ def _dropout_generator(seed: int, device: torch.device) -> torch.Generator:
 def _train(method, x, y, speakers, hp, seeds, progress, device: str = "cpu"):
     """Train the MLP side(s) of a NESSA variant once per seed, all seeds as one stacked ensemble
     (:mod:`nessa_lib.align.ensemble`); returns one ``(enroll_map, runtime_map, enroll_spec, runtime_spec,
-    history)`` per seed, in the order of ``seeds``.
+    history, fit_init)`` per seed, in the order of ``seeds`` (``fit_init``: the ridge penalty chosen per side with
+    ``init: ridge``, else empty).
 
     Each member's initialisation (``torch.manual_seed(seed)``, then the enrollment side, then the runtime side),
     held-out speakers and batches (``numpy.random.default_rng(seed)``) are those of a fit with that seed alone, and
@@ -233,15 +299,19 @@ def _train(method, x, y, speakers, hp, seeds, progress, device: str = "cpu"):
             torch.manual_seed(s)
             emaps.append(_build_side(enroll_spec))
             rmaps.append(_build_side(runtime_spec))
+    chosen: list = [{} for _ in seeds]  # each member's ridge penalty per side (init: ridge)
     if hp["init"] == "ridge":
         # Each side's skip path starts at the least-squares map into its target space, on the member's own
         # training rows (M1: runtime -> enroll; M2: enroll -> runtime; M3: both sides -> the reference space).
         ref = x if hp.get("reference", "enroll") == "enroll" else y
         targets = {"nessa-m1": (None, x), "nessa-m2": (y, None), "nessa-m3": (ref, ref)}[method]
-        for e, (train_idx, _) in enumerate(splits):
-            for maps, src, dst in ((emaps, x, targets[0]), (rmaps, y, targets[1])):
+        grid = ridge_grid(float(hp["init_ridge"]), float(hp["init_ridge_max"]))
+        for e, (train_idx, val_idx) in enumerate(splits):
+            for side, maps, src, dst in (("enroll", emaps, x, targets[0]), ("runtime", rmaps, y, targets[1])):
                 if dst is not None:
-                    _init_skip(maps[e], *ridge_map(src, dst, train_idx, float(hp["init_ridge"])))
+                    # The penalty is chosen on the member's own held-out speakers (those of its early stopping).
+                    w, b, chosen[e][side] = ridge_map_select(src, dst, train_idx, val_idx, grid)
+                    _init_skip(maps[e], w, b)
     eside, rside = stacked_side(emaps), stacked_side(rmaps)
     sides = [sd for sd in (eside, rside) if sd is not None]
     for sd in sides:
@@ -340,5 +410,5 @@ def _train(method, x, y, speakers, hp, seeds, progress, device: str = "cpu"):
         maps = [emaps[e], rmaps[e]]
         for sd_i, side in enumerate(m for m in maps if not isinstance(m, _Identity)):
             StackedMLP.load_into(side, snap[sd_i])
-        out.append((maps[0].cpu().eval(), maps[1].cpu().eval(), enroll_spec, runtime_spec, history[e]))
+        out.append((maps[0].cpu().eval(), maps[1].cpu().eval(), enroll_spec, runtime_spec, history[e], chosen[e]))
     return out

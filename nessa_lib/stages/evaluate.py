@@ -18,7 +18,7 @@ import pandas as pd
 
 from nessa_lib import embeddings
 from nessa_lib.align.folder import load_pair
-from nessa_lib.align.hparams import METHODS
+from nessa_lib.align.hparams import METHODS, resolve_hparams
 from nessa_lib.evaluation.operating_points import DEFAULT_FARS, frr_key
 from nessa_lib.stages import schema
 from nessa_lib.stages.schema import field
@@ -57,6 +57,7 @@ class Params:
     threads: int = field(ge=1)
     asnorm: AsNormParams = field()
     chain: tuple[str, ...] = field()
+    chain_hparams: dict = field()
     pairs: dict = field(source="fit_aligners.pairs")
     methods: tuple[str, ...] = field(source="fit_aligners.methods")
     fit_splits: tuple[str, ...] = field(source="fit_aligners.fit_splits")
@@ -68,8 +69,12 @@ class Params:
         the ablation's pair is one of the pairs, the A/B case study names two different models, and AS-norm's
         top-k fits in its cohort (when the cohort's size is set; else it is checked against each fit pool), and
         the chain of upgrades is empty or at least three distinct models whose consecutive pairs are fitted with
-        M2 (:func:`chain_problems`)."""
+        M2 (:func:`chain_problems`), and ``chain_hparams`` on top of M2's hyper-parameters are valid ones."""
         out = chain_problems(self.chain, self.pairs, self.methods)
+        try:
+            resolve_hparams("nessa-m2", {**dict(self.hparams.get("nessa-m2") or {}), **dict(self.chain_hparams)})
+        except (TypeError, ValueError) as err:
+            out.append(f"evaluate.chain_hparams: {err}")
         fars = list(self.far_targets)
         if not fars or fars != sorted(set(fars)):
             out.append(f"evaluate.far_targets must be distinct FAR fractions in ascending order, at least one, "
@@ -737,14 +742,16 @@ def ablation_study(x_fit, y_fit, speakers_fit, x_eval, y_eval, utt_ids_eval, enr
 
 
 def chain_study(study: Study, chain: list, enroll: pd.DataFrame, trials: pd.DataFrame, *, fit_splits, hparams: dict,
-                fars, boot=None, timings: dict | None = None, workers: int = 1) -> pd.DataFrame:
+                fars, boot=None, timings: dict | None = None, workers: int = 1,
+                chain_hparams: dict | None = None) -> pd.DataFrame:
     """The chain-of-upgrades table (:func:`nessa_lib.evaluation.chains.chain_table`) of ``evaluate.chain``.
 
     Stored profiles enrolled with ``chain[0]`` (v1), tests by ``chain[-1]`` (vN), through every route of
     :func:`nessa_lib.chain.upgrade_routes`: stage 04's M2 aligners of each consecutive pair composed (the
     profiles migrated at each upgrade), the M2 and M3 aligners of the pair v1 -> vN where stage 04 fitted one,
     and M3 at the first upgrade followed by an M2 aligner fitted here from M3's space (on the second upgrade's
-    fit pool of ``fit_splits``, M2's ``hparams``; one fit, M3's first seed: it is the table's only fit). Each
+    fit pool of ``fit_splits``, M2's ``hparams`` with ``chain_hparams`` on top; one fit, M3's first seed: it is the
+    table's only fit). Each
     hop's M2 and M3 aligners are rows of their own (what each hop costs). An empty ``chain`` gives an empty table.
     ``timings`` gets the seconds of the fit from M3's space (``fit_s``); ``workers`` processes run the legs'
     bootstraps.
@@ -772,7 +779,8 @@ def chain_study(study: Study, chain: list, enroll: pd.DataFrame, trials: pd.Data
         pool = study.fit_pool(chain[1], chain[2], fit_splits)
         from_space = chains_of_aligners.fit_from_spaces(
             "nessa-m2", hops[0]["nessa-m3"][:1], pool.x, pool.y, pool.speaker_ids,
-            runtime_model_id=pool.runtime_model_id, timings=fit_s, **hparams.get("nessa-m2", {}))
+            runtime_model_id=pool.runtime_model_id, timings=fit_s,
+            **{**hparams.get("nessa-m2", {}), **(chain_hparams or {})})
     routes = chains_of_aligners.upgrade_routes(hops, direct=direct, from_m3_space=from_space)
     embs, ids = chain_embeddings(study, chain)
     if timings is not None:
