@@ -269,3 +269,25 @@ def test_check_table_has_the_new_columns_and_flags_a_synthetic_collapse(fitted):
             "gain_hi", "problems"} <= set(t.columns)
     assert t["flagged"].tolist() == [False, True] and t["pair_id_size"].tolist() == [128, 128]
     assert t.loc[("nessa-m2", "synthetic collapse"), "problems"].startswith("collapse; pair identification")
+
+
+def test_check_flags_a_least_squares_start_fed_inputs_unlike_its_fit_data():
+    """The failure the chain's fit from M3's space ran into (docs/runs/schedule-sweep): M2's skip path starts at a
+    nearly unregularised least-squares map, which puts large weights on directions the fit data barely uses; the
+    traffic it then meets has energy there. The same draw without that energy passes."""
+    rng = np.random.default_rng(0)
+    n_spk, k, d = 60, 6, 24
+    spk = np.repeat(np.arange(n_spk), 8)
+    centers = rng.normal(size=(n_spk, k))
+    a_x, b_y = rng.normal(size=(k, d)), rng.normal(size=(k, d))
+
+    def sample(outside):  # X: a noisy view of the latent voice, plus `outside` energy in every direction
+        lat = centers[spk] + 0.1 * rng.normal(size=(len(spk), k))
+        x = (lat + 0.4 * rng.normal(size=lat.shape)) @ a_x + outside * rng.normal(size=(len(spk), d))
+        return x, np.tanh(lat @ b_y) + 0.02 * rng.normal(size=(len(spk), d))
+
+    a = align.fit("nessa-m2", *sample(0.02), spk, seed=0, hidden_dim=32, init="ridge", init_ridge=1e-6,
+                  init_ridge_max=1e-6)
+    assert deployment_check(a, *sample(0.02), spk, n_rounds=100).ok
+    bad = deployment_check(a, *sample(1.0), spk, n_rounds=100)
+    assert not bad.ok and {"agreement", "pair identification"} <= set(names(bad))

@@ -206,8 +206,9 @@ def ridge_grid(low: float, high: float) -> list[float]:
 def ridge_map_select(src: np.ndarray, dst: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarray,
                      ridges) -> tuple[np.ndarray, np.ndarray, float]:
     """:func:`ridge_map` on ``train_rows`` with the penalty of ``ridges`` whose map has the lowest squared error
-    on ``val_rows`` (held-out speakers): ``(W, b, ridge)``. Without validation rows, or with one penalty, the
-    first penalty is used.
+    on ``val_rows`` (held-out speakers): ``(W, b, ridge)``. With one penalty, that one; without validation rows
+    (too few speakers to hold some out) the largest, since only a tiny fit set has none and the smallest penalty
+    overfits it most.
 
     The squared error of every candidate comes from the validation rows' normal equations (no pass over the
     rows per candidate): ``|AW - T|^2 = tr(W'A'AW) - 2 tr(W'A'T) + tr(T'T)``.
@@ -223,8 +224,9 @@ def ridge_map_select(src: np.ndarray, dst: np.ndarray, train_rows: np.ndarray, v
     ridges = [float(r) for r in ridges]
     ata, atb, _ = _normal_equations(src, dst, train_rows)
     if len(ridges) == 1 or len(val_rows) == 0:
-        sol = _ridge_solve(ata, atb, ridges[0] * len(train_rows))
-        return sol[:-1], sol[-1], ridges[0]
+        r = ridges[0] if len(ridges) == 1 else max(ridges)
+        sol = _ridge_solve(ata, atb, r * len(train_rows))
+        return sol[:-1], sol[-1], r
     vata, vatb, vttt = _normal_equations(src, dst, val_rows)
     best = None
     for r in ridges:
