@@ -163,3 +163,13 @@ def test_ablation_study_curves_per_method_and_setting():
                                      n_speakers=(5, 10, None), utts_per_speaker=(None,), seed=0, hparams={},
                                      boot=boot)
     assert curves3 == {} and tg3.empty and list(tg3.columns)[:3] == ["method", "utts_per_speaker", "target"]
+
+
+def test_a_crossing_far_beyond_the_measured_voices_reads_as_out_of_reach():
+    # Levels off at 80.5 %: 0.805 - 3.7 n^-0.257 = 0.8 at n = (3.7 / 0.005) ** (1 / 0.257), about 1.5e11 voices.
+    f = lcm.SaturatingCurve(a=0.805, b=3.7, c=0.257)
+    row = lcm._target_row("m", 0.8, f, [f], largest=800)
+    assert row["voices"] == pytest.approx((3.7 / 0.005) ** (1 / 0.257))
+    assert row["statement"].startswith("m does not reach 80 % of the gain within reach") and "1.5e+11" in row["statement"]
+    near = lcm._target_row("m", 0.6, f, [f], largest=800)  # 3.7 n^-0.257 = 0.205: n about 7.8e4, below 100 x 800
+    assert near["statement"].startswith("m reaches 60 % of the gain at about")

@@ -511,6 +511,10 @@ def _quantile(values, q: float) -> float:
     return float(np.quantile(v, q, method="inverted_cdf")) if v.size else float("nan")
 
 
+#: Beyond this many times the largest fit set measured, a target's crossing is read as out of reach.
+OUT_OF_REACH = 100
+
+
 def _target_row(method: str, target: float, curve: SaturatingCurve, rounds, largest: float) -> dict:
     """The voices needed for one target share, its interval over the rounds' curves and a sentence."""
     n = voices_for_share(curve, target)
@@ -521,6 +525,12 @@ def _target_row(method: str, target: float, curve: SaturatingCurve, rounds, larg
     if math.isinf(n):
         text = (f"{method} does not reach {pct} of the gain: its fitted curve levels off at {100 * curve.a:.1f} % "
                 f"({100 * never:.0f} % of the bootstrap curves never reach it either).")
+    elif n > OUT_OF_REACH * largest:
+        # A curve that levels off just above the target crosses it at absurd sizes (1e11 voices): say so instead
+        # of printing the number as if it were a plan.
+        text = (f"{method} does not reach {pct} of the gain within reach: its fitted curve levels off at "
+                f"{100 * curve.a:.1f} % and crosses {pct} only at about {n:.1e} voices, more than {OUT_OF_REACH} times "
+                f"the {largest:,.0f} measured ({100 * never:.0f} % of the bootstrap curves never reach it).")
     else:
         span = "at least " + f"{lo:,.0f}" if math.isinf(hi) else f"{lo:,.0f}-{hi:,.0f}"
         text = f"{method} reaches {pct} of the gain at about {n:,.0f} voices (95 % interval {span}"
