@@ -204,7 +204,8 @@ def resolve_hparams(method: str, hparams: dict) -> dict:
            for name, default in defaults.items()}
     for name in hparams:
         _check_range(method, name, out[name])
-    if out.get("init_ridge_max", 0.0) > out.get("init_ridge", 0.0) == 0.0:
+    low, high = out.get("init_ridge", 0.0), out.get("init_ridge_max", 0.0)
+    if high > low and low == 0.0:  # decades of 0 are all 0
         raise ValueError(f"{method} hyper-parameter 'init_ridge' must be > 0 when the penalty is chosen among its "
                          f"decades up to init_ridge_max ({out['init_ridge_max']}); set init_ridge_max: 0 for no penalty")
     return out
