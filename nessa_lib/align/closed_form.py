@@ -49,13 +49,26 @@ def _fit_identity(x, y, speakers, hp):
     return _Identity(), _Identity(), spec, spec, dx
 
 
+def ridge_solve(ata: np.ndarray, atb: np.ndarray, penalty: float) -> np.ndarray:
+    """Solve the ridge normal equations ``(A'A + penalty I) W = A'T`` where ``A``'s last column is the bias (ones),
+    which is not shrunk; the ``linear`` aligner and NESSA's least-squares start share it.
+
+    Examples
+    --------
+    >>> a = np.hstack([np.eye(2), np.ones((2, 1))]); a = np.vstack([a, [0.0, 0.0, 1.0]])
+    >>> ridge_solve(a.T @ a, a.T @ np.array([[2.0], [3.0], [1.0]]), 0.0).ravel().round(6).tolist()
+    [1.0, 2.0, 1.0]
+    """
+    reg = penalty * np.eye(len(ata))
+    reg[-1, -1] = 0.0  # do not shrink the bias
+    return np.linalg.solve(ata + reg, atb)
+
+
 def _fit_linear(x, y, speakers, hp):
     dx, dy = x.shape[1], y.shape[1]
     # Ridge least squares Y -> X with a bias column; the runtime side moves, as in M1.
     ya = np.hstack([y, np.ones((len(y), 1))])
-    reg = hp["ridge"] * len(y) * np.eye(dy + 1)
-    reg[-1, -1] = 0.0  # do not shrink the bias
-    w = np.linalg.solve(ya.T @ ya + reg, ya.T @ x)
+    w = ridge_solve(ya.T @ ya, ya.T @ x, hp["ridge"] * len(y))
     runtime_spec = _affine_spec(dy, dx)
     emap, rmap, shared = _Identity(), _set_affine(_Affine(dy, dx), w[:-1].T, w[-1]), dx
     return emap, rmap, {"kind": "identity"}, runtime_spec, shared

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from nessa_lib.align.aligner import _build_side, _Identity, _normalize
+from nessa_lib.align.closed_form import ridge_solve
 from nessa_lib.losses import supcon_loss
 
 logger = logging.getLogger(__name__)
@@ -158,12 +159,6 @@ def _normal_equations(src: np.ndarray, dst: np.ndarray, rows: np.ndarray):
     return ata, atb, ttt
 
 
-def _ridge_solve(ata: np.ndarray, atb: np.ndarray, penalty: float) -> np.ndarray:
-    reg = penalty * np.eye(len(ata))
-    reg[-1, -1] = 0.0  # the bias is not shrunk
-    return np.linalg.solve(ata + reg, atb)
-
-
 def ridge_map(src: np.ndarray, dst: np.ndarray, rows: np.ndarray, ridge: float = 1e-6):
     """Ridge least-squares affine map from the unit rows of ``src`` to the unit rows of ``dst`` over ``rows``:
     ``(W, b)`` with ``unit(src) @ W + b ~ unit(dst)``; the penalty is ``ridge`` times the number of rows (as the
@@ -180,7 +175,7 @@ def ridge_map(src: np.ndarray, dst: np.ndarray, rows: np.ndarray, ridge: float =
     True
     """
     ata, atb, _ = _normal_equations(src, dst, rows)
-    sol = _ridge_solve(ata, atb, ridge * len(rows))
+    sol = ridge_solve(ata, atb, ridge * len(rows))
     return sol[:-1], sol[-1]
 
 
@@ -225,12 +220,12 @@ def ridge_map_select(src: np.ndarray, dst: np.ndarray, train_rows: np.ndarray, v
     ata, atb, _ = _normal_equations(src, dst, train_rows)
     if len(ridges) == 1 or len(val_rows) == 0:
         r = ridges[0] if len(ridges) == 1 else max(ridges)
-        sol = _ridge_solve(ata, atb, r * len(train_rows))
+        sol = ridge_solve(ata, atb, r * len(train_rows))
         return sol[:-1], sol[-1], r
     vata, vatb, vttt = _normal_equations(src, dst, val_rows)
     best = None
     for r in ridges:
-        sol = _ridge_solve(ata, atb, r * len(train_rows))
+        sol = ridge_solve(ata, atb, r * len(train_rows))
         err = float(np.einsum("ij,ij->", sol, vata @ sol) - 2 * np.einsum("ij,ij->", sol, vatb) + vttt)
         if best is None or err < best[0] - 1e-12 * abs(best[0]):
             best = (err, sol, r)
